@@ -1,0 +1,24 @@
+#pragma once
+// Y[t, r] = dot(W[r, :], X[t, :]) for every token row t and weight row r.
+//
+// Batch invariance: each output element is one dot product whose summation order depends only
+// on the row length (fixed-width SIMD lanes over k, then a fixed lane reduction, then the scalar
+// tail), never on how many tokens are in the batch, how tokens and rows are tiled, or how rows
+// are split across threads. So a sequence's results are bitwise identical alone or in any batch.
+// This is why the engine does not call a BLAS gemm, whose blocking varies with the shape.
+#include <cstdint>
+
+#include "model/weights.h"
+#include "util/thread_pool.h"
+
+namespace fleet {
+
+// X: [n_tokens, W.cols] f32, row stride W.cols. Y: [n_tokens, W.rows] f32.
+void matmul(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
+
+}  // namespace fleet
+
+namespace fleet {
+// dot(a, b) over n floats in the same fixed order as matmul's rows.
+float dot_f32(const float* a, const float* b, int64_t n);
+}  // namespace fleet

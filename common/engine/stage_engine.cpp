@@ -1,0 +1,208 @@
+#include "engine/stage_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "engine/matmul.h"
+
+namespace fleet {
+
+namespace {
+
+// out = x / sqrt(mean(x^2) + eps) * w, in a fixed order per row.
+void rmsnorm(const float* x, const float* w, int n, float eps, float* out) {
+  float ss = dot_f32(x, x, n);
+  const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+void add_bias(float* rows, int64_t n_rows, const std::vector<float>& b) {
+  if (b.empty()) return;
+  const size_t d = b.size();
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (size_t i = 0; i < d; ++i) rows[static_cast<size_t>(r) * d + i] += b[i];
+}
+
+// Llama 3's frequency-dependent RoPE scaling (rope_scaling.rope_type == "llama3").
+void apply_llama3_scaling(std::vector<float>& inv_freq, const RopeScaling& s) {
+  const double low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+  const double high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  for (float& f : inv_freq) {
+    const double wavelen = 2 * M_PI / f;
+    if (wavelen < high_wavelen) continue;
+    if (wavelen > low_wavelen) {
+      f = static_cast<float>(f / s.factor);
+    } else {
+      const double smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) /
+                            (s.high_freq_factor - s.low_freq_factor);
+      f = static_cast<float>((1 - smooth) * f / s.factor + smooth * f);
+    }
+  }
+}
+
+}  // namespace
+
+StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads)
+    : w_(std::move(weights)), pool_(n_threads) {
+  const ModelConfig& c = w_->config;
+  const int half = c.head_dim / 2;
+  inv_freq_.resize(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i)
+    inv_freq_[static_cast<size_t>(i)] =
+        1.0f / std::pow(static_cast<float>(c.rope_theta), static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
+  if (c.rope_scaling.factor > 0) apply_llama3_scaling(inv_freq_, c.rope_scaling);
+}
+
+std::unique_ptr<KVCache> StageEngine::new_cache(int max_len) const {
+  const ModelConfig& c = w_->config;
+  return std::make_unique<KVCache>(static_cast<int>(w_->layers.size()), c.kv_dim(),
+                                   max_len > 0 ? std::min(max_len, c.max_seq_len) : c.max_seq_len);
+}
+
+void StageEngine::embed(std::span<const int32_t> tokens, float* hidden) const {
+  if (!w_->has_embedding()) throw std::runtime_error("embed: this stage does not hold the embedding (layers start at " +
+                                                     std::to_string(w_->layer_begin) + ")");
+  const int dim = w_->config.dim;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t t = tokens[i];
+    if (t < 0 || t >= w_->config.vocab_size)
+      throw std::runtime_error("token id " + std::to_string(t) + " is outside the vocabulary of " +
+                               std::to_string(w_->config.vocab_size));
+    w_->embedding.row_to_f32(t, hidden + i * static_cast<size_t>(dim));
+  }
+}
+
+void StageEngine::rope(float* vecs, int n_heads, int pos) const {
+  const int hd = w_->config.head_dim, half = hd / 2;
+  const bool adjacent = w_->config.rope_layout == RopeLayout::Adjacent;
+  for (int i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(pos) * inv_freq_[static_cast<size_t>(i)];
+    const float c = std::cos(angle), s = std::sin(angle);
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = vecs + h * hd;
+      const int a = adjacent ? 2 * i : i, b = adjacent ? 2 * i + 1 : i + half;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+void StageEngine::attention(const LayerWeights& lw, int slot, std::span<const SeqChunk> batch,
+                            const std::vector<int>& pos, std::vector<float>& q, std::vector<float>& k,
+                            std::vector<float>& v, std::vector<float>& out) {
+  const ModelConfig& c = w_->config;
+  const int hd = c.head_dim, nh = c.n_heads, nkv = c.n_kv_heads, Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t T = static_cast<int64_t>(pos.size());
+  add_bias(q.data(), T, lw.bq);
+  add_bias(k.data(), T, lw.bk);
+  add_bias(v.data(), T, lw.bv);
+  // Per-head RMSNorm (Qwen3), then RoPE, then append K/V to each sequence's cache.
+  int64_t row = 0;
+  for (const SeqChunk& ch : batch) {
+    for (int i = 0; i < ch.n_tokens; ++i, ++row) {
+      float* qr = q.data() + row * Q;
+      float* kr = k.data() + row * KV;
+      if (!lw.q_norm.empty()) {
+        for (int h = 0; h < nh; ++h) rmsnorm(qr + h * hd, lw.q_norm.data(), hd, c.rms_eps, qr + h * hd);
+        for (int h = 0; h < nkv; ++h) rmsnorm(kr + h * hd, lw.k_norm.data(), hd, c.rms_eps, kr + h * hd);
+      }
+      rope(qr, nh, pos[static_cast<size_t>(row)]);
+      rope(kr, nkv, pos[static_cast<size_t>(row)]);
+      std::copy(kr, kr + KV, ch.cache->k(slot, ch.start_pos + i));
+      std::copy(v.data() + row * KV, v.data() + (row + 1) * KV, ch.cache->v(slot, ch.start_pos + i));
+    }
+  }
+  // Causal attention: token at position p attends to positions [0, p] of its own sequence.
+  std::vector<const KVCache*> row_cache(static_cast<size_t>(T));
+  row = 0;
+  for (const SeqChunk& ch : batch)
+    for (int i = 0; i < ch.n_tokens; ++i) row_cache[static_cast<size_t>(row++)] = ch.cache;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int group = nh / nkv;
+  pool_.parallel_for(static_cast<size_t>(T * nh), [&](size_t b, size_t e) {
+    std::vector<float> scores;
+    for (size_t job = b; job < e; ++job) {
+      const int64_t r = static_cast<int64_t>(job) / nh;
+      const int h = static_cast<int>(static_cast<int64_t>(job) % nh), kvh = h / group;
+      const int p = pos[static_cast<size_t>(r)];
+      const KVCache* cache = row_cache[static_cast<size_t>(r)];
+      const float* qh = q.data() + r * Q + h * hd;
+      scores.resize(static_cast<size_t>(p) + 1);
+      float mx = -INFINITY;
+      for (int j = 0; j <= p; ++j) {
+        scores[static_cast<size_t>(j)] = dot_f32(qh, cache->k(slot, j) + kvh * hd, hd) * scale;
+        mx = std::max(mx, scores[static_cast<size_t>(j)]);
+      }
+      float sum = 0;
+      for (int j = 0; j <= p; ++j) {
+        scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - mx);
+        sum += scores[static_cast<size_t>(j)];
+      }
+      const float inv = 1.0f / sum;
+      float* o = out.data() + r * Q + h * hd;
+      std::fill(o, o + hd, 0.0f);
+      for (int j = 0; j <= p; ++j) {
+        const float a = scores[static_cast<size_t>(j)] * inv;
+        const float* vj = cache->v(slot, j) + kvh * hd;
+        for (int d = 0; d < hd; ++d) o[d] += a * vj[d];
+      }
+    }
+  });
+}
+
+void StageEngine::forward_layers(std::span<const SeqChunk> batch, float* hidden) {
+  const ModelConfig& c = w_->config;
+  const int D = c.dim, F = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
+  std::vector<int> pos;
+  for (const SeqChunk& ch : batch) {
+    if (!ch.cache) throw std::runtime_error("forward_layers: a sequence has no KV cache");
+    if (ch.n_tokens <= 0) throw std::runtime_error("forward_layers: empty chunk");
+    if (ch.start_pos > ch.cache->length())
+      throw std::runtime_error("forward_layers: step starts at position " + std::to_string(ch.start_pos) +
+                               " but the KV cache holds only " + std::to_string(ch.cache->length()) + " tokens");
+    ch.cache->reserve(ch.start_pos + ch.n_tokens);
+    ch.cache->truncate(ch.start_pos);  // a replayed step overwrites what it computed before
+    for (int i = 0; i < ch.n_tokens; ++i) pos.push_back(ch.start_pos + i);
+  }
+  const int64_t T = static_cast<int64_t>(pos.size());
+  std::vector<float> xb(static_cast<size_t>(T * D)), q(static_cast<size_t>(T * Q)), k(static_cast<size_t>(T * KV)),
+      v(static_cast<size_t>(T * KV)), att(static_cast<size_t>(T * Q)), proj(static_cast<size_t>(T * D)),
+      gate(static_cast<size_t>(T * F)), up(static_cast<size_t>(T * F));
+  for (size_t slot = 0; slot < w_->layers.size(); ++slot) {
+    const LayerWeights& lw = w_->layers[slot];
+    for (int64_t r = 0; r < T; ++r) rmsnorm(hidden + r * D, lw.attn_norm.data(), D, c.rms_eps, xb.data() + r * D);
+    matmul(lw.wq, xb.data(), T, q.data(), pool_);
+    matmul(lw.wk, xb.data(), T, k.data(), pool_);
+    matmul(lw.wv, xb.data(), T, v.data(), pool_);
+    attention(lw, static_cast<int>(slot), batch, pos, q, k, v, att);
+    matmul(lw.wo, att.data(), T, proj.data(), pool_);
+    for (int64_t i = 0; i < T * D; ++i) hidden[i] += proj[static_cast<size_t>(i)];
+
+    for (int64_t r = 0; r < T; ++r) rmsnorm(hidden + r * D, lw.ffn_norm.data(), D, c.rms_eps, xb.data() + r * D);
+    matmul(lw.w_gate, xb.data(), T, gate.data(), pool_);
+    matmul(lw.w_up, xb.data(), T, up.data(), pool_);
+    for (int64_t i = 0; i < T * F; ++i) {
+      const float g = gate[static_cast<size_t>(i)];
+      gate[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * up[static_cast<size_t>(i)];
+    }
+    matmul(lw.w_down, gate.data(), T, proj.data(), pool_);
+    for (int64_t i = 0; i < T * D; ++i) hidden[i] += proj[static_cast<size_t>(i)];
+  }
+  for (const SeqChunk& ch : batch) ch.cache->set_length(ch.start_pos + ch.n_tokens);
+}
+
+void StageEngine::head(const float* hidden, std::span<const int64_t> rows, float* logits) {
+  if (!w_->has_head())
+    throw std::runtime_error("head: this stage does not hold the output head (layers end at " +
+                             std::to_string(w_->layer_end) + ")");
+  const int D = w_->config.dim;
+  std::vector<float> xb(rows.size() * static_cast<size_t>(D));
+  for (size_t i = 0; i < rows.size(); ++i)
+    rmsnorm(hidden + rows[i] * D, w_->final_norm.data(), D, w_->config.rms_eps, xb.data() + i * static_cast<size_t>(D));
+  matmul(w_->head, xb.data(), static_cast<int64_t>(rows.size()), logits, pool_);
+}
+
+}  // namespace fleet

@@ -1,0 +1,92 @@
+#include "generate/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+#include "sampling/stop_matcher.h"
+
+namespace fleet {
+
+std::vector<int32_t> default_stop_tokens(const ModelConfig& config, const Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  for (int32_t id : {config.eos_token_id, tok.eos_id()})
+    if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  if (config.rope_layout == RopeLayout::Adjacent && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+  return ids;
+}
+
+std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text) {
+  EncodeOptions opt;
+  opt.add_bos = true;
+  return tok.encode(text, opt);
+}
+
+GenerateResult generate(StageEngine& engine, const Tokenizer& tok, const std::vector<int32_t>& prompt,
+                        const GenerateParams& params, const std::function<void(const std::string&)>& on_text) {
+  const ModelConfig& c = engine.config();
+  if (engine.layer_begin() != 0 || engine.layer_end() != c.n_layers)
+    throw std::runtime_error("generate needs the whole model in one engine");
+  if (prompt.empty()) throw std::runtime_error("generate: empty prompt (at least BOS is needed)");
+  if (params.max_tokens < 0) throw std::runtime_error("max_tokens must be >= 0");
+  const std::vector<int32_t> stops =
+      params.stop_token_ids.empty() ? default_stop_tokens(c, tok) : params.stop_token_ids;
+  auto cache = engine.new_cache();
+  if (static_cast<int>(prompt.size()) > cache->max_len())
+    throw std::runtime_error("prompt of " + std::to_string(prompt.size()) + " tokens exceeds the context length " +
+                             std::to_string(cache->max_len()));
+
+  GenerateResult res;
+  res.prompt_tokens = static_cast<int>(prompt.size());
+  StreamDecoder decoder(tok);
+  StopMatcher stop_matcher(params.stop);
+  auto emit = [&](const std::string& s) {
+    if (s.empty()) return;
+    res.text += s;
+    if (on_text) on_text(s);
+  };
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  std::vector<float> hidden, logits(static_cast<size_t>(c.vocab_size));
+  // Runs tokens [pos, pos + n) through every layer; returns the logits of the last one.
+  auto step = [&](const int32_t* tokens, int pos, int n) {
+    hidden.resize(static_cast<size_t>(n) * c.dim);
+    engine.embed({tokens, static_cast<size_t>(n)}, hidden.data());
+    SeqChunk chunk{cache.get(), pos, n};
+    engine.forward_layers({&chunk, 1}, hidden.data());
+    const int64_t last = n - 1;
+    engine.head(hidden.data(), {&last, 1}, logits.data());
+  };
+  const int chunk = std::max(1, params.prefill_chunk);
+  for (int pos = 0; pos < static_cast<int>(prompt.size()); pos += chunk)
+    step(prompt.data() + pos, pos, std::min(chunk, static_cast<int>(prompt.size()) - pos));
+  const auto t1 = clock::now();
+  res.finish_reason = "length";
+  int pos = static_cast<int>(prompt.size());
+  for (int i = 0; i < params.max_tokens; ++i) {
+    const int32_t next = sample_token(logits, params.sampling, static_cast<uint64_t>(i));
+    if (std::find(stops.begin(), stops.end(), next) != stops.end()) {
+      res.finish_reason = "stop";
+      break;
+    }
+    res.tokens.push_back(next);
+    emit(stop_matcher.push(decoder.push(next)));
+    if (stop_matcher.stopped()) {
+      res.finish_reason = "stop";
+      break;
+    }
+    if (i + 1 == params.max_tokens) break;
+    if (pos >= cache->max_len()) break;  // context full
+    step(&next, pos, 1);
+    ++pos;
+  }
+  if (!stop_matcher.stopped()) {
+    emit(stop_matcher.push(decoder.flush()));
+    emit(stop_matcher.flush());
+  }
+  res.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  res.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return res;
+}
+
+}  // namespace fleet

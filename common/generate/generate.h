@@ -1,0 +1,44 @@
+#pragma once
+// Text generation in one process: prefill the prompt in chunks, then decode one token at a
+// time, sampling with the request's parameters, until a stop token, a stop string or
+// max_tokens. It calls the same separable steps (embed, forward_layers, head, sample) that
+// the stage workers run, so its output is the reference the fleet is tested against.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/stage_engine.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fleet {
+
+struct GenerateParams {
+  int max_tokens = 256;
+  SamplingParams sampling;
+  std::vector<std::string> stop;       // stop strings (not included in the text)
+  std::vector<int32_t> stop_token_ids; // empty: the model's defaults (see default_stop_tokens)
+  int prefill_chunk = 256;             // prompt tokens per forward call
+};
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated ids, stop token excluded
+  std::string text;
+  std::string finish_reason;    // "stop" or "length"
+  int prompt_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+// EOS, and for llama2.c checkpoints BOS too (llama2.c stops when BOS is sampled).
+std::vector<int32_t> default_stop_tokens(const ModelConfig& config, const Tokenizer& tok);
+
+// Encodes a prompt as llama2.c does: BOS first, then the text's tokens.
+std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text);
+
+// engine must hold the whole model ([0, n_layers)). on_text receives text as it becomes final.
+GenerateResult generate(StageEngine& engine, const Tokenizer& tok, const std::vector<int32_t>& prompt,
+                        const GenerateParams& params,
+                        const std::function<void(const std::string&)>& on_text = nullptr);
+
+}  // namespace fleet

@@ -1,0 +1,146 @@
+// `fleet synth`: Hugging Face directories with random weights of realistic shapes, for speed
+// and memory work where real weights of that size are not available.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model_writer.h"
+#include "model/safetensors_writer.h"
+
+namespace fleet {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+ModelConfig shape(const char* arch, int dim, int hidden, int layers, int heads, int kv_heads, int vocab, int ctx,
+                  bool tied) {
+  ModelConfig c;
+  c.architecture = arch;
+  c.dim = dim;
+  c.hidden_dim = hidden;
+  c.n_layers = layers;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.head_dim = dim / heads;
+  c.vocab_size = vocab;
+  c.max_seq_len = ctx;
+  c.tie_embeddings = tied;
+  c.rms_eps = 1e-5f;
+  c.bos_token_id = 1;
+  c.eos_token_id = 2;
+  return c;
+}
+
+const std::map<std::string, ModelConfig>& shapes() {
+  static const std::map<std::string, ModelConfig> m = [] {
+    std::map<std::string, ModelConfig> s;
+    // llama2.c's stories110M: dim 768, 12 layers, MHA, 32k vocabulary, tied head.
+    s["llama2c-110m"] = shape("LlamaForCausalLM", 768, 2048, 12, 12, 12, 32000, 1024, true);
+    // TinyLlama-1.1B: dim 2048, 22 layers, GQA 32/4, 32k vocabulary.
+    s["llama-1b"] = shape("LlamaForCausalLM", 2048, 5632, 22, 32, 4, 32000, 2048, false);
+    // Small shapes exercising each supported architecture's features (tests).
+    ModelConfig l3 = shape("LlamaForCausalLM", 128, 320, 4, 8, 2, 1024, 8192, false);
+    l3.rope_theta = 500000;
+    l3.rope_scaling = {8.0, 1.0, 4.0, 64.0};  // small original context so every branch is used
+    s["tiny-llama3"] = l3;
+    ModelConfig mistral = shape("MistralForCausalLM", 128, 352, 3, 4, 2, 1000, 4096, false);
+    s["tiny-mistral"] = mistral;
+    ModelConfig q2 = shape("Qwen2ForCausalLM", 96, 224, 3, 6, 2, 1100, 4096, true);
+    q2.qkv_bias = true;
+    q2.rope_theta = 1000000;
+    s["tiny-qwen2"] = q2;
+    ModelConfig q3 = shape("Qwen3ForCausalLM", 128, 384, 3, 4, 2, 1200, 4096, true);
+    q3.qk_norm = true;
+    q3.head_dim = 48;  // Qwen3 decouples head_dim from dim / n_heads
+    q3.rope_theta = 1000000;
+    s["tiny-qwen3"] = q3;
+    return s;
+  }();
+  return m;
+}
+
+// splitmix64 stream seeded by (seed, tensor name): values do not depend on file order.
+struct Rng {
+  uint64_t s;
+  Rng(uint64_t seed, const std::string& name) : s(seed ^ 0x6a09e667f3bcc909ULL) {
+    for (unsigned char ch : name) s = (s ^ ch) * 0x100000001b3ULL;
+  }
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f * 2.f - 1.f; }  // [-1, 1)
+};
+
+}  // namespace
+
+std::vector<std::string> synth_shape_names() {
+  std::vector<std::string> n;
+  for (auto& [k, v] : shapes()) n.push_back(k);
+  return n;
+}
+
+ModelConfig synth_shape(const std::string& name) {
+  auto it = shapes().find(name);
+  if (it == shapes().end()) {
+    std::string known;
+    for (auto& n : synth_shape_names()) known += (known.empty() ? "" : ", ") + n;
+    throw std::runtime_error("unknown synthetic shape '" + name + "' (known: " + known + ")");
+  }
+  return it->second;
+}
+
+void write_synthetic_model(const ModelConfig& c, DType dtype, uint64_t seed, const std::string& out_dir,
+                           uint64_t shard_bytes) {
+  if (dtype != DType::F32 && dtype != DType::BF16) throw std::runtime_error("synth: dtype must be f32 or bf16");
+  c.validate("synthetic shape");
+  fs::create_directories(out_dir);
+  const size_t elem = dtype == DType::F32 ? 4 : 2;
+  // Uniform weights with the standard deviation of common initialisations (0.02); norms near 1.
+  const float amp = 0.02f * std::sqrt(3.0f);
+  std::vector<std::vector<TensorSpec>> shards(1);
+  uint64_t shard_size = 0;
+  for (const auto& ts : hf_tensor_shapes(c)) {
+    uint64_t n = 1;
+    for (int64_t d : ts.shape) n *= static_cast<uint64_t>(d);
+    if (shard_size > 0 && shard_size + n * elem > shard_bytes) {
+      shards.emplace_back();
+      shard_size = 0;
+    }
+    shard_size += n * elem;
+    const bool is_norm = ts.shape.size() == 1 && ts.name.find("bias") == std::string::npos;
+    shards.back().push_back({ts.name, dtype, ts.shape, [=](std::vector<uint8_t>& out) {
+                               Rng rng(seed, ts.name);
+                               std::vector<float> v(n);
+                               for (auto& x : v) x = is_norm ? 1.0f + 0.1f * rng.uniform() : amp * rng.uniform();
+                               encode_f32(v.data(), v.size(), dtype, out);
+                             }});
+  }
+  const std::string torch_dtype = dtype == DType::F32 ? "float32" : "bfloat16";
+  if (shards.size() == 1) {
+    write_safetensors((fs::path(out_dir) / "model.safetensors").string(), shards[0]);
+  } else {
+    nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+    for (size_t i = 0; i < shards.size(); ++i) {
+      char name[64];
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+      write_safetensors((fs::path(out_dir) / name).string(), shards[i]);
+      for (const auto& t : shards[i]) index["weight_map"][t.name] = name;
+    }
+    std::ofstream(fs::path(out_dir) / "model.safetensors.index.json") << index.dump(2) << "\n";
+  }
+  nlohmann::json cfg = c.to_hf_json(torch_dtype);
+  cfg["fleet_synthetic"] = {{"seed", seed}};
+  std::ofstream out(fs::path(out_dir) / "config.json", std::ios::trunc);
+  out << cfg.dump(2) << "\n";
+  if (!out) throw std::runtime_error(out_dir + "/config.json: write failed");
+}
+
+}  // namespace fleet

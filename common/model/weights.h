@@ -1,0 +1,83 @@
+#pragma once
+// The weights one stage holds: layers [begin, end) of a model, plus the embedding when
+// begin == 0 and the final norm and output head when end == n_layers. Nothing else of the
+// checkpoint is read. Matrices stay zero-copy views of the mapped file when the requested
+// in-memory dtype equals the file's, and are converted (or quantized to Q8_0) otherwise.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/dtype.h"
+#include "model/model_config.h"
+#include "model/tensor_store.h"
+
+namespace fleet {
+
+// A row-major [rows, cols] weight matrix. For Q8_0, `data` holds rows * blocks_per_row() * 32
+// int8 values (the last block of a row zero-padded) and `scales` rows * blocks_per_row() floats.
+struct Matrix {
+  Matrix() = default;
+  Matrix(Matrix&&) = default;             // moving keeps `data` pointing into `owned`
+  Matrix& operator=(Matrix&&) = default;
+  Matrix(const Matrix&) = delete;
+  Matrix& operator=(const Matrix&) = delete;
+
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  const float* scales = nullptr;
+  std::vector<uint8_t> owned;        // storage when converted
+  std::vector<float> owned_scales;   // Q8_0 scales
+
+  int64_t blocks_per_row() const { return (cols + kQ8Block - 1) / kQ8Block; }
+  size_t bytes() const;  // bytes this matrix occupies in memory
+  // Row r as f32 (exact for f32/bf16; dequantized for Q8_0).
+  void row_to_f32(int64_t r, float* out) const;
+};
+
+struct LayerWeights {
+  int index = 0;
+  std::vector<float> attn_norm, ffn_norm;  // [dim]
+  Matrix wq, wk, wv, wo;                   // [q_dim, dim], [kv_dim, dim] x2, [dim, q_dim]
+  std::vector<float> bq, bk, bv;           // Qwen2 biases (empty otherwise)
+  std::vector<float> q_norm, k_norm;       // Qwen3 per-head RMSNorm [head_dim] (empty otherwise)
+  Matrix w_gate, w_up, w_down;             // [hidden, dim] x2, [dim, hidden]
+};
+
+struct LoadOptions {
+  int layer_begin = 0;
+  int layer_end = -1;           // -1: n_layers
+  std::string weight_dtype = "auto";  // auto (f32 for f32/f16 files, bf16 for bf16 files), f32, bf16, q8_0
+};
+
+class StageWeights {
+ public:
+  ModelConfig config;
+  int layer_begin = 0, layer_end = 0;
+  bool has_embedding() const { return embedding.rows > 0; }
+  bool has_head() const { return head.rows > 0; }
+  Matrix embedding;               // [vocab, dim], only when layer_begin == 0
+  std::vector<LayerWeights> layers;
+  std::vector<float> final_norm;  // only when layer_end == n_layers
+  Matrix head;                    // [vocab, dim], only when layer_end == n_layers
+  size_t bytes() const;           // bytes of all weights held (views and copies)
+  std::shared_ptr<TensorStore> store;  // keeps the mapped files alive
+};
+
+// A checkpoint opened for reading: its config and its tensors (metadata only).
+struct ModelSource {
+  ModelConfig config;
+  std::shared_ptr<TensorStore> store;
+  std::string path;
+};
+
+// PATH: a Hugging Face directory (config.json + safetensors) or a llama2.c checkpoint file.
+ModelSource open_model(const std::string& path);
+
+StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& options);
+
+// The parameter bytes of layers [begin, end) as stored in the file (for memory checks).
+size_t layer_file_bytes(const ModelSource& source, int begin, int end);
+
+}  // namespace fleet

@@ -1,0 +1,89 @@
+// fleet generate: the whole model in one process; generated text to stdout, timings to stderr.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "commands.h"
+#include "generate/generate.h"
+#include "model/weights.h"
+
+namespace fleet::cmd {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The tokenizer next to a model: its directory for Hugging Face models; tokenizer.bin, or the
+// only tok*.bin, beside a llama2.c checkpoint.
+std::string default_tokenizer(const std::string& model) {
+  if (fs::is_directory(model)) return model;
+  fs::path dir = fs::path(model).parent_path();
+  if (dir.empty()) dir = ".";
+  if (fs::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
+  std::vector<fs::path> found;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().starts_with("tok") && e.path().extension() == ".bin") found.push_back(e.path());
+  if (found.size() == 1) return found[0].string();
+  throw std::runtime_error(model + ": no tokenizer found beside the model; pass --tokenizer");
+}
+
+}  // namespace
+
+void add_generate(CLI::App& app) {
+  struct Opts {
+    std::string model, tokenizer, prompt, weights = "auto";
+    int max_tokens = 256, top_k = 0, threads = 0;
+    float temperature = 1.0f, top_p = 1.0f;
+    int64_t seed = -1;
+    std::vector<std::string> stop;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = app.add_subcommand("generate", "Generate text with the whole model in this process");
+  c->add_option("--model", o->model, "llama2.c checkpoint file or Hugging Face directory")->required();
+  c->add_option("--tokenizer", o->tokenizer, "tokenizer.json, tokenizer.bin or directory (default: beside the model)");
+  c->add_option("--prompt", o->prompt, "prompt text (encoded with BOS first)");
+  c->add_option("--max-tokens", o->max_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
+  c->add_option("--temperature", o->temperature, "0 for greedy")->check(CLI::NonNegativeNumber);
+  c->add_option("--top-p", o->top_p)->check(CLI::Range(0.0f, 1.0f));
+  c->add_option("--top-k", o->top_k, "0: no limit")->check(CLI::NonNegativeNumber);
+  c->add_option("--seed", o->seed, "sampling seed (default: random, printed to stderr)");
+  c->add_option("--stop", o->stop, "stop string (repeatable)");
+  c->add_option("--weights", o->weights, "in-memory weight dtype: auto, f32, bf16, q8_0");
+  c->add_option("--threads", o->threads, "compute threads (0: all cores)");
+  c->callback([o] {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    ModelSource src = open_model(o->model);
+    LoadOptions lo;
+    lo.weight_dtype = o->weights;
+    auto weights = std::make_shared<StageWeights>(load_stage_weights(src, lo));
+    StageEngine engine(weights, o->threads);
+    auto tok = Tokenizer::load(o->tokenizer.empty() ? default_tokenizer(o->model) : o->tokenizer);
+    const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
+
+    GenerateParams p;
+    p.max_tokens = o->max_tokens;
+    p.sampling.temperature = o->temperature;
+    p.sampling.top_p = o->top_p;
+    p.sampling.top_k = o->top_k;
+    p.sampling.seed = o->seed >= 0 ? static_cast<uint64_t>(o->seed) : std::random_device{}();
+    p.stop = o->stop;
+    if (o->seed < 0 && o->temperature > 0)
+      std::fprintf(stderr, "seed %llu\n", static_cast<unsigned long long>(p.sampling.seed));
+    auto res = generate(engine, *tok, encode_prompt(*tok, o->prompt), p, [](const std::string& s) {
+      std::fwrite(s.data(), 1, s.size(), stdout);
+      std::fflush(stdout);
+    });
+    std::printf("\n");
+    const double n = static_cast<double>(res.tokens.size());
+    std::fprintf(stderr,
+                 "load %.3f s (%s weights, %.1f MiB) | prompt %d tokens in %.3f s | generated %zu tokens in %.3f s "
+                 "(%.1f tokens/s) | finish: %s\n",
+                 load_s, dtype_name(weights->layers[0].wq.dtype), static_cast<double>(weights->bytes()) / (1 << 20),
+                 res.prompt_tokens, res.prefill_seconds, res.tokens.size(), res.decode_seconds,
+                 res.decode_seconds > 0 ? n / res.decode_seconds : 0.0, res.finish_reason.c_str());
+  });
+}
+
+}  // namespace fleet::cmd
