@@ -193,7 +193,14 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
     } else if (fs::exists(p / "tokenizer.bin")) {
       p /= "tokenizer.bin";
     } else {
-      throw std::runtime_error(path + ": directory has neither tokenizer.json nor tokenizer.bin");
+      // llama2.c model directories name it after the vocabulary (tok512.bin): take the only one.
+      std::vector<fs::path> found;
+      for (const auto& e : fs::directory_iterator(p, ec))
+        if (e.path().filename().string().starts_with("tok") && e.path().extension() == ".bin") found.push_back(e.path());
+      if (found.size() != 1)
+        throw std::runtime_error(path + ": directory has neither tokenizer.json nor tokenizer.bin" +
+                                 (found.empty() ? std::string() : " (and more than one tok*.bin)"));
+      p = found.front();
     }
   } else if (!fs::exists(p, ec)) {
     throw std::runtime_error(path + ": no such file or directory");

@@ -90,7 +90,8 @@ enum class ChatTemplateKind { kChatML, kLlama3, kLlama2, kMistral };
 
 class ChatTemplate {
  public:
-  // Recognises a known template from its Jinja source; throws std::runtime_error if unknown.
+  // Recognises a known template from its Jinja source (e.g. Tokenizer::chat_template_source());
+  // throws std::runtime_error if unknown.
   static ChatTemplate recognise(std::string_view jinja_source);
   // Reads tokenizer_config.json (a file, or a model directory holding one); throws if it
   // is missing, has no chat_template, or the template is not one we know.
@@ -104,6 +105,9 @@ class ChatTemplate {
  private:
   explicit ChatTemplate(ChatTemplateKind kind) : kind_(kind) {}
   ChatTemplateKind kind_;
+  std::string render_qwen3_assistant(const std::vector<ChatMessage>& messages, size_t i) const;
+  bool qwen25_default_system_ = false;  // Qwen2.5 adds a default system turn
+  bool qwen3_thinking_ = false;         // Qwen3 handles <think> in assistant turns
 };
 
 }  // namespace fleet

@@ -202,6 +202,64 @@ def qwen3_random_decodes(tok, count=300):
     return out
 
 
+# Chat templates as published on the Hugging Face hub (Qwen3's comes from the npm
+# package's tokenizer_config.json).
+LLAMA3_TEMPLATE = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+                   "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+                   "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+                   "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+                   "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+LLAMA2_TEMPLATE = ("{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
+                   "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}"
+                   "{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != "
+                   "(loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate "
+                   "user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}"
+                   "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+                   "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+                   "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+                   "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+MISTRAL_TEMPLATE = ("{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+                    "{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+                    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% else %}"
+                    "{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}")
+
+
+def chat_renders():
+    import jinja2
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+
+    def raise_exception(msg):
+        raise ValueError(msg)
+
+    qwen_cfg = json.load(open(os.path.join(os.path.dirname(QWEN3_JSON), "tokenizer_config.json")))
+    templates = [("chatml", qwen_cfg["chat_template"], "<s>", "</s>", True),
+                 ("llama3", LLAMA3_TEMPLATE, "<|begin_of_text|>", "<|eot_id|>", True),
+                 ("llama2", LLAMA2_TEMPLATE, "<s>", "</s>", True),
+                 ("mistral", MISTRAL_TEMPLATE, "<s>", "</s>", False)]
+    conversations = [
+        [{"role": "user", "content": "Hello!"}],
+        [{"role": "system", "content": "You are terse."}, {"role": "user", "content": " What is 2+2? "}],
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello, how can I help?"},
+         {"role": "user", "content": "Tell me a story.\nA short one."}],
+        [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "a"},
+         {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nb"}, {"role": "user", "content": "c"}],
+        [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}],
+    ]
+    rows = []
+    for name, src, bos, eos, system_ok in templates:
+        t = env.from_string(src)
+        for conv in conversations:
+            if not system_ok and conv[0]["role"] == "system":
+                continue
+            for gen in (True, False):
+                text = t.render(messages=conv, add_generation_prompt=gen, bos_token=bos, eos_token=eos,
+                                raise_exception=raise_exception)
+                rows.append({"template": name, "source": src, "messages": conv, "add_generation_prompt": gen,
+                             "rendered": text})
+    return rows
+
+
 def compute():
     corpus = build_corpus()
     sp, qwen = load_sp(), load_qwen3()
@@ -210,6 +268,7 @@ def compute():
         "tok512_ids.jsonl": [sp_reference(sp, b) for _, b in corpus],
         "qwen3_ids.jsonl": [qwen3_reference(qwen, b) for _, b in corpus],
         "qwen3_random_decode.jsonl": qwen3_random_decodes(qwen),
+        "chat_renders.jsonl": chat_renders(),
     }
 
 
@@ -271,7 +330,7 @@ def main(argv):
         res = subprocess.run([fleet, "tokenize", "--tokenizer", os.path.dirname(QWEN3_JSON)],
                              input=inp.encode(), capture_output=True, check=True)
         outs = res.stdout.decode().split("\n")[:-1]
-        bad = sum(1 for (i, _), o in zip(lines, outs) if json.loads(o) != refs[i]["ids"])
+        bad = sum(1 for (i, _), o in zip(lines, outs) if json.loads(o) != refs[i]["ids_no_special"])
         print(f"check-cli: {len(lines)} lines, {bad} mismatches")
         sys.exit(1 if bad or len(outs) != len(lines) else 0)
 

@@ -41,6 +41,12 @@ TEST(Tok512Reference, BinGivesSentencePieceIds) {
   EXPECT_EQ(failures, 0u);
 }
 
+TEST(Tok512Reference, LoadsFromModelDirectory) {
+  auto tok = Tokenizer::load(std::string(FLEET_MODELS_DIR) + "/stories260K");  // holds tok512.bin
+  EXPECT_EQ(tok->vocab_size(), 512u);
+  EXPECT_EQ(tok->encode("Once upon a time"), Tokenizer::load(test::tok512_bin_path())->encode("Once upon a time"));
+}
+
 TEST(Tok512Reference, AddBosPrependsOne) {
   auto tok = Tokenizer::load(test::tok512_bin_path());
   const auto plain = tok->encode("Once upon a time");
