@@ -11,23 +11,26 @@ void BpeMerges::add(int32_t left, int32_t right, int32_t rank, int32_t result) {
 
 namespace {
 
-// Short sequences: repeatedly scan for the best pair (cheaper than a heap).
+// Short sequences: keep each adjacent pair's merge and rescan for the best one
+// (cheaper than a heap); only the two pairs touching a merge are looked up again.
 void apply_bpe_scan(const BpeMerges& merges, std::vector<int32_t>& ids) {
-  while (ids.size() > 1) {
-    int32_t best_rank = INT32_MAX;
-    size_t best_pos = 0;
-    int32_t best_id = -1;
-    for (size_t i = 0; i + 1 < ids.size(); ++i) {
-      const MergeResult* m = merges.find(ids[i], ids[i + 1]);
-      if (m != nullptr && m->rank < best_rank) {
-        best_rank = m->rank;
-        best_pos = i;
-        best_id = m->id;
-      }
-    }
-    if (best_id < 0) return;
-    ids[best_pos] = best_id;
-    ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best_pos) + 1);
+  constexpr MergeResult kNone{INT32_MAX, -1};
+  std::vector<MergeResult> pair(ids.size() - 1);
+  auto lookup = [&](size_t i) {
+    const MergeResult* m = merges.find(ids[i], ids[i + 1]);
+    return m != nullptr ? *m : kNone;
+  };
+  for (size_t i = 0; i + 1 < ids.size(); ++i) pair[i] = lookup(i);
+  while (!pair.empty()) {
+    size_t best = 0;
+    for (size_t i = 1; i < pair.size(); ++i)
+      if (pair[i].rank < pair[best].rank) best = i;
+    if (pair[best].id < 0) return;
+    ids[best] = pair[best].id;
+    ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    pair.erase(pair.begin() + static_cast<std::ptrdiff_t>(best));
+    if (best > 0) pair[best - 1] = lookup(best - 1);
+    if (best < pair.size()) pair[best] = lookup(best);
   }
 }
 

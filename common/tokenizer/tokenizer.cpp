@@ -98,6 +98,24 @@ void encode_word(const TokenizerData& d, std::string_view word, std::vector<int3
       }
     }
   }
+  // Byte-level words repeat a lot in real text: remember their ids (per thread, so
+  // encode() stays const and thread-safe without locks).
+  struct WordCache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<int32_t>, tok::StringHash, std::equal_to<>> ids;
+  };
+  thread_local WordCache cache;
+  const bool cacheable = d.kind == ModelKind::kByteLevelBpe && word.size() <= 64;
+  if (cacheable) {
+    if (cache.owner != d.instance_id || cache.ids.size() > 100'000) {
+      cache.ids.clear();
+      cache.owner = d.instance_id;
+    }
+    if (auto it = cache.ids.find(word); it != cache.ids.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
   std::vector<int32_t> ids;
   ids.reserve(word.size());
   if (d.kind == ModelKind::kByteLevelBpe) {
@@ -133,6 +151,7 @@ void encode_word(const TokenizerData& d, std::string_view word, std::vector<int3
   }
   tok::apply_bpe(d.merges, ids);
   out.insert(out.end(), ids.begin(), ids.end());
+  if (cacheable) cache.ids.emplace(std::string(word), std::move(ids));
 }
 
 // Normalizes and pre-tokenizes one stretch of text between added tokens.

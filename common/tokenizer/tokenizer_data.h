@@ -1,5 +1,6 @@
 #pragma once
 // Internal representation shared by the loaders, the encoder and the decoder.
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -55,6 +56,7 @@ struct Metaspace {
 
 struct TokenizerData {
   std::string source;  // path it came from, for error messages
+  uint64_t instance_id = next_instance_id();  // keys the per-thread word cache
   ModelKind kind = ModelKind::kSentencePieceBpe;
   std::vector<std::string> pieces;       // id -> piece as stored (with ▁ / GPT-2 byte chars)
   std::vector<std::string> token_bytes;  // id -> bytes it decodes to
@@ -89,6 +91,10 @@ struct TokenizerData {
 
   std::string chat_template;  // from tokenizer_config.json next to the file, if any
 
+  static uint64_t next_instance_id() {
+    static std::atomic<uint64_t> counter{1};
+    return counter.fetch_add(1);
+  }
   TokenizerData() {
     for (auto& b : byte_token) b = -1;
   }

@@ -83,14 +83,17 @@ char32_t compose(char32_t a, char32_t b) {
 }  // namespace
 
 std::string nfc_normalize(std::string_view text) {
-  bool ascii = true;
+  // Quick check: text whose characters are all below U+0300 is already NFC (nothing
+  // there decomposes under NFC or combines with a neighbour). Lead bytes >= 0xCC start
+  // characters >= U+0300.
+  bool below_0300 = true;
   for (char c : text) {
-    if (static_cast<unsigned char>(c) >= 0x80) {
-      ascii = false;
+    if (static_cast<unsigned char>(c) >= 0xCC) {
+      below_0300 = false;
       break;
     }
   }
-  if (ascii) return std::string(text);
+  if (below_0300) return std::string(text);
 
   std::vector<char32_t> buf;
   buf.reserve(text.size());
