@@ -1,0 +1,476 @@
+#!/usr/bin/env bash
+# The local stack used by fleet's tests, demo and benchmarks: one real Apache Kafka
+# broker (KRaft, single node acting as broker + controller) and one redis-server,
+# each on a free loopback port. See docs/stack.md.
+#
+# Usage:
+#   scripts/stack.sh fetch        download/cache the pinned Kafka jars (idempotent)
+#   scripts/stack.sh up DIR       start (or reuse) the stack; writes DIR/stack.env
+#   scripts/stack.sh down DIR     stop both and wait until they are gone
+#   scripts/stack.sh status DIR   exit 0 iff the stack in DIR is up and answering
+#   scripts/stack.sh topics DIR ARGS...  kafka-topics against it, e.g.
+#                                 topics DIR --create --topic T --partitions 8
+#   scripts/stack.sh groups DIR ARGS...  kafka-consumer-groups, e.g.
+#                                 groups DIR --describe --all-groups
+#
+# Environment:
+#   FLEET_BUILD_DIR          build tree holding the Kafka cache (default: build)
+#   FLEET_KAFKA_PARTITIONS   num.partitions for auto-created topics (default 4)
+#   FLEET_KAFKA_HEAP         JVM heap options (default "-Xms256m -Xmx512m")
+#   FLEET_STACK_TIMEOUT      seconds to wait for readiness / shutdown (default 120)
+set -euo pipefail
+
+KAFKA_VERSION=3.9.1          # org.apache.kafka:kafka_2.13, pinned
+SCALA_VERSION=2.13
+SLF4J_VERSION=1.7.36         # slf4j-reload4j binding, as Kafka's own distribution ships
+RELOAD4J_VERSION=1.2.25
+DEP_PLUGIN_VERSION=3.6.1     # org.apache.maven.plugins:maven-dependency-plugin
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${FLEET_BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+KAFKA_HOME="$BUILD_DIR/third_party/kafka-$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+STAMP="$KAFKA_HOME/.fetched"
+STAMP_TEXT="kafka_$SCALA_VERSION-$KAFKA_VERSION kafka-tools-$KAFKA_VERSION slf4j-reload4j-$SLF4J_VERSION reload4j-$RELOAD4J_VERSION"
+TIMEOUT=${FLEET_STACK_TIMEOUT:-120}
+
+log() { echo "stack: $*" >&2; }
+die() { echo "stack: error: $*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+
+usage() {
+  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# --------------------------------------------------------------------------- fetch
+fetch() {
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ]; then
+    return 0
+  fi
+  command -v java >/dev/null || die "java not found (scripts/setup installs default-jdk-headless)"
+  command -v mvn >/dev/null || die "mvn not found (scripts/setup installs maven)"
+  mkdir -p "$KAFKA_HOME"
+  # Serialize concurrent fetches (e.g. parallel ctest + setup).
+  exec 9>"$KAFKA_HOME/.lock"
+  flock -w 600 9 || die "timed out waiting for another fetch ($KAFKA_HOME/.lock)"
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ]; then
+    exec 9>&-; return 0
+  fi
+  log "fetching Apache Kafka $KAFKA_VERSION (Scala $SCALA_VERSION) from Maven Central into $KAFKA_LIBS"
+  cat >"$KAFKA_HOME/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by scripts/stack.sh fetch: the runtime classpath of a Kafka broker. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>fleet.local</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_$SCALA_VERSION</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <!-- The command-line tools (TopicCommand, ConsumerGroupCommand); their other
+         dependencies (Connect runtime, Jetty, ...) are not needed for those two. -->
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>$KAFKA_VERSION</version>
+      <exclusions>
+        <exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>
+      </exclusions>
+    </dependency>
+    <!-- kafka_2.13 depends only on slf4j-api; the binary distribution adds this binding. -->
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>$SLF4J_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>ch.qos.reload4j</groupId>
+      <artifactId>reload4j</artifactId>
+      <version>$RELOAD4J_VERSION</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <version>$DEP_PLUGIN_VERSION</version>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+EOF
+  local tmp="$KAFKA_HOME/libs.tmp" mlog="$KAFKA_HOME/fetch.log"
+  rm -rf "$tmp"
+  if ! mvn -B -f "$KAFKA_HOME/pom.xml" \
+        "org.apache.maven.plugins:maven-dependency-plugin:$DEP_PLUGIN_VERSION:copy-dependencies" \
+        -DincludeScope=runtime -DoutputDirectory="$tmp" >"$mlog" 2>&1; then
+    tail -n 40 "$mlog" >&2
+    die "mvn dependency:copy-dependencies failed (full log: $mlog)"
+  fi
+  [ -f "$tmp/kafka_$SCALA_VERSION-$KAFKA_VERSION.jar" ] || die "kafka jar missing after fetch (log: $mlog)"
+  [ -n "$(ls "$tmp"/scala-library-*.jar 2>/dev/null)" ] || die "scala-library missing after fetch"
+  cat >"$KAFKA_HOME/tools-log4j.properties" <<EOF
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+  rm -rf "$KAFKA_LIBS"
+  mv "$tmp" "$KAFKA_LIBS"
+  echo "$STAMP_TEXT" >"$STAMP"
+  log "cached $(ls "$KAFKA_LIBS" | wc -l) jars in $KAFKA_LIBS"
+  exec 9>&-
+}
+
+# --------------------------------------------------------------------------- helpers
+# Prints N distinct free loopback TCP ports. All sockets are held open until every
+# port is chosen, so the N are distinct; a race with another process is handled by
+# the retry in `up`.
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+EOF
+}
+
+port_open() {  # port_open PORT -> 0 if something accepts on 127.0.0.1:PORT
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# pid_is PIDFILE PATTERN -> prints the pid if it is alive and its cmdline matches
+pid_is() {
+  local f=$1 pat=$2 pid cmd
+  [ -s "$f" ] || return 1
+  pid=$(cat "$f")
+  alive "$pid" || return 1
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  [[ "$cmd" == *"$pat"* ]] || return 1
+  echo "$pid"
+}
+
+env_get() {  # env_get FILE KEY
+  sed -n "s/^$2=//p" "$1" | tail -n 1
+}
+
+redis_ok() { [ "$(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = "PONG" ]; }
+kafka_ok() {
+  # Metadata answered by the broker and it lists itself: it is registered and unfenced.
+  local md
+  port_open "$1" || return 1
+  md=$(kcat -L -b "127.0.0.1:$1" -m 2 2>/dev/null) || return 1
+  [[ "$md" == *"broker 1 at 127.0.0.1:$1"* ]]
+}
+
+stack_answering() {  # stack_answering DIR
+  local dir=$1 env="$1/stack.env" kp rp
+  [ -f "$env" ] || return 1
+  pid_is "$dir/kafka.pid" kafka.Kafka >/dev/null || return 1
+  pid_is "$dir/redis.pid" redis-server >/dev/null || return 1
+  kp=$(env_get "$env" FLEET_KAFKA_BROKERS); kp=${kp##*:}
+  rp=$(env_get "$env" FLEET_REDIS_URL); rp=${rp##*:}; rp=${rp%%/*}
+  [ -n "$kp" ] && [ -n "$rp" ] || return 1
+  redis_ok "$rp" && kafka_ok "$kp"
+}
+
+abs_dir() {
+  mkdir -p "$1"
+  (cd "$1" && pwd)
+}
+
+# --------------------------------------------------------------------------- redis
+start_redis() {  # start_redis DIR PORT
+  local dir=$1 port=$2 deadline
+  rm -rf "$dir/redis" "$dir/redis.pid"
+  mkdir -p "$dir/redis"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis/redis.log" \
+    --dir "$dir/redis" </dev/null >/dev/null 2>&1 8>&- 9>&- \
+    || { tail -n 20 "$dir/redis/redis.log" >&2 2>/dev/null; return 1; }
+  deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
+  until redis_ok "$port"; do
+    if [ "$(now_ms)" -gt "$deadline" ] || { [ -s "$dir/redis.pid" ] && ! pid_is "$dir/redis.pid" redis-server >/dev/null; } \
+       || grep -q "Address already in use\|Could not create server TCP" "$dir/redis/redis.log" 2>/dev/null; then
+      grep -q "Address already in use" "$dir/redis/redis.log" 2>/dev/null && PORT_CONFLICT=1
+      log "redis-server did not answer on 127.0.0.1:$port; tail of $dir/redis/redis.log:"
+      tail -n 20 "$dir/redis/redis.log" >&2 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# --------------------------------------------------------------------------- kafka
+write_kafka_config() {  # DIR BROKER_PORT CONTROLLER_PORT
+  local dir=$1 bport=$2 cport=$3 k="$1/kafka"
+  cat >"$k/server.properties" <<EOF
+# Written by scripts/stack.sh up: a single-node KRaft broker+controller for tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$bport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs=$k/data
+
+# Topics: created on first use with num.partitions, or explicitly (kcat/AdminClient).
+auto.create.topics.enable=true
+delete.topic.enable=true
+num.partitions=${FLEET_KAFKA_PARTITIONS:-4}
+default.replication.factor=1
+min.insync.replicas=1
+# Largest record batch the broker accepts: Kafka's default, 1 MiB + 12 bytes.
+# Producers of large activations must chunk below this (docs/stack.md).
+message.max.bytes=1048588
+replica.fetch.max.bytes=1048576
+
+# Single node: internal topics with one replica, few partitions, no rebalance delay.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+
+# Small machine: few threads, small segments, short retention (test data only).
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+background.threads=4
+log.segment.bytes=67108864
+log.retention.hours=24
+log.retention.check.interval.ms=300000
+EOF
+  cat >"$k/log4j.properties" <<EOF
+# Written by scripts/stack.sh up: everything at INFO+ to kafka/server.log, quiet console.
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$k/server.log
+log4j.appender.file.Append=true
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.kafka.log.LogCleaner=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.org.apache.kafka.clients=WARN
+log4j.logger.org.apache.zookeeper=WARN
+EOF
+}
+
+# kafka_java DIR: sets KAFKA_JAVA to the java command line (up to the main class).
+# An array rather than a function, so that `"${KAFKA_JAVA[@]}" ... &` makes $! the
+# JVM's own pid.
+kafka_java() {
+  local dir=$1
+  # shellcheck disable=SC2206
+  KAFKA_JAVA=(java ${FLEET_KAFKA_HEAP:--Xms256m -Xmx512m}
+    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+    -Djava.awt.headless=true
+    "-Dlog4j.configuration=file:$dir/kafka/log4j.properties"
+    "-Dkafka.logs.dir=$dir/kafka"
+    -cp "$KAFKA_LIBS/*")
+}
+
+start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT
+  local dir=$1 bport=$2 cport=$3 k="$1/kafka" cid pid t0 deadline
+  # A fresh start gets a fresh data dir: the stack holds test data only, and the
+  # controller's address (part of the quorum state) changes with the port.
+  rm -rf "$k"
+  mkdir -p "$k/data"
+  write_kafka_config "$dir" "$bport" "$cport"
+  cid=$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  echo "$cid" >"$k/cluster.id"
+  kafka_java "$dir"
+  if ! "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cid" -c "$k/server.properties" \
+        </dev/null >"$k/format.log" 2>&1; then
+    tail -n 30 "$k/format.log" >&2
+    log "kafka storage format failed (log: $k/format.log)"
+    return 1
+  fi
+  t0=$(now_ms)
+  # The broker outlives this script and its terminal; stdio to files so a
+  # caller capturing our output (ctest) is not held open by the broker; the lock
+  # fds are closed so a running broker does not hold the lock of DIR.
+  "${KAFKA_JAVA[@]}" kafka.Kafka "$k/server.properties" </dev/null >"$k/kafka.out" 2>&1 8>&- 9>&- &
+  pid=$!
+  echo "$pid" >"$dir/kafka.pid"
+  deadline=$(( t0 + TIMEOUT * 1000 ))
+  until kafka_ok "$bport"; do
+    if ! alive "$pid"; then
+      grep -q "BindException\|Address already in use" "$k/server.log" "$k/kafka.out" 2>/dev/null && PORT_CONFLICT=1
+      log "kafka exited during startup; tail of $k/server.log and $k/kafka.out:"
+      tail -n 30 "$k/server.log" >&2 2>/dev/null || true
+      tail -n 20 "$k/kafka.out" >&2 2>/dev/null || true
+      rm -f "$dir/kafka.pid"
+      return 1
+    fi
+    if [ "$(now_ms)" -gt "$deadline" ]; then
+      log "kafka did not answer on 127.0.0.1:$bport within ${TIMEOUT}s; tail of $k/server.log:"
+      tail -n 30 "$k/server.log" >&2 2>/dev/null || true
+      stop_pid "$pid" 30
+      rm -f "$dir/kafka.pid"
+      return 1
+    fi
+    sleep 0.1
+  done
+  KAFKA_START_MS=$(( $(now_ms) - t0 ))
+}
+
+# alive PID: running (a zombie whose parent has not reaped it yet counts as gone;
+# a daemon reparented to a container's init may stay one for a while).
+alive() {
+  local st
+  st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL and wait.
+stop_pid() {
+  local pid=$1 secs=$2 deadline
+  kill -TERM "$pid" 2>/dev/null || return 0
+  deadline=$(( $(now_ms) + secs * 1000 ))
+  while alive "$pid"; do
+    if [ "$(now_ms)" -gt "$deadline" ]; then
+      log "pid $pid still alive after ${secs}s of SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      deadline=$(( $(now_ms) + 10000 ))
+      while alive "$pid"; do
+        [ "$(now_ms)" -gt "$deadline" ] && die "pid $pid survived SIGKILL"
+        sleep 0.05
+      done
+      return 0
+    fi
+    sleep 0.05
+  done
+}
+
+wait_port_closed() {  # PORT SECONDS
+  local deadline=$(( $(now_ms) + $2 * 1000 ))
+  while port_open "$1"; do
+    [ "$(now_ms)" -gt "$deadline" ] && die "port $1 still open after ${2}s"
+    sleep 0.05
+  done
+}
+
+# --------------------------------------------------------------------------- up / down
+up() {
+  local dir bport cport rport attempt t0
+  dir=$(abs_dir "$1")
+  exec 8>"$dir/.stack.lock"
+  flock -w "$TIMEOUT" 8 || die "another 'up'/'down' holds $dir/.stack.lock"
+  if stack_answering "$dir"; then
+    log "already up in $dir (reusing)"
+    cat "$dir/stack.env"
+    return 0
+  fi
+  # Something half-up or stale: stop whatever of ours is still there.
+  down_locked "$dir" quiet
+  command -v redis-server >/dev/null || die "redis-server not found (scripts/setup installs it)"
+  command -v kcat >/dev/null || die "kcat not found (scripts/setup installs it)"
+  fetch
+  t0=$(now_ms)
+  for attempt in 1 2 3; do
+    PORT_CONFLICT=0
+    read -r bport cport rport < <(free_ports 3)
+    if start_redis "$dir" "$rport"; then
+      if start_kafka "$dir" "$bport" "$cport"; then
+        break
+      fi
+    fi
+    down_locked "$dir" quiet
+    { [ "$PORT_CONFLICT" -eq 1 ] && [ "$attempt" -lt 3 ]; } || die "could not start the stack in $dir (logs: $dir/kafka/server.log, $dir/redis/redis.log)"
+    log "start attempt $attempt lost a port race; retrying with new ports"
+  done
+  cat >"$dir/stack.env.tmp" <<EOF
+FLEET_KAFKA_BROKERS=127.0.0.1:$bport
+FLEET_REDIS_URL=redis://127.0.0.1:$rport/0
+FLEET_KAFKA_CONTROLLER=127.0.0.1:$cport
+FLEET_KAFKA_VERSION=$KAFKA_VERSION
+EOF
+  mv "$dir/stack.env.tmp" "$dir/stack.env"
+  log "up in $dir: kafka $KAFKA_VERSION on 127.0.0.1:$bport (ready ${KAFKA_START_MS} ms after launch)," \
+      "redis on 127.0.0.1:$rport; total $(( $(now_ms) - t0 )) ms"
+  echo "$(date -Is) up kafka_start_ms=$KAFKA_START_MS broker=127.0.0.1:$bport redis=127.0.0.1:$rport" >>"$dir/stack.log"
+  cat "$dir/stack.env"
+}
+
+down_locked() {  # DIR [quiet]
+  local dir=$1 pid kp="" rp=""
+  if [ -f "$dir/stack.env" ]; then
+    kp=$(env_get "$dir/stack.env" FLEET_KAFKA_BROKERS); kp=${kp##*:}
+    rp=$(env_get "$dir/stack.env" FLEET_REDIS_URL); rp=${rp##*:}; rp=${rp%%/*}
+  fi
+  if pid=$(pid_is "$dir/kafka.pid" kafka.Kafka); then
+    [ -z "${2:-}" ] && log "stopping kafka (pid $pid)"
+    stop_pid "$pid" "$TIMEOUT"
+  fi
+  if pid=$(pid_is "$dir/redis.pid" redis-server); then
+    [ -z "${2:-}" ] && log "stopping redis-server (pid $pid)"
+    stop_pid "$pid" 30
+  fi
+  rm -f "$dir/kafka.pid" "$dir/redis.pid" "$dir/stack.env"
+  [ -n "$kp" ] && wait_port_closed "$kp" 30
+  [ -n "$rp" ] && wait_port_closed "$rp" 30
+  return 0
+}
+
+down() {
+  local dir=$1
+  [ -d "$dir" ] || { log "nothing in $dir"; return 0; }
+  dir=$(abs_dir "$dir")
+  exec 8>"$dir/.stack.lock"
+  flock -w "$TIMEOUT" 8 || die "another 'up'/'down' holds $dir/.stack.lock"
+  down_locked "$dir"
+  echo "$(date -Is) down" >>"$dir/stack.log"
+  log "down in $dir"
+}
+
+status() {
+  local dir=$1
+  if [ -d "$dir" ] && stack_answering "$(abs_dir "$dir")"; then
+    cat "$dir/stack.env"; return 0
+  fi
+  log "not up in $dir"; return 1
+}
+
+# kafka_tool DIR MAIN ARGS...: a Kafka command-line tool against the stack in DIR.
+kafka_tool() {
+  local dir=$1 main=$2 brokers; shift 2
+  [ -f "$dir/stack.env" ] || die "no stack in $dir (run: scripts/stack.sh up $dir)"
+  brokers=$(env_get "$dir/stack.env" FLEET_KAFKA_BROKERS)
+  fetch
+  exec java -Xmx256m -XX:TieredStopAtLevel=1 \
+    "-Dlog4j.configuration=file:$KAFKA_HOME/tools-log4j.properties" \
+    -cp "$KAFKA_LIBS/*" "$main" --bootstrap-server "$brokers" "$@"
+}
+
+cmd=${1:-}
+case "$cmd" in
+  topics) [ $# -ge 2 ] || usage; d=$2; shift 2; kafka_tool "$d" org.apache.kafka.tools.TopicCommand "$@" ;;
+  groups) [ $# -ge 2 ] || usage; d=$2; shift 2
+          kafka_tool "$d" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
+  fetch)  fetch ;;
+  up)     [ $# -eq 2 ] || usage; up "$2" ;;
+  down)   [ $# -eq 2 ] || usage; down "$2" ;;
+  status) [ $# -eq 2 ] || usage; status "$2" ;;
+  *)      usage ;;
+esac
