@@ -1,0 +1,118 @@
+#pragma once
+// One YAML file describes a deployment: Kafka, Redis, the model, how its layers are cut into
+// stages, batching, the KV budget and timeouts. Example: configs/stories260K-2stage.yaml.
+//
+//   kafka:    {brokers: "host:port,...", topic_prefix: fleet, max_message_bytes: 1000000,
+//              partitions: 8, replication_factor: 1}
+//   redis:    {url: "redis://127.0.0.1:6379/0"}
+//   model:    {name: stories260K, path: ../models/x.bin, tokenizer: ../models/tok.bin, weights: auto}
+//   stages:   [{layers: [0, 3]}, {layers: [3, 5]}]       # half-open [first, end), contiguous
+//   batching: {max_batch_tokens: 512, window_ms: 2, prefill_chunk: 256}
+//   kv:       {budget_bytes: 1GiB}                        # integer or with KB/KiB/MB/MiB/GB/GiB
+//   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600}
+//
+// FLEET_KAFKA_BROKERS and FLEET_REDIS_URL (when set and non-empty) win over the file. Relative
+// model.path / model.tokenizer resolve against the config file's directory. Unknown keys are
+// errors (a typo must not silently fall back to a default).
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fleet {
+
+// Thrown for an unreadable, malformed or invalid configuration; the message names the file
+// and the key (e.g. "configs/a.yaml: batching.window_ms: expected an integer, got 'x' (line 12)").
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct StageLayers {
+  int first = 0;  // first layer of the stage
+  int end = 0;    // one past its last layer
+  int count() const { return end - first; }
+  bool operator==(const StageLayers&) const = default;
+};
+
+struct KafkaConfig {
+  std::string brokers;                // bootstrap servers, "host:port[,host:port...]"
+  std::string topic_prefix = "fleet";
+  uint64_t max_message_bytes = 1000000;  // the broker's message.max.bytes; chunks stay below it
+  int partitions = 8;                 // per topic, when the fleet creates its topics
+  int replication_factor = 1;
+};
+
+struct RedisConfig {
+  std::string url;  // redis://[:password@]host:port[/db] or unix:///path/to/socket
+};
+
+struct ModelSection {
+  std::string name;       // default: model.path's file name without extension
+  std::string path;       // llama2.c checkpoint or Hugging Face directory (absolute after loading)
+  std::string tokenizer;  // absolute after loading; "" = beside the model (as fleet generate)
+  std::string weights = "auto";  // in-memory weight dtype: auto, f32, bf16, f16, q8_0
+};
+
+struct BatchingConfig {
+  int max_batch_tokens = 512;  // rows of one batched forward pass
+  int window_ms = 2;           // how long a worker collects work before running a batch
+  int prefill_chunk = 256;     // prompt tokens per prefill step
+};
+
+struct KvConfig {
+  uint64_t budget_bytes = uint64_t{1} << 30;  // per worker
+};
+
+struct TimeoutsConfig {
+  double request_s = 600;              // a request not finished by then fails with "timeout"
+  double heartbeat_ttl_s = 10;         // TTL of fleet:worker:<id>
+  double finished_request_ttl_s = 3600;  // finished requests expire from Redis after this
+};
+
+struct DeploymentConfig {
+  std::string source;  // the file it was read from ("" when parsed from text)
+  KafkaConfig kafka;
+  RedisConfig redis;
+  ModelSection model;
+  std::vector<StageLayers> stages;
+  BatchingConfig batching;
+  KvConfig kv;
+  TimeoutsConfig timeouts;
+
+  int stage_count() const { return static_cast<int>(stages.size()); }
+  // The stages must cover [0, n_layers) exactly, in order; throws ConfigError otherwise.
+  void validate(int n_layers) const;
+  // Stage k's layers; throws ConfigError when k is out of range.
+  const StageLayers& stage(int k) const;
+
+  std::string prompts_topic() const;      // <prefix>.prompts
+  std::string results_topic() const;      // <prefix>.results
+  std::string dead_letter_topic() const;  // <prefix>.dead-letter
+  std::string stage_topic(int k) const;   // <prefix>.stage.<k>: activations into stage k
+  std::string stage_consumer_group(int k) const;  // <prefix>.stage.<k> (replicas share it)
+  std::vector<std::string> all_topics() const;    // prompts, results, dead-letter, every stage
+};
+
+// Topic names for a prefix (the same as the members above).
+std::string prompts_topic(const std::string& prefix);
+std::string results_topic(const std::string& prefix);
+std::string dead_letter_topic(const std::string& prefix);
+std::string stage_topic(const std::string& prefix, int k);
+
+// Returns the value of an environment variable, or nullopt.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+std::optional<std::string> process_env(const std::string& name);
+
+// Reads and validates path; applies FLEET_KAFKA_BROKERS / FLEET_REDIS_URL from the process.
+DeploymentConfig load_config(const std::string& path);
+// Same from text: `source` names it in errors, relative model paths resolve against base_dir.
+DeploymentConfig parse_config(const std::string& yaml_text, const std::string& source, const std::string& base_dir,
+                              const EnvLookup& env = process_env);
+
+// "1GiB", "512 MiB", "1.5GB", "1000000" -> bytes; nullopt when malformed or negative.
+std::optional<uint64_t> parse_byte_size(const std::string& text);
+
+}  // namespace fleet
