@@ -169,7 +169,6 @@ void encode_text_segment(const TokenizerData& d, std::string_view segment, bool 
     const std::string& rep = d.metaspace.replacement;
     const bool prepend = d.metaspace.prepend == tok::Metaspace::Prepend::kAlways ||
                          (d.metaspace.prepend == tok::Metaspace::Prepend::kFirst && at_text_start);
-    if (prepend && normalized.compare(0, rep.size(), rep) != 0) r = rep;
     for (char c : normalized) {
       if (c == ' ') {
         r.append(rep);
@@ -177,7 +176,8 @@ void encode_text_segment(const TokenizerData& d, std::string_view segment, bool 
         r.push_back(c);
       }
     }
-    normalized = std::move(r);
+    // Spaces are replaced first, so text starting with a space gets no extra "▁" (HF).
+    normalized = (prepend && r.compare(0, rep.size(), rep) != 0) ? rep + r : std::move(r);
   }
   std::vector<std::string_view> pieces{normalized};
   if (d.metaspace.enabled && d.metaspace.split) {

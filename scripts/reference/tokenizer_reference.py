@@ -260,10 +260,54 @@ def chat_renders():
     return rows
 
 
+def tok512_metaspace_json(sp):
+    """A Llama-3-era style SentencePiece tokenizer.json for the tok512 vocabulary:
+    Metaspace pre-tokenizer (prepend_scheme "first", split false), merges as pairs,
+    no normalizer. Exercises the loader's Metaspace path against HF itself."""
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    normal = {p: i for p, i in vocab.items() if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))}
+    merges = []
+    for piece, i in normal.items():
+        for cut in range(1, len(piece)):
+            l, r = piece[:cut], piece[cut:]
+            if l in normal and r in normal:
+                merges.append((-sp.get_score(i), normal[l], normal[r], l, r))
+    merges.sort()
+    special = [{"id": i, "content": sp.id_to_piece(i), "single_word": False, "lstrip": False, "rstrip": False,
+                "normalized": False, "special": True} for i in range(3)]
+    return {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": special, "normalizer": None,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False},
+        "post_processor": None,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": [[m[3], m[4]] for m in merges]},
+    }
+
+
+def tok512_metaspace_ids(sp, corpus):
+    from tokenizers import Tokenizer
+    tj = tok512_metaspace_json(sp)
+    hf = Tokenizer.from_str(json.dumps(tj))
+    hf.encode_special_tokens = True
+    rows = []
+    for _, b in corpus:
+        text = b.decode("utf-8", "surrogateescape")
+        text = "".join("\ufffd" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text)
+        rows.append({"ids": hf.encode(text, add_special_tokens=False).ids})
+    return tj, rows
+
+
 def compute():
     corpus = build_corpus()
     sp, qwen = load_sp(), load_qwen3()
+    metaspace_json, metaspace_rows = tok512_metaspace_ids(sp, corpus)
     return {
+        "tok512_metaspace/tokenizer.json": [metaspace_json],
+        "tok512_metaspace_ids.jsonl": metaspace_rows,
         "corpus.jsonl": [{"category": c, "hex": b.hex()} for c, b in corpus],
         "tok512_ids.jsonl": [sp_reference(sp, b) for _, b in corpus],
         "qwen3_ids.jsonl": [qwen3_reference(qwen, b) for _, b in corpus],
@@ -286,6 +330,7 @@ def main(argv):
         bad = 0
         for name, rows in files.items():
             path = os.path.join(FIXTURES, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             text = dump_lines(rows)
             if cmd == "generate":
                 with open(path, "w", encoding="utf-8") as f:

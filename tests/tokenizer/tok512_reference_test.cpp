@@ -91,6 +91,24 @@ TEST(Tok512Reference, HfExportLoadsAndGivesSameIds) {
   EXPECT_EQ(failures, 0u);
 }
 
+// A Metaspace-style tokenizer.json (prepend_scheme "first", merges as pairs) for the same
+// vocabulary: ids must equal HF `tokenizers` loading that file.
+TEST(Tok512Reference, MetaspaceTokenizerJsonGivesHuggingFaceIds) {
+  auto tok = Tokenizer::load(test::fixture_path("tok512_metaspace/tokenizer.json"));
+  auto bin = Tokenizer::load(test::tok512_bin_path());
+  EXPECT_EQ(tok->vocab_size(), 512u);
+  const auto corpus = load_corpus();
+  const auto refs = read_jsonl("tok512_metaspace_ids.jsonl");
+  ASSERT_EQ(corpus.size(), refs.size());
+  size_t failures = 0;
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    const auto want = test::ids_of(refs[i].at("ids"));
+    if (tok->encode(corpus[i].text) != want && ++failures <= 10) ADD_FAILURE() << "line " << i;
+    EXPECT_EQ(tok->decode(want), bin->decode(want)) << "line " << i;
+  }
+  EXPECT_EQ(failures, 0u);
+}
+
 TEST(Tok512Reference, DecodeStripsOnlyTheFirstPiecesSpace) {
   auto tok = Tokenizer::load(test::tok512_bin_path());
   const auto ids = tok->encode("Once upon a time");
