@@ -1,0 +1,62 @@
+#include "state/kv_handle_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include "state/keys.h"
+#include "state/state_util.h"
+
+namespace fleet {
+namespace {
+
+// KEYS: kv, req. ARGV: field, value.
+const char* kSetScript = R"lua(
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+)lua";
+
+KvHandle parse_handle(const std::string& id, const std::string& field, const std::string& text) {
+  const std::string what = "KV handle of request '" + id + "' stage " + field;
+  nlohmann::json j = state_detail::parse_json(what, text);
+  try {
+    KvHandle h;
+    h.worker = j.at("worker").get<std::string>();
+    h.epoch = j.at("epoch").get<int64_t>();
+    h.cached_len = j.at("cached_len").get<int64_t>();
+    return h;
+  } catch (const nlohmann::json::exception& e) {
+    throw RedisError(what + " lacks worker/epoch/cached_len: " + e.what());
+  }
+}
+
+}  // namespace
+
+void KvHandleStore::set(const std::string& request_id, int stage, const KvHandle& handle) {
+  nlohmann::json j = {{"worker", handle.worker}, {"epoch", handle.epoch}, {"cached_len", handle.cached_len}};
+  redis_.eval(kSetScript, {keys::kv(request_id), keys::request(request_id)}, {std::to_string(stage), j.dump()});
+}
+
+std::optional<KvHandle> KvHandleStore::get(const std::string& request_id, int stage) {
+  std::string field = std::to_string(stage);
+  std::optional<std::string> v = redis_.hget(keys::kv(request_id), field);
+  if (!v) return std::nullopt;
+  return parse_handle(request_id, field, *v);
+}
+
+std::map<int, KvHandle> KvHandleStore::get_all(const std::string& request_id) {
+  std::map<int, KvHandle> out;
+  for (const auto& [field, value] : redis_.hgetall(keys::kv(request_id))) {
+    int stage = static_cast<int>(state_detail::parse_i64("KV handle stage of request '" + request_id + "'", field, -1));
+    out[stage] = parse_handle(request_id, field, value);
+  }
+  return out;
+}
+
+bool KvHandleStore::remove(const std::string& request_id, int stage) {
+  return redis_.hdel(keys::kv(request_id), {std::to_string(stage)}) > 0;
+}
+
+void KvHandleStore::remove_all(const std::string& request_id) { redis_.del({keys::kv(request_id)}); }
+
+}  // namespace fleet

@@ -1,0 +1,38 @@
+#pragma once
+// KV cache handles in Redis: fleet:kv:<id> (HASH), field = stage index, value = JSON
+// {"worker": ..., "epoch": ..., "cached_len": ...}: which worker holds the KV cache of
+// the request for that stage. The hash expires with the request (RequestStore::finish).
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "state/redis_client.h"
+
+namespace fleet {
+
+struct KvHandle {
+  std::string worker;      // worker id (fleet:worker:<id>)
+  int64_t epoch = 0;       // the worker's cache epoch (bumped when it loses its caches)
+  int64_t cached_len = 0;  // positions held in the cache
+  bool operator==(const KvHandle&) const = default;
+};
+
+class KvHandleStore {
+ public:
+  explicit KvHandleStore(RedisClient& redis) : redis_(redis) {}
+
+  // Writes the handle for one stage. When the request already has a TTL (finished),
+  // the KV hash gets the same remaining TTL, so a late write cannot outlive it.
+  void set(const std::string& request_id, int stage, const KvHandle& handle);
+  std::optional<KvHandle> get(const std::string& request_id, int stage);
+  std::map<int, KvHandle> get_all(const std::string& request_id);
+  // Returns whether a handle was there.
+  bool remove(const std::string& request_id, int stage);
+  void remove_all(const std::string& request_id);
+
+ private:
+  RedisClient& redis_;
+};
+
+}  // namespace fleet

@@ -1,0 +1,440 @@
+#include "state/redis_client.h"
+
+#include <hiredis/hiredis.h>
+
+#include <cctype>
+#include <charconv>
+
+namespace fleet {
+namespace {
+
+bool parse_int(std::string_view s, long long lo, long long hi, long long* out) {
+  if (s.empty() || s.size() > 18) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  long long v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+RedisReply convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::String;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::Status;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::Error;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::Integer;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::Array;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+      break;
+    default:
+      out.type = RedisReply::Type::Nil;
+  }
+  return out;
+}
+
+struct ReplyFree {
+  void operator()(void* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<void, ReplyFree>;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+// Printable, bounded rendering of a command argument for error messages.
+std::string printable(const std::string& s, size_t max_len = 80) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    out += std::isprint(c) ? static_cast<char>(c) : '?';
+  }
+  if (s.size() > max_len) out += "...";
+  return out;
+}
+
+const char* type_name(RedisReply::Type t) {
+  switch (t) {
+    case RedisReply::Type::Nil: return "nil";
+    case RedisReply::Type::String: return "string";
+    case RedisReply::Type::Status: return "status";
+    case RedisReply::Type::Integer: return "integer";
+    case RedisReply::Type::Array: return "array";
+    case RedisReply::Type::Error: return "error";
+  }
+  return "?";
+}
+
+[[noreturn]] void type_mismatch(const RedisReply& r, const char* wanted) {
+  std::string msg = std::string("redis: expected a ") + wanted + " reply, got " + type_name(r.type);
+  if (r.type == RedisReply::Type::Error) msg += ": " + r.str;
+  throw RedisError(msg);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- URL
+
+std::string RedisUrl::str() const {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  std::string auth;
+  if (!password.empty()) auth = user + ":***@";
+  return "redis://" + auth + h + ":" + std::to_string(port) + "/" + std::to_string(db);
+}
+
+RedisUrl parse_redis_url(const std::string& url) {
+  auto bad = [&](const std::string& why) {
+    return RedisError("bad Redis URL '" + printable(url, 200) + "': " + why +
+                      " (expected redis://[[user]:password@]host[:port][/db])");
+  };
+  const std::string scheme = "redis://";
+  if (url.compare(0, scheme.size(), scheme) != 0) throw bad("it must start with redis://");
+  std::string rest = url.substr(scheme.size());
+  RedisUrl out;
+
+  std::string path;
+  if (size_t slash = rest.find('/'); slash != std::string::npos) {
+    path = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  if (size_t at = rest.rfind('@'); at != std::string::npos) {
+    std::string userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    if (size_t colon = userinfo.find(':'); colon != std::string::npos) {
+      out.user = userinfo.substr(0, colon);
+      out.password = userinfo.substr(colon + 1);
+    } else {
+      out.password = userinfo;
+    }
+    if (out.password.empty()) throw bad("empty password before '@'");
+  }
+
+  std::string port_str;
+  if (!rest.empty() && rest[0] == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string::npos) throw bad("unterminated '[' in IPv6 host");
+    out.host = rest.substr(1, close - 1);
+    std::string after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') throw bad("unexpected text after ']'");
+      port_str = after.substr(1);
+      if (port_str.empty()) throw bad("empty port");
+    }
+  } else {
+    size_t colon = rest.find(':');
+    out.host = rest.substr(0, colon);
+    if (colon != std::string::npos) {
+      port_str = rest.substr(colon + 1);
+      if (port_str.empty()) throw bad("empty port");
+    }
+  }
+  if (out.host.empty()) throw bad("missing host");
+  for (char c : out.host) {
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '?' || c == '#') throw bad("invalid host");
+  }
+  long long v = 0;
+  if (!port_str.empty()) {
+    if (!parse_int(port_str, 1, 65535, &v)) throw bad("port '" + printable(port_str) + "' is not a number in 1..65535");
+    out.port = static_cast<int>(v);
+  }
+  if (!path.empty()) {
+    if (!parse_int(path, 0, 1 << 20, &v)) throw bad("database '" + printable(path) + "' is not a non-negative integer");
+    out.db = static_cast<int>(v);
+  }
+  return out;
+}
+
+// -------------------------------------------------------------------------- Reply
+
+long long RedisReply::as_integer() const {
+  if (type != Type::Integer) type_mismatch(*this, "integer");
+  return integer;
+}
+
+const std::string& RedisReply::as_string() const {
+  if (type != Type::String && type != Type::Status) type_mismatch(*this, "string");
+  return str;
+}
+
+std::optional<std::string> RedisReply::as_optional_string() const {
+  if (type == Type::Nil) return std::nullopt;
+  return as_string();
+}
+
+std::vector<std::string> RedisReply::as_string_list() const {
+  if (type != Type::Array) type_mismatch(*this, "array");
+  std::vector<std::string> out;
+  out.reserve(elements.size());
+  for (const auto& e : elements) out.push_back(e.is_nil() ? std::string() : e.as_string());
+  return out;
+}
+
+std::map<std::string, std::string> RedisReply::as_map() const {
+  if (type != Type::Array) type_mismatch(*this, "array");
+  if (elements.size() % 2 != 0) throw RedisError("redis: expected field/value pairs, got an odd-sized array");
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < elements.size(); i += 2) out[elements[i].as_string()] = elements[i + 1].as_string();
+  return out;
+}
+
+// ------------------------------------------------------------------------- Client
+
+RedisClient::RedisClient(const std::string& url, RedisOptions options)
+    : url_(parse_redis_url(url)), options_(options) {
+  connect();
+}
+
+RedisClient::~RedisClient() {
+  if (ctx_) redisFree(ctx_);
+}
+
+void RedisClient::connect() {
+  if (ctx_) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+  redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(options_.connect_timeout));
+  if (c == nullptr) throw RedisError("redis: cannot connect to " + url_.str() + ": out of memory");
+  if (c->err) {
+    std::string err = c->errstr;
+    redisFree(c);
+    throw RedisError("redis: cannot connect to " + url_.str() + ": " + err);
+  }
+  if (redisSetTimeout(c, to_timeval(options_.command_timeout)) != REDIS_OK) {
+    redisFree(c);
+    throw RedisError("redis: cannot set the command timeout on " + url_.str());
+  }
+  ctx_ = c;
+  auto handshake = [&](const RedisArgs& args, const std::string& what) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    ReplyPtr r(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    std::string err;
+    if (!r) {
+      err = ctx_->errstr;
+    } else {
+      RedisReply reply = convert(static_cast<redisReply*>(r.get()));
+      if (reply.is_error()) err = reply.str;
+    }
+    if (!err.empty()) {
+      redisFree(ctx_);
+      ctx_ = nullptr;
+      throw RedisError("redis: " + what + " failed on " + url_.str() + ": " + err);
+    }
+  };
+  if (!url_.password.empty()) {
+    if (url_.user.empty()) handshake({"AUTH", url_.password}, "AUTH");
+    else handshake({"AUTH", url_.user, url_.password}, "AUTH");
+  }
+  if (url_.db != 0) handshake({"SELECT", std::to_string(url_.db)}, "SELECT " + std::to_string(url_.db));
+}
+
+std::string RedisClient::describe(const RedisArgs& args) const {
+  std::string s = args.empty() ? std::string("(empty command)") : printable(args[0], 32);
+  if (args.size() > 1) s += " " + printable(args[1]);
+  return s;
+}
+
+void RedisClient::throw_if_error(const RedisReply& reply, const RedisArgs& args) const {
+  if (reply.is_error()) throw RedisError("redis " + describe(args) + " on " + url_.str() + ": " + reply.str);
+}
+
+std::vector<RedisReply> RedisClient::pipeline(const std::vector<RedisArgs>& commands) {
+  if (commands.empty()) return {};
+  for (const auto& args : commands) {
+    if (args.empty()) throw RedisError("redis: empty command in a pipeline");
+  }
+  std::string last_error;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (ctx_ == nullptr) {  // a previous failure left no connection
+      try {
+        connect();
+      } catch (const RedisError& e) {
+        throw RedisError("redis " + describe(commands[0]) + ": " + e.what());
+      }
+    }
+    bool io_failed = false;
+    for (const auto& args : commands) {
+      std::vector<const char*> argv;
+      std::vector<size_t> lens;
+      argv.reserve(args.size());
+      lens.reserve(args.size());
+      for (const auto& a : args) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+      }
+      if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK) {
+        io_failed = true;
+        break;
+      }
+    }
+    std::vector<RedisReply> replies;
+    replies.reserve(commands.size());
+    for (size_t i = 0; !io_failed && i < commands.size(); ++i) {
+      void* raw = nullptr;
+      if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+        io_failed = true;
+        break;
+      }
+      ReplyPtr r(raw);
+      replies.push_back(convert(static_cast<redisReply*>(raw)));
+    }
+    if (!io_failed) {
+      for (size_t i = 0; i < replies.size(); ++i) throw_if_error(replies[i], commands[i]);
+      return replies;
+    }
+    last_error = ctx_->errstr[0] ? ctx_->errstr : "connection lost";
+    redisFree(ctx_);  // the context is unusable after an I/O error
+    ctx_ = nullptr;
+    if (attempt == 0) {
+      try {
+        connect();
+      } catch (const RedisError& e) {
+        throw RedisError("redis " + describe(commands[0]) + " on " + url_.str() + ": " + last_error +
+                         "; reconnecting failed: " + e.what());
+      }
+    }
+  }
+  throw RedisError("redis " + describe(commands[0]) + " on " + url_.str() + ": " + last_error +
+                   " (after one reconnect)");
+}
+
+RedisReply RedisClient::command(const RedisArgs& args) { return pipeline({args}).front(); }
+
+std::vector<RedisReply> RedisClient::transaction(const std::vector<RedisArgs>& commands) {
+  std::vector<RedisArgs> all;
+  all.reserve(commands.size() + 2);
+  all.push_back({"MULTI"});
+  all.insert(all.end(), commands.begin(), commands.end());
+  all.push_back({"EXEC"});
+  std::vector<RedisReply> replies = pipeline(all);
+  RedisReply& exec = replies.back();
+  if (exec.type != RedisReply::Type::Array || exec.elements.size() != commands.size()) {
+    throw RedisError("redis MULTI/EXEC starting with " + describe(commands.empty() ? RedisArgs{} : commands[0]) +
+                     " on " + url_.str() + ": the transaction was aborted");
+  }
+  for (size_t i = 0; i < commands.size(); ++i) throw_if_error(exec.elements[i], commands[i]);
+  return std::move(exec.elements);
+}
+
+RedisReply RedisClient::eval(const std::string& script, const std::vector<std::string>& keys,
+                             const std::vector<std::string>& args) {
+  auto evalsha = [&](const std::string& sha) {
+    RedisArgs cmd{"EVALSHA", sha, std::to_string(keys.size())};
+    cmd.insert(cmd.end(), keys.begin(), keys.end());
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    return cmd;
+  };
+  auto it = script_sha_.find(script);
+  if (it == script_sha_.end()) {
+    it = script_sha_.emplace(script, command({"SCRIPT", "LOAD", script}).as_string()).first;
+  }
+  try {
+    return command(evalsha(it->second));
+  } catch (const RedisError& e) {
+    // The server lost its script cache (restart, SCRIPT FLUSH): load it again, once.
+    if (std::string(e.what()).find("NOSCRIPT") == std::string::npos) throw;
+  }
+  it->second = command({"SCRIPT", "LOAD", script}).as_string();
+  return command(evalsha(it->second));
+}
+
+void RedisClient::ping() {
+  RedisReply r = command({"PING"});
+  if (r.as_string() != "PONG") throw RedisError("redis PING on " + url_.str() + ": unexpected reply '" + r.str + "'");
+}
+
+void RedisClient::set(const std::string& key, const std::string& value) { command({"SET", key, value}); }
+
+std::optional<std::string> RedisClient::get(const std::string& key) {
+  return command({"GET", key}).as_optional_string();
+}
+
+long long RedisClient::del(const std::vector<std::string>& keys) {
+  if (keys.empty()) return 0;
+  RedisArgs args{"DEL"};
+  args.insert(args.end(), keys.begin(), keys.end());
+  return command(args).as_integer();
+}
+
+bool RedisClient::exists(const std::string& key) { return command({"EXISTS", key}).as_integer() > 0; }
+
+bool RedisClient::pexpire(const std::string& key, std::chrono::milliseconds ttl) {
+  return command({"PEXPIRE", key, std::to_string(ttl.count())}).as_integer() == 1;
+}
+
+long long RedisClient::pttl(const std::string& key) { return command({"PTTL", key}).as_integer(); }
+
+void RedisClient::hset(const std::string& key, const std::map<std::string, std::string>& fields) {
+  if (fields.empty()) return;
+  RedisArgs args{"HSET", key};
+  for (const auto& [f, v] : fields) {
+    args.push_back(f);
+    args.push_back(v);
+  }
+  command(args);
+}
+
+bool RedisClient::hsetnx(const std::string& key, const std::string& field, const std::string& value) {
+  return command({"HSETNX", key, field, value}).as_integer() == 1;
+}
+
+std::optional<std::string> RedisClient::hget(const std::string& key, const std::string& field) {
+  return command({"HGET", key, field}).as_optional_string();
+}
+
+std::map<std::string, std::string> RedisClient::hgetall(const std::string& key) {
+  return command({"HGETALL", key}).as_map();
+}
+
+long long RedisClient::hdel(const std::string& key, const std::vector<std::string>& fields) {
+  if (fields.empty()) return 0;
+  RedisArgs args{"HDEL", key};
+  args.insert(args.end(), fields.begin(), fields.end());
+  return command(args).as_integer();
+}
+
+long long RedisClient::rpush(const std::string& key, const std::vector<std::string>& values) {
+  if (values.empty()) return command({"LLEN", key}).as_integer();
+  RedisArgs args{"RPUSH", key};
+  args.insert(args.end(), values.begin(), values.end());
+  return command(args).as_integer();
+}
+
+std::vector<std::string> RedisClient::lrange(const std::string& key, long long start, long long stop) {
+  return command({"LRANGE", key, std::to_string(start), std::to_string(stop)}).as_string_list();
+}
+
+int64_t RedisClient::server_time_ms() {
+  std::vector<std::string> t = command({"TIME"}).as_string_list();
+  if (t.size() != 2) throw RedisError("redis TIME on " + url_.str() + ": unexpected reply");
+  return std::stoll(t[0]) * 1000 + std::stoll(t[1]) / 1000;
+}
+
+long long RedisClient::client_id() { return command({"CLIENT", "ID"}).as_integer(); }
+
+}  // namespace fleet

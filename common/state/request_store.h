@@ -1,0 +1,85 @@
+#pragma once
+// Request state in Redis: fleet:req:<id> (HASH) and fleet:req:<id>:tokens (LIST of the
+// generated token ids). See docs/redis-schema.md.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "state/redis_client.h"
+
+namespace fleet {
+
+enum class RequestStatus { Queued, Running, Done, Error };
+const char* to_string(RequestStatus s);
+RequestStatus request_status_from_string(const std::string& s);  // throws RedisError
+
+struct RequestRecord {
+  std::string id;
+  RequestStatus status = RequestStatus::Queued;
+  std::string model;
+  // The request parameters: {max_tokens, temperature, top_p, top_k, seed, stop}.
+  nlohmann::json params = nlohmann::json::object();
+  // Exactly one of these is set by the producer: a plain text prompt or chat messages.
+  std::string prompt;
+  nlohmann::json messages;  // null unless the request came with "messages"
+  std::vector<int32_t> prompt_tokens;
+  std::vector<int32_t> generated;  // loaded from the tokens LIST
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  int64_t finished_ms = 0;  // 0 while not finished
+  std::string finish_reason;
+  std::string error;
+};
+
+struct RequestStoreOptions {
+  // Finished (done or error) requests, their token list and their KV handles expire
+  // after this long.
+  std::chrono::milliseconds finished_ttl{std::chrono::hours(1)};
+};
+
+class RequestStore {
+ public:
+  explicit RequestStore(RedisClient& redis, RequestStoreOptions options = {});
+
+  // Records a new request (status, model, params, prompt, prompt tokens, timestamps).
+  // Returns false and changes nothing when the request already exists (a redelivered
+  // prompt). created_ms/updated_ms default to now when 0.
+  bool create(const RequestRecord& record);
+  // Sets status and updated_ms. Throws when the request does not exist.
+  void set_status(const std::string& id, RequestStatus status);
+
+  // Appends the token at position `index` of the generated sequence (0-based).
+  // Idempotent: appending the same token at an index already stored is a no-op, so a
+  // retried or redelivered step cannot duplicate a token. Throws when index skips ahead
+  // of the stored length, or when a different token is already stored at index.
+  void append_generated_token(const std::string& id, int64_t index, int32_t token);
+  // The same for several consecutive tokens starting at `index`.
+  void append_generated_tokens(const std::string& id, int64_t index, const std::vector<int32_t>& tokens);
+  int64_t generated_count(const std::string& id);
+
+  // Everything needed to replay the request: the hash and the generated tokens, read
+  // atomically. nullopt when the request does not exist (never created, or expired).
+  std::optional<RequestRecord> load(const std::string& id);
+
+  // status=done, finish_reason, finished_ms; then the request, its tokens and its KV
+  // handles expire after finished_ttl.
+  void finish(const std::string& id, const std::string& finish_reason);
+  // status=error, error message, finished_ms; expires like finish().
+  void set_error(const std::string& id, const std::string& message);
+
+  const RequestStoreOptions& options() const { return options_; }
+
+ private:
+  void finalize(const std::string& id, RequestStatus status, const std::string& field, const std::string& value);
+
+  RedisClient& redis_;
+  RequestStoreOptions options_;
+};
+
+int64_t now_ms();  // wall clock, milliseconds since the Unix epoch
+
+}  // namespace fleet
