@@ -1,0 +1,259 @@
+#include "bus/consumer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include "bus/internal.h"
+
+namespace fleet::bus {
+
+Config consumer_defaults() {
+  return {
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"fetch.wait.max.ms", "100"},
+      {"fetch.error.backoff.ms", "50"},
+      {"socket.nagle.disable", "true"},
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "1000"},
+      {"enable.partition.eof", "false"},
+  };
+}
+
+namespace {
+
+using TpList = std::vector<RdKafka::TopicPartition*>;
+
+struct TpListGuard {
+  TpList list;
+  ~TpListGuard() { RdKafka::TopicPartition::destroy(list); }
+};
+
+std::string name_of(RdKafka::ErrorCode code) { return rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)); }
+
+}  // namespace
+
+struct Consumer::Impl : RdKafka::OffsetCommitCb {
+  std::unique_ptr<RdKafka::KafkaConsumer> handle;
+  std::string group_id;
+  std::string topics_text;
+  std::optional<BusError> async_commit_error;  // thrown by the next poll()
+
+  void offset_commit_cb(RdKafka::ErrorCode err, std::vector<RdKafka::TopicPartition*>& offsets) override {
+    if (err == RdKafka::ERR__NO_OFFSET) return;  // nothing to commit
+    std::string detail;
+    RdKafka::ErrorCode code = err;
+    for (const auto* tp : offsets) {
+      if (tp->err() == RdKafka::ERR_NO_ERROR) continue;
+      if (code == RdKafka::ERR_NO_ERROR) code = tp->err();
+      detail += " " + tp->topic() + "[" + std::to_string(tp->partition()) + "]@" + std::to_string(tp->offset()) +
+                ": " + detail::describe(tp->err()) + ";";
+    }
+    if (code == RdKafka::ERR_NO_ERROR) return;
+    async_commit_error.emplace("bus: offset commit for group '" + group_id + "' failed: " + detail::describe(code) +
+                                   (detail.empty() ? "" : " --" + detail),
+                               code, detail::is_retriable(code));
+  }
+
+  RdKafka::KafkaConsumer& live() const {
+    if (!handle) throw BusError("bus: consumer of group '" + group_id + "' is closed", RdKafka::ERR__STATE);
+    return *handle;
+  }
+
+  [[noreturn]] void throw_error(const RdKafka::Message& m) const {
+    RdKafka::ErrorCode err = m.err();
+    if (err == RdKafka::ERR__FATAL) {
+      char buf[512];
+      rd_kafka_resp_err_t orig = rd_kafka_fatal_error(handle->c_ptr(), buf, sizeof buf);
+      throw BusError("bus: consumer of group '" + group_id + "' hit a fatal error: " + buf + " (" +
+                         rd_kafka_err2name(orig) + ")",
+                     orig, false, true);
+    }
+    std::string where = m.topic_name().empty() ? "topics " + topics_text
+                                               : "topic '" + m.topic_name() + "' [" + std::to_string(m.partition()) + "]";
+    throw BusError("bus: consume from " + where + " (group '" + group_id + "') failed: " + m.errstr() + " (" +
+                       name_of(err) + ")",
+                   err, detail::is_retriable(err));
+  }
+
+  // Commits the highest offset + 1 per partition among msgs.
+  void commit(const std::vector<const Message*>& msgs, bool sync) {
+    RdKafka::KafkaConsumer& c = live();
+    std::map<TopicPartition, int64_t> next;
+    for (const Message* m : msgs) {
+      int64_t& n = next[{m->topic, m->partition}];
+      n = std::max(n, m->offset + 1);
+    }
+    if (next.empty()) return;
+    TpListGuard offsets;
+    for (const auto& [tp, off] : next) offsets.list.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition, off));
+    if (!sync) {
+      RdKafka::ErrorCode err = c.commitAsync(offsets.list);
+      if (err != RdKafka::ERR_NO_ERROR) {
+        throw BusError("bus: async offset commit for group '" + group_id + "' failed: " + detail::describe(err), err,
+                       detail::is_retriable(err));
+      }
+      return;
+    }
+    // A sync commit also runs offset_commit_cb; its result is reported here instead.
+    std::optional<BusError> earlier = async_commit_error;
+    RdKafka::ErrorCode err = c.commitSync(offsets.list);
+    async_commit_error = earlier;
+    std::string detail;
+    for (const auto* tp : offsets.list) {
+      if (tp->err() == RdKafka::ERR_NO_ERROR) continue;
+      if (err == RdKafka::ERR_NO_ERROR) err = tp->err();
+      detail += " " + tp->topic() + "[" + std::to_string(tp->partition()) + "]@" + std::to_string(tp->offset()) +
+                ": " + detail::describe(tp->err()) + ";";
+    }
+    if (err != RdKafka::ERR_NO_ERROR) {
+      throw BusError("bus: offset commit for group '" + group_id + "' failed: " + detail::describe(err) +
+                         (detail.empty() ? "" : " --" + detail),
+                     err, detail::is_retriable(err));
+    }
+  }
+};
+
+Consumer::Consumer(const std::string& brokers, const std::string& group_id, const std::vector<std::string>& topics,
+                   const Config& overrides)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->group_id = group_id;
+  for (const auto& t : topics) impl_->topics_text += (impl_->topics_text.empty() ? "'" : ", '") + t + "'";
+  if (topics.empty()) throw BusError("bus: consumer of group '" + group_id + "' needs at least one topic", RdKafka::ERR__INVALID_ARG);
+  Config all = detail::merged(consumer_defaults(), overrides);
+  all["bootstrap.servers"] = brokers;
+  all["group.id"] = group_id;
+  auto conf = detail::make_conf({}, all);
+  std::string err;
+  if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) {
+    throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
+  }
+  impl_->handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!impl_->handle) {
+    throw BusError("bus: cannot create consumer for " + brokers + " (group '" + group_id + "'): " + err,
+                   RdKafka::ERR__INVALID_ARG);
+  }
+  RdKafka::ErrorCode rc = impl_->handle->subscribe(topics);
+  if (rc != RdKafka::ERR_NO_ERROR) {
+    throw BusError("bus: subscribe to " + impl_->topics_text + " (group '" + group_id + "') failed: " + detail::describe(rc), rc);
+  }
+}
+
+Consumer::~Consumer() {
+  try {
+    close();
+  } catch (...) {
+    // close() on a destructor path: nothing left to report to.
+  }
+}
+
+std::optional<Message> Consumer::poll(int timeout_ms) {
+  using clock = std::chrono::steady_clock;
+  RdKafka::KafkaConsumer& c = impl_->live();
+  if (impl_->async_commit_error) {
+    BusError e = *impl_->async_commit_error;
+    impl_->async_commit_error.reset();
+    throw e;
+  }
+  const auto deadline = clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  for (;;) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count());
+    std::unique_ptr<RdKafka::Message> m(c.consume(std::max(left, 0)));
+    if (impl_->async_commit_error) {
+      BusError e = *impl_->async_commit_error;
+      impl_->async_commit_error.reset();
+      throw e;
+    }
+    switch (m->err()) {
+      case RdKafka::ERR_NO_ERROR: {
+        Message out;
+        out.topic = m->topic_name();
+        out.partition = m->partition();
+        out.offset = m->offset();
+        if (m->key_pointer()) out.key.assign(static_cast<const char*>(m->key_pointer()), m->key_len());
+        if (m->payload()) out.value.assign(static_cast<const char*>(m->payload()), m->len());
+        RdKafka::MessageTimestamp ts = m->timestamp();
+        out.timestamp_ms = ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? -1 : ts.timestamp;
+        return out;
+      }
+      case RdKafka::ERR__TIMED_OUT:
+        if (left <= 0) return std::nullopt;
+        continue;
+      case RdKafka::ERR__PARTITION_EOF:  // only if enabled by an override: not an error
+        if (left <= 0) return std::nullopt;
+        continue;
+      default:
+        impl_->throw_error(*m);
+    }
+  }
+}
+
+std::vector<Message> Consumer::poll_batch(std::size_t max, int timeout_ms) {
+  std::vector<Message> out;
+  if (max == 0) return out;
+  auto first = poll(timeout_ms);
+  if (!first) return out;
+  out.push_back(std::move(*first));
+  while (out.size() < max) {
+    auto next = poll(0);
+    if (!next) break;
+    out.push_back(std::move(*next));
+  }
+  return out;
+}
+
+void Consumer::commit(const Message& processed) { impl_->commit({&processed}, true); }
+
+void Consumer::commit(const std::vector<Message>& processed) {
+  std::vector<const Message*> ptrs;
+  for (const auto& m : processed) ptrs.push_back(&m);
+  impl_->commit(ptrs, true);
+}
+
+void Consumer::commit_async(const std::vector<Message>& processed) {
+  std::vector<const Message*> ptrs;
+  for (const auto& m : processed) ptrs.push_back(&m);
+  impl_->commit(ptrs, false);
+}
+
+std::vector<TopicPartition> Consumer::assignment() const {
+  TpListGuard parts;
+  RdKafka::ErrorCode err = impl_->live().assignment(parts.list);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    throw BusError("bus: assignment of group '" + impl_->group_id + "': " + detail::describe(err), err);
+  }
+  std::vector<TopicPartition> out;
+  for (const auto* tp : parts.list) out.push_back({tp->topic(), tp->partition()});
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int64_t Consumer::committed(const TopicPartition& tp, int timeout_ms) const {
+  TpListGuard parts;
+  parts.list.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition));
+  RdKafka::ErrorCode err = impl_->live().committed(parts.list, timeout_ms);
+  if (err == RdKafka::ERR_NO_ERROR) err = parts.list[0]->err();
+  if (err != RdKafka::ERR_NO_ERROR) {
+    throw BusError("bus: committed offset of " + tp.topic + "[" + std::to_string(tp.partition) + "] for group '" +
+                       impl_->group_id + "': " + detail::describe(err),
+                   err, detail::is_retriable(err));
+  }
+  int64_t off = parts.list[0]->offset();
+  return off < 0 ? -1 : off;
+}
+
+void Consumer::close() {
+  if (!impl_ || !impl_->handle) return;
+  RdKafka::ErrorCode err = impl_->handle->close();
+  impl_->handle.reset();
+  if (err != RdKafka::ERR_NO_ERROR) {
+    throw BusError("bus: closing consumer of group '" + impl_->group_id + "': " + detail::describe(err), err);
+  }
+}
+
+}  // namespace fleet::bus

@@ -1,0 +1,97 @@
+#pragma once
+// Group consumer over librdkafka with manual, at-least-once offset commits.
+//
+//   fleet::bus::Consumer c(brokers, "stage-1", {"fleet.stage1"});
+//   while (running) {
+//     auto batch = c.poll_batch(64, 100);
+//     process(batch);
+//     c.commit(batch);          // commit only what has been processed
+//   }
+//   c.close();
+//
+// Consumers sharing a group id split the topics' partitions between them; each
+// partition is read in offset order by one member. After a restart (or a rebalance)
+// a partition resumes from its last committed offset, so anything processed but not
+// committed is delivered again: processing must tolerate duplicates.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bus/error.h"
+
+namespace fleet::bus {
+
+struct Message {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+  std::string key;    // empty for a null key
+  std::string value;  // raw bytes
+  int64_t timestamp_ms = -1;  // producer create time (ms since epoch), -1 if unknown
+};
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = -1;
+  bool operator==(const TopicPartition&) const = default;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+class Consumer {
+ public:
+  // Subscribes to topics in group group_id. Defaults (see consumer_defaults()):
+  //   enable.auto.commit=false, enable.auto.offset.store=false,
+  //   auto.offset.reset=earliest, fetch.wait.max.ms=100, fetch.error.backoff.ms=50,
+  //   socket.nagle.disable=true, session.timeout.ms=10000, heartbeat.interval.ms=1000,
+  //   enable.partition.eof=false.
+  // Subscribing to a topic that does not exist is reported by poll() (the broker's
+  // UNKNOWN_TOPIC_OR_PART), not waited for: create topics first (Admin::ensure_topics).
+  Consumer(const std::string& brokers, const std::string& group_id, const std::vector<std::string>& topics,
+           const Config& overrides = {});
+  ~Consumer();  // close()
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  // The next message, or nullopt when none arrived within timeout_ms. Polling also
+  // drives group membership (joins, rebalances, heartbeats are served by librdkafka's
+  // threads, but assignments are applied here): poll regularly.
+  // Throws BusError for every error librdkafka reports to the consumer (unknown
+  // topic, offset out of range, broker unreachable, failed async commit, fatal
+  // errors); BusError::retriable() tells which ones a later poll may get past.
+  std::optional<Message> poll(int timeout_ms);
+
+  // Up to max messages: waits up to timeout_ms for the first, then takes what is
+  // already fetched without waiting. Empty on timeout.
+  std::vector<Message> poll_batch(std::size_t max, int timeout_ms);
+
+  // Commits (synchronously) the position after the given message(s): for each
+  // partition, the highest offset among them + 1. Call after processing. Throws
+  // BusError if the broker refuses (e.g. the partition was reassigned in a rebalance:
+  // then the new owner will see those messages again).
+  void commit(const Message& processed);
+  void commit(const std::vector<Message>& processed);
+
+  // The same, without waiting for the broker; a failure is thrown by a later poll().
+  void commit_async(const std::vector<Message>& processed);
+
+  // The partitions currently assigned to this member (changes on rebalance).
+  std::vector<TopicPartition> assignment() const;
+
+  // The last committed offset of a partition for this group (-1 if none).
+  int64_t committed(const TopicPartition& tp, int timeout_ms = 10000) const;
+
+  // Leaves the group (its partitions move to the other members at once) and
+  // releases the client. Idempotent; later calls other than close() throw.
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The defaults the constructor applies before overrides.
+Config consumer_defaults();
+
+}  // namespace fleet::bus

@@ -1,0 +1,164 @@
+#include "bus/producer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include "bus/internal.h"
+
+namespace fleet::bus {
+
+Config producer_defaults() {
+  return {
+      {"acks", "all"},
+      {"enable.idempotence", "true"},
+      {"linger.ms", "1"},
+      {"socket.nagle.disable", "true"},
+      {"partitioner", "murmur2_random"},
+      {"message.max.bytes", "1000000"},
+      {"compression.type", "none"},
+      {"message.timeout.ms", "30000"},
+  };
+}
+
+namespace {
+constexpr std::size_t kMaxReportedFailures = 5;
+}
+
+struct Producer::Impl : RdKafka::DeliveryReportCb, RdKafka::EventCb {
+  std::unique_ptr<RdKafka::Producer> handle;
+  int64_t message_max_bytes = 1000000;
+  int queue_full_wait_ms = 30000;
+
+  mutable std::mutex mu;
+  std::size_t delivered = 0;
+  std::size_t failed = 0;
+  std::size_t failed_since_flush = 0;
+  RdKafka::ErrorCode first_failure = RdKafka::ERR_NO_ERROR;
+  std::vector<std::string> failures;  // first few since the last flush
+  std::string last_error;             // last client-level error event (connection etc.)
+
+  void dr_cb(RdKafka::Message& m) override {
+    std::lock_guard lock(mu);
+    if (m.err() == RdKafka::ERR_NO_ERROR) {
+      ++delivered;
+      return;
+    }
+    ++failed;
+    if (failed_since_flush++ == 0) first_failure = m.err();
+    if (failures.size() < kMaxReportedFailures) {
+      std::string key = m.key() ? *m.key() : std::string("(null)");
+      if (key.size() > 64) key = key.substr(0, 64) + "...";
+      failures.push_back("topic '" + m.topic_name() + "' key '" + key + "' (" + std::to_string(m.len()) +
+                         " bytes): " + m.errstr() + " (" +
+                         rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(m.err())) + ")");
+    }
+  }
+
+  void event_cb(RdKafka::Event& e) override {
+    if (e.type() != RdKafka::Event::EVENT_ERROR) return;
+    std::lock_guard lock(mu);
+    last_error = e.str() + " (" + rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(e.err())) + ")";
+  }
+
+  // Throws if the producer hit a fatal error (it cannot be used any more).
+  void check_fatal() const {
+    char buf[512];
+    rd_kafka_resp_err_t err = rd_kafka_fatal_error(handle->c_ptr(), buf, sizeof buf);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw BusError(std::string("bus: producer fatal error: ") + buf + " (" + rd_kafka_err2name(err) + ")",
+                     err, false, true);
+    }
+  }
+};
+
+Producer::Producer(const std::string& brokers, const Config& overrides) : impl_(std::make_unique<Impl>()) {
+  Config all = detail::merged(producer_defaults(), overrides);
+  all["bootstrap.servers"] = brokers;
+  auto conf = detail::make_conf({}, all);
+  std::string err;
+  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK ||
+      conf->set("event_cb", static_cast<RdKafka::EventCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) {
+    throw BusError("bus: producer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
+  }
+  try {
+    impl_->message_max_bytes = std::stoll(all.at("message.max.bytes"));
+    impl_->queue_full_wait_ms = std::stoi(all.at("message.timeout.ms"));
+  } catch (const std::exception&) {
+    // Only used in error texts and the queue-full wait; librdkafka validated the values.
+  }
+  impl_->handle.reset(RdKafka::Producer::create(conf.get(), err));
+  if (!impl_->handle) throw BusError("bus: cannot create producer for " + brokers + ": " + err, RdKafka::ERR__INVALID_ARG);
+}
+
+Producer::~Producer() {
+  if (impl_ && impl_->handle) impl_->handle->flush(5000);
+}
+
+void Producer::produce(const std::string& topic, std::string_view key, std::string_view value) {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::milliseconds(impl_->queue_full_wait_ms);
+  for (;;) {
+    RdKafka::ErrorCode err = impl_->handle->produce(
+        topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+        value.size(), key.empty() ? nullptr : key.data(), key.size(), 0, nullptr, nullptr);
+    if (err == RdKafka::ERR_NO_ERROR) break;
+    if (err == RdKafka::ERR__QUEUE_FULL && clock::now() < deadline) {
+      impl_->handle->poll(10);  // make room by serving delivery reports
+      continue;
+    }
+    if (err == RdKafka::ERR__FATAL) impl_->check_fatal();
+    std::string what = "bus: produce to topic '" + topic + "' (key " + std::to_string(key.size()) + " bytes, value " +
+                       std::to_string(value.size()) + " bytes) failed: " + detail::describe(err);
+    if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE) {
+      what += "; the limit is message.max.bytes=" + std::to_string(impl_->message_max_bytes) +
+              " (the broker accepts about 1 MB): split the payload into chunks";
+    }
+    throw BusError(what, err, detail::is_retriable(err));
+  }
+  impl_->handle->poll(0);
+}
+
+void Producer::flush(int timeout_ms) {
+  RdKafka::ErrorCode rc = impl_->handle->flush(timeout_ms);
+  std::unique_lock lock(impl_->mu);
+  if (impl_->failed_since_flush > 0) {
+    std::string what = "bus: " + std::to_string(impl_->failed_since_flush) + " message(s) failed delivery:";
+    for (const auto& f : impl_->failures) what += "\n  " + f;
+    if (impl_->failed_since_flush > impl_->failures.size()) what += "\n  ...";
+    RdKafka::ErrorCode code = impl_->first_failure;
+    impl_->failed_since_flush = 0;
+    impl_->failures.clear();
+    lock.unlock();
+    throw BusError(what, code, detail::is_retriable(code));
+  }
+  std::string last_error = impl_->last_error;
+  lock.unlock();
+  impl_->check_fatal();
+  if (rc == RdKafka::ERR__TIMED_OUT) {
+    throw BusError("bus: flush: " + std::to_string(impl_->handle->outq_len()) + " message(s) still undelivered after " +
+                       std::to_string(timeout_ms) + " ms" +
+                       (last_error.empty() ? std::string() : "; last client error: " + last_error),
+                   rc, true);
+  }
+}
+
+void Producer::poll(int timeout_ms) { impl_->handle->poll(timeout_ms); }
+
+std::size_t Producer::in_flight() const { return static_cast<std::size_t>(impl_->handle->outq_len()); }
+
+std::size_t Producer::delivered() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->delivered;
+}
+
+std::size_t Producer::failed() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->failed;
+}
+
+}  // namespace fleet::bus

@@ -1,0 +1,91 @@
+#include "stack_env.h"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+namespace fleet::test {
+namespace {
+
+std::string g_brokers;
+std::string g_setup_error;
+
+// Runs a shell command, returns its exit status; output goes to log.
+int run(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+std::string tail_of(const std::string& path) {
+  try {
+    std::string s = read_file(path);
+    return s.size() > 4000 ? s.substr(s.size() - 4000) : s;
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+class StackEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    // ctest sets FLEET_BUILD_DIR; a direct run uses this binary's build tree.
+    setenv("FLEET_BUILD_DIR", FLEET_BINARY_DIR, 0);
+    dir_ = scratch_dir("bus-stack");
+    script_ = std::string(FLEET_SOURCE_ROOT) + "/scripts/stack.sh";
+    const std::string log = dir_ + "/stack-up.log";
+    int rc = run("'" + script_ + "' up '" + dir_ + "' >'" + log + "' 2>&1");
+    if (rc != 0) {
+      g_setup_error = "scripts/stack.sh up " + dir_ + " failed (exit " + std::to_string(rc) + "):\n" + tail_of(log);
+      FAIL() << g_setup_error;
+    }
+    std::ifstream env(dir_ + "/stack.env");
+    std::string line;
+    while (std::getline(env, line)) {
+      const std::string key = "FLEET_KAFKA_BROKERS=";
+      if (line.rfind(key, 0) == 0) g_brokers = line.substr(key.size());
+    }
+    if (g_brokers.empty()) {
+      g_setup_error = "no FLEET_KAFKA_BROKERS in " + dir_ + "/stack.env";
+      FAIL() << g_setup_error;
+    }
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) return;
+    const std::string log = dir_ + "/stack-down.log";
+    int rc = run("'" + script_ + "' down '" + dir_ + "' >'" + log + "' 2>&1");
+    EXPECT_EQ(rc, 0) << "scripts/stack.sh down failed:\n" << tail_of(log);
+  }
+
+ private:
+  std::string dir_;
+  std::string script_;
+};
+
+// Registered before main() runs (gtest_main calls RUN_ALL_TESTS, which owns it).
+[[maybe_unused]] ::testing::Environment* const g_env = ::testing::AddGlobalTestEnvironment(new StackEnvironment);
+
+}  // namespace
+
+const std::string& kafka_brokers() {
+  if (g_brokers.empty()) {
+    ADD_FAILURE() << "Kafka stack is not up: " << g_setup_error;
+  }
+  return g_brokers;
+}
+
+std::string unique_name(const std::string& prefix) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return prefix + "-" + buf;
+}
+
+}  // namespace fleet::test
