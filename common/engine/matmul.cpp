@@ -211,7 +211,7 @@ void matmul(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadP
         for (int64_t r = r0; r < W.rows; ++r) run_rows<1>(W, r, X, n_tokens, Y);
       }
     }
-  });
+  }, static_cast<double>(W.rows) * static_cast<double>(W.cols) * static_cast<double>(n_tokens));
 }
 
 }  // namespace fleet

@@ -122,6 +122,8 @@ void StageEngine::attention(const LayerWeights& lw, int slot, std::span<const Se
     for (int i = 0; i < ch.n_tokens; ++i) row_cache[static_cast<size_t>(row++)] = ch.cache;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = nh / nkv;
+  double attended = 0;  // cache rows read, for the parallelism decision
+  for (int p : pos) attended += p + 1;
   pool_.parallel_for(static_cast<size_t>(T * nh), [&](size_t b, size_t e) {
     std::vector<float> scores;
     for (size_t job = b; job < e; ++job) {
@@ -150,7 +152,7 @@ void StageEngine::attention(const LayerWeights& lw, int slot, std::span<const Se
         for (int d = 0; d < hd; ++d) o[d] += a * vj[d];
       }
     }
-  });
+  }, static_cast<double>(attended) * nh * hd * 2);
 }
 
 void StageEngine::forward_layers(std::span<const SeqChunk> batch, float* hidden) {

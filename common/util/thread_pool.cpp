@@ -23,8 +23,9 @@ static void run_share(const std::function<void(size_t, size_t)>& fn, size_t n, i
   if (begin < end) fn(begin, end);
 }
 
-void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn) {
-  if (workers_.empty() || n < 2) {
+void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn, double work) {
+  constexpr double kMinParallelWork = 1 << 17;
+  if (workers_.empty() || n < 2 || work < kMinParallelWork) {
     if (n > 0) fn(0, n);
     return;
   }

@@ -20,7 +20,9 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
   // fn(begin, end) is called on disjoint ranges covering [0, n); returns when all are done.
-  void parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn);
+  // `work` estimates the total cost (e.g. multiply-adds): below a threshold the loop runs on
+  // the calling thread, since waking the workers would cost more than it saves.
+  void parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn, double work = 1e12);
 
  private:
   void worker_loop(int index);

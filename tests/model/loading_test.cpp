@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model_writer.h"
+#include "model/fingerprint.h"
 #include "model/weights.h"
 #include "test_support.h"
 
@@ -71,12 +72,14 @@ TEST(ModelLoading, ZeroCopyForMatchingDtypeAndCopiesOtherwise) {
   EXPECT_EQ(q8.layers[0].wq.dtype, DType::Q8_0);
   EXPECT_LT(q8.bytes(), f32.bytes() / 3);
   // Dequantized rows stay within half a quantization step of the original.
-  std::vector<float> a(64), b(64);
+  const size_t cols = static_cast<size_t>(f32.layers[0].w_down.cols);  // 172: a partial last block
+  ASSERT_EQ(cols, 172u);
+  std::vector<float> a(cols), b(cols);
   f32.layers[0].w_down.row_to_f32(3, a.data());
   q8.layers[0].w_down.row_to_f32(3, b.data());
   float amax = 0;
   for (float x : a) amax = std::max(amax, std::fabs(x));
-  for (int i = 0; i < 64; ++i) EXPECT_NEAR(a[static_cast<size_t>(i)], b[static_cast<size_t>(i)], amax / 127 * 0.51f);
+  for (size_t i = 0; i < cols; ++i) EXPECT_NEAR(a[i], b[i], amax / 127 * 0.51f) << i;
 }
 
 TEST(ModelLoading, TruncatedLlama2cNamesTheTensor) {
@@ -210,6 +213,51 @@ TEST(ModelLoading, EveryArchitectureShapeLoads) {
       EXPECT_EQ(s.config.rope_scaling.factor, 8.0);
     }
   }
+}
+
+}  // namespace
+}  // namespace fleet
+
+namespace fleet {
+namespace {
+
+TEST(WeightFingerprint, SameBytesSameHashAnyChangeDiffers) {
+  std::string a = test::scratch_dir("fp-a"), b = test::scratch_dir("fp-b");
+  write_synthetic_model(synth_shape("tiny-mistral"), DType::BF16, 11, a);
+  write_synthetic_model(synth_shape("tiny-mistral"), DType::BF16, 11, b);
+  ModelSource sa = open_model(a);
+  EXPECT_EQ(layer_fingerprint(sa, 1), layer_fingerprint(open_model(b), 1));
+  EXPECT_NE(layer_fingerprint(sa, 0), layer_fingerprint(sa, 1));
+  // Flip one byte inside layer 1's down projection: layer 1's hash changes, layer 0's does not.
+  std::string bytes = test::read_file(b + "/model.safetensors");
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+  auto header = nlohmann::json::parse(bytes.substr(8, hlen));
+  size_t off = header["model.layers.1.mlp.down_proj.weight"]["data_offsets"][0].get<size_t>();
+  bytes[8 + hlen + off + 100] ^= 0x01;
+  std::ofstream(b + "/model.safetensors", std::ios::binary | std::ios::trunc) << bytes;
+  ModelSource sb = open_model(b);
+  EXPECT_NE(layer_fingerprint(sa, 1), layer_fingerprint(sb, 1));
+  EXPECT_EQ(layer_fingerprint(sa, 0), layer_fingerprint(sb, 0));
+  EXPECT_EQ(layer_fingerprint(sa, 2), layer_fingerprint(sb, 2));
+  // A stage's fingerprints cover exactly what it holds.
+  LoadOptions last;
+  last.layer_begin = 2;
+  auto fps = stage_fingerprints(sa, load_stage_weights(sa, last));
+  EXPECT_EQ(fps.size(), 2u);  // layer 2 and the head
+  EXPECT_TRUE(fps.count(2) && fps.count(3));
+}
+
+TEST(WeightFingerprint, HashIsStableAndSensitive) {
+  std::string s(1000, 'x');
+  uint64_t h = hash_bytes(s.data(), s.size());
+  EXPECT_EQ(h, hash_bytes(s.data(), s.size()));
+  for (size_t i : {0ul, 31ul, 32ul, 500ul, 999ul}) {
+    std::string t = s;
+    t[i] = 'y';
+    EXPECT_NE(h, hash_bytes(t.data(), t.size())) << i;
+  }
+  EXPECT_NE(hash_bytes(s.data(), 999), h);
 }
 
 }  // namespace
