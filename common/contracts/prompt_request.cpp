@@ -1,0 +1,254 @@
+// Parsing and validation of prompts records.
+#include "contracts/prompt_request.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <random>
+
+namespace fleet {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::array<const char*, 9> kPromptFields = {"id",    "prompt", "messages", "max_tokens", "temperature",
+                                                      "top_p", "top_k",  "seed",     "stop"};
+
+// Thrown inside the parser only; turned into a ContractError at the boundary.
+struct Invalid {
+  std::string message;
+};
+
+bool present(const json& obj, const char* field) {
+  auto it = obj.find(field);
+  return it != obj.end() && !it->is_null();
+}
+
+std::string type_name(const json& v) {
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
+int64_t integer_field(const json& obj, const char* field, int64_t min, int64_t max) {
+  const json& v = obj.at(field);
+  if (v.is_number_float()) {  // 5.0 is an integer to JSON Schema too
+    const double d = v.get<double>();
+    if (d != std::floor(d) || d < static_cast<double>(min) || d > static_cast<double>(max))
+      throw Invalid{std::string(field) + " must be an integer in [" + std::to_string(min) + ", " +
+                    std::to_string(max) + "], got " + v.dump()};
+    return static_cast<int64_t>(d);
+  }
+  if (!v.is_number_integer())
+    throw Invalid{std::string(field) + " must be an integer, got " + type_name(v)};
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))
+    throw Invalid{std::string(field) + " must be at most " + std::to_string(max) + ", got " + v.dump()};
+  const int64_t x = v.get<int64_t>();
+  if (x < min || x > max)
+    throw Invalid{std::string(field) + " must be in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " +
+                  std::to_string(x)};
+  return x;
+}
+
+double number_field(const json& obj, const char* field) {
+  const json& v = obj.at(field);
+  if (!v.is_number()) throw Invalid{std::string(field) + " must be a number, got " + type_name(v)};
+  return v.get<double>();
+}
+
+std::string string_field(const json& obj, const char* field) {
+  const json& v = obj.at(field);
+  if (!v.is_string()) throw Invalid{std::string(field) + " must be a string, got " + type_name(v)};
+  return v.get<std::string>();
+}
+
+PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
+  for (const auto& [k, v] : body.items()) {
+    if (std::find_if(kPromptFields.begin(), kPromptFields.end(), [&](const char* f) { return k == f; }) ==
+        kPromptFields.end()) {
+      std::string known;
+      for (const char* f : kPromptFields) known += (known.empty() ? "" : ", ") + std::string(f);
+      throw Invalid{"unknown field '" + k + "' (known: " + known + ")"};
+    }
+  }
+  PromptRequest r;
+  const bool has_prompt = present(body, "prompt"), has_messages = present(body, "messages");
+  if (has_prompt == has_messages) throw Invalid{"exactly one of 'prompt' and 'messages' is required"};
+  if (has_prompt) {
+    r.prompt = string_field(body, "prompt");
+    if (r.prompt->size() > limits.max_prompt_bytes)
+      throw Invalid{"prompt is " + std::to_string(r.prompt->size()) + " bytes, more than the limit of " +
+                    std::to_string(limits.max_prompt_bytes)};
+  } else {
+    const json& msgs = body.at("messages");
+    if (!msgs.is_array()) throw Invalid{"messages must be an array, got " + type_name(msgs)};
+    if (msgs.empty()) throw Invalid{"messages must not be empty"};
+    if (msgs.size() > limits.max_messages)
+      throw Invalid{"messages has " + std::to_string(msgs.size()) + " entries, more than the limit of " +
+                    std::to_string(limits.max_messages)};
+    size_t total = 0;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      const std::string where = "messages[" + std::to_string(i) + "]";
+      const json& m = msgs[i];
+      if (!m.is_object()) throw Invalid{where + " must be an object {role, content}, got " + type_name(m)};
+      for (const auto& [k, v] : m.items())
+        if (k != "role" && k != "content") throw Invalid{where + " has the unknown field '" + k + "'"};
+      if (!m.contains("role") || !m["role"].is_string()) throw Invalid{where + ".role must be a string"};
+      if (!m.contains("content") || !m["content"].is_string()) throw Invalid{where + ".content must be a string"};
+      PromptMessage pm{m["role"].get<std::string>(), m["content"].get<std::string>()};
+      if (pm.role != "system" && pm.role != "user" && pm.role != "assistant")
+        throw Invalid{where + ".role must be \"system\", \"user\" or \"assistant\", got \"" + pm.role + "\""};
+      total += pm.content.size();
+      r.messages.push_back(std::move(pm));
+    }
+    if (total > limits.max_prompt_bytes)
+      throw Invalid{"messages hold " + std::to_string(total) + " bytes of content, more than the limit of " +
+                    std::to_string(limits.max_prompt_bytes)};
+  }
+  if (present(body, "max_tokens"))
+    r.max_tokens = static_cast<int>(integer_field(body, "max_tokens", 1, limits.max_tokens));
+  if (present(body, "temperature")) {
+    r.temperature = number_field(body, "temperature");
+    if (!(r.temperature >= 0) || !std::isfinite(r.temperature))
+      throw Invalid{"temperature must be >= 0, got " + body.at("temperature").dump()};
+  }
+  if (present(body, "top_p")) {
+    r.top_p = number_field(body, "top_p");
+    if (!(r.top_p > 0 && r.top_p <= 1)) throw Invalid{"top_p must be in (0, 1], got " + body.at("top_p").dump()};
+  }
+  if (present(body, "top_k"))
+    r.top_k = static_cast<int>(integer_field(body, "top_k", 0, std::numeric_limits<int32_t>::max()));
+  if (present(body, "seed")) {
+    const json& v = body.at("seed");
+    if (v.is_number_float() && v.get<double>() >= 0 && v.get<double>() <= 0x1p53 &&
+        v.get<double>() == std::floor(v.get<double>())) {
+      r.seed = static_cast<uint64_t>(v.get<double>());
+    } else {
+      if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+        throw Invalid{"seed must be an integer in [0, 2^64), got " + v.dump()};
+      r.seed = v.get<uint64_t>();
+    }
+  }
+  if (present(body, "stop")) {
+    const json& v = body.at("stop");
+    if (v.is_string()) {
+      r.stop.push_back(v.get<std::string>());
+    } else if (v.is_array()) {
+      if (v.size() > limits.max_stop_strings)
+        throw Invalid{"stop has " + std::to_string(v.size()) + " strings, at most " +
+                      std::to_string(limits.max_stop_strings) + " are allowed"};
+      for (const json& s : v) {
+        if (!s.is_string()) throw Invalid{"stop must hold strings, got " + type_name(s)};
+        r.stop.push_back(s.get<std::string>());
+      }
+    } else {
+      throw Invalid{"stop must be a string or an array of strings, got " + type_name(v)};
+    }
+    for (const auto& s : r.stop) {
+      if (s.empty()) throw Invalid{"stop strings must not be empty"};
+      if (s.size() > limits.max_stop_bytes)
+        throw Invalid{"a stop string is " + std::to_string(s.size()) + " bytes, more than the limit of " +
+                      std::to_string(limits.max_stop_bytes)};
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+bool is_valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
+  });
+}
+
+std::string generate_request_id() {
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }();
+  static const char* hex = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    uint64_t v = rng();
+    for (int i = 0; i < 16; ++i, v >>= 4) id[static_cast<size_t>(half * 16 + i)] = hex[v & 15];
+  }
+  return id;
+}
+
+json PromptRequest::to_json() const {
+  json j = {{"id", id}, {"max_tokens", max_tokens}, {"temperature", temperature}, {"top_p", top_p}, {"top_k", top_k}};
+  if (prompt) {
+    j["prompt"] = *prompt;
+  } else {
+    j["messages"] = json::array();
+    for (const auto& m : messages) j["messages"].push_back({{"role", m.role}, {"content", m.content}});
+  }
+  if (seed) j["seed"] = *seed;
+  j["stop"] = stop;
+  return j;
+}
+
+PromptParseResult parse_prompt_record(std::string_view value, std::optional<std::string_view> key,
+                                      const PromptLimits& limits) {
+  PromptParseResult out;
+  const bool key_usable = key && !key->empty();
+  auto fail = [&](const char* code, std::string message) {
+    if (out.id.empty()) out.id = key_usable && key->size() <= 256 ? std::string(*key) : generate_request_id();
+    out.request.reset();
+    out.error = ContractError{code, std::move(message)};
+    return out;
+  };
+  if (value.size() > limits.max_record_bytes)
+    return fail(error_code::kInvalidRequest, "the record is " + std::to_string(value.size()) +
+                                                 " bytes, more than the limit of " +
+                                                 std::to_string(limits.max_record_bytes));
+  json body;
+  try {
+    body = json::parse(value.begin(), value.end());
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
+    return fail(error_code::kInvalidJson, std::string("the record is not valid JSON: ") + e.what());
+  }
+  if (!body.is_object()) return fail(error_code::kInvalidRequest, "the record must be a JSON object, got " + type_name(body));
+
+  // Recover the id first so that every later error can be keyed by it.
+  if (present(body, "id")) {
+    const json& v = body["id"];
+    if (!v.is_string()) return fail(error_code::kInvalidRequest, "id must be a string, got " + type_name(v));
+    const std::string id = v.get<std::string>();
+    if (id.size() <= 256) out.id = id;
+    if (!is_valid_request_id(id))
+      return fail(error_code::kInvalidRequest, "id must be 1 to 128 characters of [A-Za-z0-9._:-]");
+  } else if (key_usable) {
+    if (!is_valid_request_id(*key))
+      return fail(error_code::kInvalidRequest,
+                  "the record key (used as the id, since the body has none) must be 1 to 128 characters of "
+                  "[A-Za-z0-9._:-]");
+    out.id = std::string(*key);
+  }
+  try {
+    PromptRequest r = parse_fields(body, limits);
+    if (out.id.empty()) {
+      out.id = generate_request_id();
+      r.id_generated = true;
+    }
+    r.id = out.id;
+    out.request = std::move(r);
+    return out;
+  } catch (const Invalid& e) {
+    return fail(error_code::kInvalidRequest, e.message);
+  } catch (const json::exception& e) {  // defensive: no nlohmann error escapes to the caller
+    return fail(error_code::kInvalidRequest, e.what());
+  }
+}
+
+}  // namespace fleet

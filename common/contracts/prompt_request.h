@@ -1,0 +1,87 @@
+#pragma once
+// The prompts topic (<prefix>.prompts): one JSON object per request, record key = id.
+//
+//   {"id": "...", "prompt": "..." | "messages": [{"role": "user", "content": "..."}, ...],
+//    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": [...] | "..."}
+//
+// Everything but prompt/messages is optional; null reads as absent. Unknown fields are
+// rejected (a misspelt "max_token" must not silently fall back to the default). The schema is
+// proto/schemas/prompt.schema.json. Parsing never throws on bad input.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace fleet {
+
+// Codes of the "error" result events and dead-letter records.
+namespace error_code {
+inline constexpr const char* kInvalidJson = "invalid_json";        // the record is not JSON
+inline constexpr const char* kInvalidRequest = "invalid_request";  // JSON, but breaks the contract
+inline constexpr const char* kPromptTooLong = "prompt_too_long";   // more tokens than the model's context
+inline constexpr const char* kKvCacheMissing = "kv_cache_missing"; // a decode step found no cache
+inline constexpr const char* kTimeout = "timeout";                 // not finished within timeouts.request_s
+inline constexpr const char* kInternal = "internal";               // anything else
+}  // namespace error_code
+
+struct ContractError {
+  std::string code;
+  std::string message;
+};
+
+struct PromptMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+struct PromptRequest {
+  std::string id;
+  bool id_generated = false;  // no id in the body nor in the record key
+  std::optional<std::string> prompt;   // exactly one of prompt and messages is set
+  std::vector<PromptMessage> messages;
+  int max_tokens = 256;
+  double temperature = 1.0;  // 0: greedy
+  double top_p = 1.0;
+  int top_k = 0;  // 0: no limit
+  std::optional<uint64_t> seed;  // absent: the service picks one (and records it)
+  std::vector<std::string> stop;
+
+  bool is_chat() const { return !prompt.has_value(); }
+  // The canonical JSON of this request (all fields explicit); parses back to the same request.
+  nlohmann::json to_json() const;
+};
+
+struct PromptLimits {
+  int max_tokens = 8192;
+  size_t max_record_bytes = size_t{4} << 20;  // the whole JSON value
+  size_t max_prompt_bytes = size_t{1} << 20;  // prompt, or all message contents together
+  size_t max_messages = 1024;
+  size_t max_stop_strings = 4;
+  size_t max_stop_bytes = 256;
+};
+
+struct PromptParseResult {
+  std::optional<PromptRequest> request;  // set when valid
+  std::optional<ContractError> error;    // set when invalid
+  // The request id: the body's id, else the record key, else a generated one; set for both
+  // outcomes so that an error event can be keyed (the body's id is kept even when invalid,
+  // if it is a string of at most 256 bytes, so the client can correlate).
+  std::string id;
+  bool ok() const { return request.has_value(); }
+};
+
+// Parses one prompts record. `key` is the Kafka record key (absent or empty: none); the body's
+// id wins over the key when both are present.
+PromptParseResult parse_prompt_record(std::string_view value, std::optional<std::string_view> key = std::nullopt,
+                                      const PromptLimits& limits = {});
+
+// 1 to 128 characters of [A-Za-z0-9._:-] (usable in Kafka keys and Redis key names).
+bool is_valid_request_id(std::string_view id);
+// A random 128-bit id as 32 lowercase hex characters.
+std::string generate_request_id();
+
+}  // namespace fleet

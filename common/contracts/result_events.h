@@ -1,0 +1,79 @@
+#pragma once
+// The results topic (<prefix>.results, record key = id) and the dead-letter topic.
+//
+//   {"id", "type": "token", "index", "token_id", "text"}                  one per generated token
+//   {"id", "type": "done", "text", "finish_reason", "usage": {"prompt_tokens", "completion_tokens"},
+//    "timings": {"queue_ms", "time_to_first_token_ms", "total_ms", "tokens_per_s", ...}}
+//   {"id", "type": "error", "error": {"code", "message"}}
+//
+// Schema: proto/schemas/result.schema.json. Text that is not valid UTF-8 is written with
+// U+FFFD replacements (the builders never throw on odd text).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "contracts/prompt_request.h"
+
+namespace fleet {
+
+enum class FinishReason {
+  Stop,    // end-of-sequence token or a stop string
+  Length,  // max_tokens reached, or the model's context is full
+};
+const char* finish_reason_name(FinishReason r);  // "stop", "length"
+
+struct TokenUsage {
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+};
+
+struct RequestTimings {
+  double queue_ms = 0;                // accepted -> first prefill step started
+  double time_to_first_token_ms = 0;  // accepted -> first token sampled
+  double total_ms = 0;                // accepted -> done
+  double tokens_per_s = 0;            // completion tokens / decode time
+  nlohmann::json extra = nlohmann::json::object();  // more named timings, merged into "timings"
+};
+
+std::string token_event(const std::string& id, int index, int token_id, const std::string& text);
+std::string done_event(const std::string& id, const std::string& text, FinishReason finish_reason,
+                       const TokenUsage& usage, const RequestTimings& timings);
+std::string error_event(const std::string& id, const ContractError& error);
+
+// A results record read back (fleet submit / fleet tail / tests).
+struct ResultEvent {
+  enum class Type { Token, Done, Error };
+  Type type = Type::Token;
+  std::string id;
+  int index = 0;     // token
+  int token_id = 0;  // token
+  std::string text;  // token, done
+  std::string finish_reason;  // done
+  TokenUsage usage;           // done
+  nlohmann::json timings;     // done
+  ContractError error;        // error
+};
+// Parses and validates a results record; on failure returns nullopt and sets *error.
+std::optional<ResultEvent> parse_result_event(std::string_view json, std::string* error = nullptr);
+
+// Where a record that could not be processed came from.
+struct DeadLetterSource {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+  std::optional<std::string> key;
+  std::string value;
+};
+// {"source": {"topic", "partition", "offset", "key"}, "value": "..." (when valid UTF-8) or
+//  "value_base64": "...", "error": {"code", "message"}, "service": "...", "time_ms": N}
+std::string dead_letter_record(const DeadLetterSource& source, const ContractError& error, const std::string& service,
+                               int64_t time_ms);
+
+// Helpers shared with the services.
+bool is_valid_utf8(std::string_view s);
+std::string base64_encode(std::string_view bytes);
+
+}  // namespace fleet

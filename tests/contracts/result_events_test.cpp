@@ -1,0 +1,121 @@
+// Results events and dead-letter records: builders equal the schema examples, the reader
+// accepts the valid examples and rejects the invalid ones.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "contracts/result_events.h"
+#include "test_support.h"
+
+namespace fleet {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string example(const std::string& rel) {
+  return test::read_file(std::string(FLEET_SOURCE_ROOT) + "/proto/schemas/examples/" + rel);
+}
+
+TEST(ResultEvents, BuildersProduceTheSchemaExamples) {
+  EXPECT_EQ(json::parse(token_event("req-0001", 0, 403, " Once")), json::parse(example("result/valid/token.json")));
+  RequestTimings t;
+  t.queue_ms = 1.5;
+  t.time_to_first_token_ms = 12.25;
+  t.total_ms = 40;
+  t.tokens_per_s = 150;
+  EXPECT_EQ(json::parse(done_event("req-0001", " Once upon a time", FinishReason::Length, {5, 4}, t)),
+            json::parse(example("result/valid/done.json")));
+  EXPECT_EQ(json::parse(error_event("req-0002", {error_code::kInvalidRequest, "max_tokens must be in [1, 8192], got 0"})),
+            json::parse(example("result/valid/error.json")));
+  RequestTimings extra;
+  extra.extra = {{"prefill_ms", 3.0}};
+  EXPECT_EQ(json::parse(done_event("x", "", FinishReason::Stop, {1, 0}, extra)),
+            json::parse(example("result/valid/done-stop-with-extra-timings.json")));
+}
+
+TEST(ResultEvents, ReaderAcceptsValidAndRejectsInvalidExamples) {
+  const std::string root = std::string(FLEET_SOURCE_ROOT) + "/proto/schemas/examples/result";
+  int valid = 0, invalid = 0;
+  for (const auto& e : fs::directory_iterator(root + "/valid")) {
+    std::string err;
+    EXPECT_TRUE(parse_result_event(test::read_file(e.path().string()), &err).has_value()) << e.path() << ": " << err;
+    ++valid;
+  }
+  for (const auto& e : fs::directory_iterator(root + "/invalid")) {
+    std::string err;
+    EXPECT_FALSE(parse_result_event(test::read_file(e.path().string()), &err).has_value()) << e.path();
+    EXPECT_FALSE(err.empty()) << e.path();
+    ++invalid;
+  }
+  EXPECT_GE(valid, 3);
+  EXPECT_GE(invalid, 5);
+}
+
+TEST(ResultEvents, ReadBackFields) {
+  auto ev = parse_result_event(token_event("r", 3, 17, "cat"));
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->type, ResultEvent::Type::Token);
+  EXPECT_EQ(ev->id, "r");
+  EXPECT_EQ(ev->index, 3);
+  EXPECT_EQ(ev->token_id, 17);
+  EXPECT_EQ(ev->text, "cat");
+  ev = parse_result_event(done_event("r", "the cat", FinishReason::Stop, {2, 9}, {}));
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->type, ResultEvent::Type::Done);
+  EXPECT_EQ(ev->finish_reason, "stop");
+  EXPECT_EQ(ev->usage.prompt_tokens, 2);
+  EXPECT_EQ(ev->usage.completion_tokens, 9);
+  EXPECT_TRUE(ev->timings.contains("total_ms"));
+  ev = parse_result_event(error_event("r", {error_code::kKvCacheMissing, "no cache for step 4"}));
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->type, ResultEvent::Type::Error);
+  EXPECT_EQ(ev->error.code, "kv_cache_missing");
+  EXPECT_EQ(ev->error.message, "no cache for step 4");
+  std::string err;
+  EXPECT_FALSE(parse_result_event("{oops", &err));
+  EXPECT_NE(err.find("not valid JSON"), std::string::npos) << err;
+  EXPECT_FALSE(parse_result_event(R"({"id":"a","type":"token","index":99999999999,"token_id":1,"text":""})"));
+}
+
+TEST(ResultEvents, InvalidUtf8TextIsReplacedNotThrown) {
+  std::string s;
+  EXPECT_NO_THROW(s = token_event("r", 0, 1, "\xe2\x96"));  // half of a 3-byte sequence
+  auto ev = parse_result_event(s);
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->text, "\xef\xbf\xbd");  // U+FFFD
+}
+
+TEST(DeadLetter, RecordsCarryTheOriginalAndTheError) {
+  DeadLetterSource src{"fleet.prompts", 3, 42, std::string("req-9"), "{\"prompt\": "};
+  json j = json::parse(dead_letter_record(src, {error_code::kInvalidJson, "the record is not valid JSON"},
+                                          "fleet-stage 0", 1700000000000));
+  EXPECT_EQ(j, json::parse(example("dead-letter/valid/text-value.json")));
+
+  DeadLetterSource bin{"fleet.stage.1", 0, 7, std::nullopt, std::string("\xff\x00", 2)};
+  j = json::parse(dead_letter_record(bin, {error_code::kInvalidRequest, "not a valid ActivationMsg protobuf (2 bytes)"},
+                                     "fleet-stage 1", 1700000000001));
+  EXPECT_EQ(j, json::parse(example("dead-letter/valid/binary-value.json")));
+
+  DeadLetterSource bin_key{"t", 1, 2, std::string("\xc3\x28"), "v"};
+  j = json::parse(dead_letter_record(bin_key, {"c", "m"}, "s", 1));
+  EXPECT_EQ(j["source"]["key_base64"], "wyg=");
+  EXPECT_FALSE(j["source"].contains("key"));
+}
+
+TEST(DeadLetter, Utf8AndBase64Helpers) {
+  EXPECT_TRUE(is_valid_utf8("plain"));
+  EXPECT_TRUE(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
+  EXPECT_FALSE(is_valid_utf8("\xc3"));                                // truncated
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));                            // overlong
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));                        // surrogate
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));                    // above U+10FFFF
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+}
+
+}  // namespace
+}  // namespace fleet
