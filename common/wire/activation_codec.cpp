@@ -217,6 +217,9 @@ Reassembler::Result Reassembler::add(const ActivationMsg& chunk, Clock::time_poi
     if (chunk.total_bytes() != tensor_bytes)
       return invalid("total_bytes is " + std::to_string(chunk.total_bytes()) + " but dtype and shape give " +
                      std::to_string(tensor_bytes));
+    if (chunk.chunk_count() > std::max<uint64_t>(tensor_bytes, 1))
+      return invalid("chunk_count " + std::to_string(chunk.chunk_count()) + " exceeds total_bytes " +
+                     std::to_string(tensor_bytes) + " (chunks are never empty)");
     const uint64_t len = chunk.tensor().data().size();
     if (chunk.chunk_offset() > tensor_bytes || len > tensor_bytes - chunk.chunk_offset())
       return invalid("data [" + std::to_string(chunk.chunk_offset()) + ", +" + std::to_string(len) +

@@ -237,6 +237,15 @@ TEST(WireReassembly, BadChunksAreInvalidWithClearErrors) {
   EXPECT_EQ(res.status, Reassembler::Status::Invalid);
   EXPECT_NE(res.error.find("exceeds"), std::string::npos) << res.error;
 
+  ActivationMsg too_many_chunks;
+  ASSERT_TRUE(too_many_chunks.ParseFromString(chunks[0]));
+  too_many_chunks.set_request_id("other");
+  too_many_chunks.set_chunk_count(static_cast<uint32_t>(m.total_bytes()) + 1);
+  res = r.add(too_many_chunks);
+  EXPECT_EQ(res.status, Reassembler::Status::Invalid);
+  EXPECT_NE(res.error.find("chunks are never empty"), std::string::npos) << res.error;
+  EXPECT_EQ(r.pending_steps(), 1u);
+
   // The valid remaining chunks still complete the step.
   Reassembler::Result last;
   for (size_t i = 1; i < chunks.size(); ++i) last = r.add(chunks[i]);
