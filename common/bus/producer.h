@@ -20,7 +20,7 @@ namespace fleet::bus {
 class Producer {
  public:
   // Defaults (each replaceable through overrides, see producer_defaults()):
-  //   acks=all, enable.idempotence=true, linger.ms=1, socket.nagle.disable=true,
+  //   acks=all, enable.idempotence=true, linger.ms=0, socket.nagle.disable=true,
   //   partitioner=murmur2_random, message.max.bytes=1000000 (under the broker's
   //   1048588), compression.type=none, message.timeout.ms=30000.
   explicit Producer(const std::string& brokers, const Config& overrides = {});
