@@ -8,11 +8,14 @@
 namespace fleet {
 namespace {
 
-// KEYS: kv, req. ARGV: field, value.
+// KEYS: kv, req. ARGV: field, value, orphan_ttl_ms. The KV hash lives as long as the
+// request: same TTL, none while in flight, orphan_ttl_ms when the request is absent.
 const char* kSetScript = R"lua(
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[2])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl)
+elseif ttl == -1 then redis.call('PERSIST', KEYS[1])
+else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
 )lua";
 
@@ -34,7 +37,8 @@ KvHandle parse_handle(const std::string& id, const std::string& field, const std
 
 void KvHandleStore::set(const std::string& request_id, int stage, const KvHandle& handle) {
   nlohmann::json j = {{"worker", handle.worker}, {"epoch", handle.epoch}, {"cached_len", handle.cached_len}};
-  redis_.eval(kSetScript, {keys::kv(request_id), keys::request(request_id)}, {std::to_string(stage), j.dump()});
+  redis_.eval(kSetScript, {keys::kv(request_id), keys::request(request_id)},
+              {std::to_string(stage), j.dump(), std::to_string(orphan_ttl_.count())});
 }
 
 std::optional<KvHandle> KvHandleStore::get(const std::string& request_id, int stage) {

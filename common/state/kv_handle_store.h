@@ -2,6 +2,7 @@
 // KV cache handles in Redis: fleet:kv:<id> (HASH), field = stage index, value = JSON
 // {"worker": ..., "epoch": ..., "cached_len": ...}: which worker holds the KV cache of
 // the request for that stage. The hash expires with the request (RequestStore::finish).
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -20,10 +21,14 @@ struct KvHandle {
 
 class KvHandleStore {
  public:
-  explicit KvHandleStore(RedisClient& redis) : redis_(redis) {}
+  // orphan_ttl: the lifetime of handles written for a request that does not exist (it
+  // expired, or was never recorded), so that they cannot stay forever.
+  explicit KvHandleStore(RedisClient& redis, std::chrono::milliseconds orphan_ttl = std::chrono::hours(1))
+      : redis_(redis), orphan_ttl_(orphan_ttl) {}
 
   // Writes the handle for one stage. When the request already has a TTL (finished),
-  // the KV hash gets the same remaining TTL, so a late write cannot outlive it.
+  // the KV hash gets the same remaining TTL, so a late write cannot outlive it; when
+  // the request does not exist, it gets orphan_ttl.
   void set(const std::string& request_id, int stage, const KvHandle& handle);
   std::optional<KvHandle> get(const std::string& request_id, int stage);
   std::map<int, KvHandle> get_all(const std::string& request_id);
@@ -33,6 +38,7 @@ class KvHandleStore {
 
  private:
   RedisClient& redis_;
+  std::chrono::milliseconds orphan_ttl_;
 };
 
 }  // namespace fleet

@@ -1,6 +1,8 @@
 #include "state/redis_client.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <cctype>
 #include <charconv>
@@ -90,6 +92,40 @@ const char* type_name(RedisReply::Type t) {
   if (r.type == RedisReply::Type::Error) msg += ": " + r.str;
   throw RedisError(msg);
 }
+
+// hiredis write()s to the socket: on a connection the server has closed, that raises
+// SIGPIPE, whose default action kills the process. While a guard lives, SIGPIPE is
+// blocked in this thread (the write then fails with EPIPE and we reconnect), and a
+// SIGPIPE it caused is consumed, so the process's signal settings stay untouched.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~SigpipeGuard() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+};
 
 }  // namespace
 
@@ -209,6 +245,7 @@ RedisClient::~RedisClient() {
 }
 
 void RedisClient::connect() {
+  SigpipeGuard no_sigpipe;
   if (ctx_) {
     redisFree(ctx_);
     ctx_ = nullptr;
@@ -254,7 +291,10 @@ void RedisClient::connect() {
 }
 
 std::string RedisClient::describe(const RedisArgs& args) const {
-  std::string s = args.empty() ? std::string("(empty command)") : printable(args[0], 32);
+  if (args.empty()) return "(empty command)";
+  // For a script, the first key says more than the SHA1.
+  if (args[0] == "EVALSHA" && args.size() > 3 && args[2] != "0") return "EVALSHA (script on) " + printable(args[3]);
+  std::string s = printable(args[0], 32);
   if (args.size() > 1) s += " " + printable(args[1]);
   return s;
 }
@@ -268,6 +308,7 @@ std::vector<RedisReply> RedisClient::pipeline(const std::vector<RedisArgs>& comm
   for (const auto& args : commands) {
     if (args.empty()) throw RedisError("redis: empty command in a pipeline");
   }
+  SigpipeGuard no_sigpipe;
   std::string last_error;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (ctx_ == nullptr) {  // a previous failure left no connection

@@ -10,7 +10,9 @@
 // SELECT again) and retries the command, or the whole pipeline, exactly once; a second
 // failure throws. A retried write may therefore run twice if the connection died after
 // the server executed it: the stores make their writes idempotent for that reason.
-// Errors are thrown as RedisError and name the command and its key.
+// Errors are thrown as RedisError and name the command and its key. SIGPIPE is blocked
+// in the calling thread during I/O (a write to a closed connection becomes an error and
+// a reconnect, never a killed process); the process's signal handlers are not touched.
 #include <chrono>
 #include <cstdint>
 #include <map>

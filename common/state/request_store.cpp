@@ -1,5 +1,7 @@
 #include "state/request_store.h"
 
+#include <algorithm>
+
 #include "state/keys.h"
 #include "state/state_util.h"
 
@@ -131,8 +133,18 @@ void RequestStore::append_generated_token(const std::string& id, int64_t index, 
 }
 
 void RequestStore::append_generated_tokens(const std::string& id, int64_t index, const std::vector<int32_t>& tokens) {
-  if (tokens.empty()) return;
   if (index < 0) throw RedisError("RequestStore::append_generated_tokens: negative index for request '" + id + "'");
+  // Lua's unpack() is limited to a few thousand values: send long runs in chunks.
+  constexpr size_t kChunk = 1024;
+  for (size_t start = 0; start < tokens.size(); start += kChunk) {
+    size_t end = std::min(tokens.size(), start + kChunk);
+    append_chunk(id, index + static_cast<int64_t>(start),
+                 std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                                      tokens.begin() + static_cast<std::ptrdiff_t>(end)));
+  }
+}
+
+void RequestStore::append_chunk(const std::string& id, int64_t index, const std::vector<int32_t>& tokens) {
   std::vector<std::string> args = {std::to_string(index), std::to_string(now_ms())};
   for (int32_t t : tokens) args.push_back(std::to_string(t));
   RedisReply r = redis_.eval(kAppendScript, {keys::request(id), keys::request_tokens(id)}, args);

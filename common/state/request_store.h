@@ -74,6 +74,7 @@ class RequestStore {
   const RequestStoreOptions& options() const { return options_; }
 
  private:
+  void append_chunk(const std::string& id, int64_t index, const std::vector<int32_t>& tokens);
   void finalize(const std::string& id, RequestStatus status, const std::string& field, const std::string& value);
 
   RedisClient& redis_;

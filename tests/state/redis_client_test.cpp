@@ -175,6 +175,17 @@ TEST_F(RedisClientTest, ReconnectsOnceAfterTheConnectionIsKilled) {
   EXPECT_EQ(r[1].as_integer(), 2);
 }
 
+TEST_F(RedisClientTest, LargeWriteOnAKilledConnectionReconnectsInsteadOfDying) {
+  // Writing megabytes to a socket the server has closed fails with EPIPE on a later
+  // write(); that must become a reconnect, not a SIGPIPE that kills the process.
+  RedisClient c(server_->url());
+  RedisClient admin(server_->url());
+  admin.command({"CLIENT", "KILL", "ID", std::to_string(c.client_id())});
+  const std::string big(8 << 20, 'x');
+  c.set("big", big);
+  EXPECT_EQ(c.command({"STRLEN", "big"}).as_integer(), static_cast<long long>(big.size()));
+}
+
 TEST(RedisServerGoneTest, CommandsFailClearlyWhenTheServerIsDown) {
   auto server = std::make_unique<test::RedisServer>();
   RedisClient c(server->url());

@@ -202,7 +202,10 @@ TEST_F(StateTest, KvHandlesPerStage) {
   EXPECT_EQ(all[2], (KvHandle{"stage2-b", 1, 17}));
   nlohmann::json raw = nlohmann::json::parse(*redis_->hget("fleet:kv:r1", "2"));
   EXPECT_EQ(raw, (nlohmann::json{{"worker", "stage2-b"}, {"epoch", 1}, {"cached_len", 17}}));
-  EXPECT_EQ(redis_->pttl("fleet:kv:r1"), -1);  // no request TTL yet: none copied
+  // No request "r1" exists: the handles get the orphan TTL instead of living forever.
+  long long orphan = redis_->pttl("fleet:kv:r1");
+  EXPECT_GT(orphan, 0);
+  EXPECT_LE(orphan, 3'600'000);
 
   EXPECT_TRUE(kv.remove("r1", 2));
   EXPECT_FALSE(kv.remove("r1", 2));
@@ -210,9 +213,39 @@ TEST_F(StateTest, KvHandlesPerStage) {
   kv.remove_all("r1");
   EXPECT_TRUE(kv.get_all("r1").empty());
 
+  redis_->set("fleet:kv:wrongtype", "x");  // errors inside a script name its key
+  std::string err = error_of([&] { kv.set("wrongtype", 0, {"w", 1, 1}); });
+  EXPECT_NE(err.find("fleet:kv:wrongtype"), std::string::npos) << err;
+  EXPECT_NE(err.find("WRONGTYPE"), std::string::npos) << err;
+
   redis_->hset("fleet:kv:r9", {{"0", "{\"worker\":\"w\"}"}});
-  std::string err = error_of([&] { kv.get("r9", 0); });
+  err = error_of([&] { kv.get("r9", 0); });
   EXPECT_NE(err.find("KV handle of request 'r9' stage 0"), std::string::npos) << err;
+}
+
+TEST_F(StateTest, KvHandlesLiveAsLongAsTheRequest) {
+  RequestStore store(*redis_, {.finished_ttl = 60s});
+  KvHandleStore kv(*redis_, 5s);
+  kv.set("r1", 0, {"w", 1, 1});  // before the request exists: orphan TTL
+  EXPECT_LE(redis_->pttl(keys::kv("r1")), 5'000);
+  ASSERT_TRUE(store.create(sample_request("r1")));
+  kv.set("r1", 0, {"w", 1, 2});  // in flight: no TTL, like the request
+  EXPECT_EQ(redis_->pttl(keys::kv("r1")), -1);
+  store.finish("r1", "stop");
+  kv.set("r1", 1, {"w", 1, 3});  // finished: the request's TTL
+  EXPECT_GT(redis_->pttl(keys::kv("r1")), 50'000);
+}
+
+TEST_F(StateTest, LongTokenRunsAreAppendedInChunks) {
+  RequestStore store(*redis_);
+  ASSERT_TRUE(store.create(sample_request("long")));
+  std::vector<int32_t> tokens(5000);
+  for (int i = 0; i < 5000; ++i) tokens[i] = i * 7 % 512;
+  store.append_generated_tokens("long", 0, tokens);
+  store.append_generated_tokens("long", 0, tokens);  // idempotent across chunks too
+  auto r = store.load("long");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->generated, tokens);
 }
 
 // ------------------------------------------------------------------ Membership
