@@ -13,6 +13,7 @@
 // partition is read in offset order by one member. After a restart (or a rebalance)
 // a partition resumes from its last committed offset, so anything processed but not
 // committed is delivered again: processing must tolerate duplicates.
+// Not thread-safe: use one Consumer from one thread.
 #include <cstdint>
 #include <memory>
 #include <optional>

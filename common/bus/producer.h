@@ -8,6 +8,7 @@
 // Delivery is at-least-once with idempotence (no duplicates from internal retries).
 // A key always maps to the same partition (murmur2, as Java clients do), so all the
 // messages of one key are delivered in order.
+// Thread-safe: several threads may call produce() on one Producer.
 #include <cstddef>
 #include <memory>
 #include <string>

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -37,8 +38,12 @@ class StackEnvironment : public ::testing::Environment {
   void SetUp() override {
     // ctest sets FLEET_BUILD_DIR; a direct run uses this binary's build tree.
     setenv("FLEET_BUILD_DIR", FLEET_BINARY_DIR, 0);
-    dir_ = scratch_dir("bus-stack");
     script_ = std::string(FLEET_SOURCE_ROOT) + "/scripts/stack.sh";
+    // A stack left running by an interrupted earlier run is stopped before its
+    // directory is wiped (down is idempotent).
+    const std::string old = std::string(FLEET_BINARY_DIR) + "/test-scratch/bus-stack";
+    if (std::filesystem::exists(old + "/stack.env")) run("'" + script_ + "' down '" + old + "' >/dev/null 2>&1");
+    dir_ = scratch_dir("bus-stack");
     const std::string log = dir_ + "/stack-up.log";
     int rc = run("'" + script_ + "' up '" + dir_ + "' >'" + log + "' 2>&1");
     if (rc != 0) {
