@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <stdexcept>
 
 #include "sampling/stop_matcher.h"
@@ -14,6 +15,19 @@ std::vector<int32_t> default_stop_tokens(const ModelConfig& config, const Tokeni
     if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   if (config.rope_layout == RopeLayout::Adjacent && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
   return ids;
+}
+
+std::string default_tokenizer_path(const std::string& model) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(model)) return model;
+  fs::path dir = fs::path(model).parent_path();
+  if (dir.empty()) dir = ".";
+  if (fs::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
+  std::vector<fs::path> found;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().starts_with("tok") && e.path().extension() == ".bin") found.push_back(e.path());
+  if (found.size() == 1) return found[0].string();
+  throw std::runtime_error(model + ": no tokenizer found beside the model; pass the tokenizer explicitly");
 }
 
 std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text) {

@@ -33,6 +33,10 @@ struct GenerateResult {
 // EOS, and for llama2.c checkpoints BOS too (llama2.c stops when BOS is sampled).
 std::vector<int32_t> default_stop_tokens(const ModelConfig& config, const Tokenizer& tok);
 
+// The tokenizer that belongs to a model: its directory for Hugging Face models; tokenizer.bin,
+// or the only tok*.bin, beside a llama2.c checkpoint. Throws when there is none.
+std::string default_tokenizer_path(const std::string& model_path);
+
 // Encodes a prompt as llama2.c does: BOS first, then the text's tokens.
 std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text);
 

@@ -34,6 +34,12 @@ std::string tensor_bytes_of(const wire::Tensor& t, uint64_t& bytes) {
 std::string validate_header_and_shape(const ActivationMsg& m, uint64_t& tensor_bytes) {
   if (m.request_id().empty()) return "request_id is empty";
   if (m.request_id().size() > 256) return "request_id is longer than 256 bytes";
+  tensor_bytes = 0;
+  if (m.release()) {  // a control message: no rows, no payload
+    if (m.n_tokens() != 0 || m.payload_case() != ActivationMsg::PAYLOAD_NOT_SET)
+      return "a release message carries no rows and no payload";
+    return "";
+  }
   if (m.n_tokens() < 1) return "n_tokens is " + std::to_string(m.n_tokens()) + " (must be >= 1)";
   if (m.start_pos() < 0) return "start_pos is " + std::to_string(m.start_pos()) + " (must be >= 0)";
   tensor_bytes = 0;

@@ -10,26 +10,6 @@
 
 namespace fleet::cmd {
 
-namespace fs = std::filesystem;
-
-namespace {
-
-// The tokenizer next to a model: its directory for Hugging Face models; tokenizer.bin, or the
-// only tok*.bin, beside a llama2.c checkpoint.
-std::string default_tokenizer(const std::string& model) {
-  if (fs::is_directory(model)) return model;
-  fs::path dir = fs::path(model).parent_path();
-  if (dir.empty()) dir = ".";
-  if (fs::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
-  std::vector<fs::path> found;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().filename().string().starts_with("tok") && e.path().extension() == ".bin") found.push_back(e.path());
-  if (found.size() == 1) return found[0].string();
-  throw std::runtime_error(model + ": no tokenizer found beside the model; pass --tokenizer");
-}
-
-}  // namespace
-
 void add_generate(CLI::App& app) {
   struct Opts {
     std::string model, tokenizer, prompt, weights = "auto";
@@ -59,7 +39,7 @@ void add_generate(CLI::App& app) {
     lo.weight_dtype = o->weights;
     auto weights = std::make_shared<StageWeights>(load_stage_weights(src, lo));
     StageEngine engine(weights, o->threads);
-    auto tok = Tokenizer::load(o->tokenizer.empty() ? default_tokenizer(o->model) : o->tokenizer);
+    auto tok = Tokenizer::load(o->tokenizer.empty() ? default_tokenizer_path(o->model) : o->tokenizer);
     const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
 
     GenerateParams p;

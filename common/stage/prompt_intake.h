@@ -1,0 +1,28 @@
+#pragma once
+// Stage 0's intake of the prompts topic: validate the JSON record, tokenize it, record the
+// request in Redis, and send its prefill steps (prompt chunks) to stage 0's activation topic.
+// Bad input becomes an error event on the results topic plus a dead-letter record; it never
+// stops the worker and never affects other requests.
+#include <optional>
+
+#include "bus/consumer.h"
+#include "stage/stage_context.h"
+
+namespace fleet {
+
+class PromptIntake {
+ public:
+  explicit PromptIntake(StageContext& ctx) : ctx_(ctx) {}
+  void handle(const bus::Message& record);
+
+ private:
+  void reject(const bus::Message& record, const std::string& id, const ContractError& error);
+  std::vector<int32_t> tokenize(const PromptRequest& req);
+  StageContext& ctx_;
+};
+
+// The step messages that carry a prompt through stage 0: chunks of at most `chunk` tokens;
+// the last one asks the last stage to sample the first token.
+std::vector<ActivationMsg> prefill_steps(const std::string& request_id, const std::vector<int32_t>& prompt, int chunk);
+
+}  // namespace fleet

@@ -1,0 +1,39 @@
+#pragma once
+// What the parts of a stage worker share: its config, identity, model, Kafka producer and
+// Redis stores. Owned by StageWorker; prompt intake and the generation tail borrow it.
+#include <memory>
+#include <string>
+
+#include "bus/producer.h"
+#include "config/deployment_config.h"
+#include "contracts/prompt_request.h"
+#include "engine/stage_engine.h"
+#include "state/kv_handle_store.h"
+#include "state/redis_client.h"
+#include "state/request_store.h"
+#include "tokenizer/tokenizer.h"
+#include "wire/activation_codec.h"
+
+namespace fleet {
+
+struct StageContext {
+  DeploymentConfig config;
+  int stage = 0;
+  bool is_first = false, is_last = false;
+  std::string worker_id;
+  uint64_t epoch = 0;             // microseconds at start: a restarted worker has a new epoch
+  std::string model_fingerprint;  // hash of the stage's layer hashes
+  std::unique_ptr<StageEngine> engine;
+  std::unique_ptr<Tokenizer> tokenizer;  // stage 0 and the last stage
+  std::unique_ptr<bus::Producer> producer;
+  std::unique_ptr<RedisClient> redis;
+  std::unique_ptr<RequestStore> requests;
+  std::unique_ptr<KvHandleStore> kv_handles;
+
+  // Publishes an activation message to stage k's topic, chunked below the broker limit.
+  void send_to_stage(int k, ActivationMsg& msg);
+  // Error event on the results topic, and the request's state in Redis set to error.
+  void fail_request(const std::string& id, const ContractError& error);
+};
+
+}  // namespace fleet

@@ -1,0 +1,9 @@
+#pragma once
+#include <string>
+
+namespace fleet {
+// "<host>-<pid>-<random hex>": unique per process start, readable in redis-cli.
+std::string make_worker_id(int stage);
+std::string host_name();
+int64_t now_us();  // wall clock, microseconds since the Unix epoch
+}  // namespace fleet
