@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
+#include <random>
+#include <thread>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
@@ -245,6 +248,113 @@ int64_t Consumer::committed(const TopicPartition& tp, int timeout_ms) const {
   }
   int64_t off = parts.list[0]->offset();
   return off < 0 ? -1 : off;
+}
+
+namespace {
+
+std::string throwaway_group_id() {
+  std::random_device rd;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  return std::string("fleet-follow-") + buf;
+}
+
+}  // namespace
+
+Consumer::Consumer(AssignTag, const std::string& brokers, const std::string& topic, bool at_end,
+                   const Config& overrides, int timeout_ms)
+    : impl_(std::make_unique<Impl>()) {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 1));
+  auto ms_left = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    return static_cast<int>(std::max<int64_t>(left, 1));
+  };
+  impl_->group_id = throwaway_group_id();
+  impl_->topics_text = "'" + topic + "'";
+  Config all = detail::merged(consumer_defaults(), overrides);
+  all["bootstrap.servers"] = brokers;
+  all["group.id"] = impl_->group_id;  // required by KafkaConsumer; never joined (assign only)
+  auto conf = detail::make_conf({}, all);
+  std::string err;
+  if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) {
+    throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
+  }
+  impl_->handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!impl_->handle) {
+    throw BusError("bus: cannot create follower consumer of '" + topic + "' for " + brokers + ": " + err,
+                   RdKafka::ERR__INVALID_ARG);
+  }
+  RdKafka::KafkaConsumer& c = *impl_->handle;
+
+  // Partition count (a request for all topics never auto-creates one). Retried until the
+  // deadline: a topic created a moment ago may not be in metadata yet.
+  int partitions = 0;
+  RdKafka::ErrorCode last = RdKafka::ERR__TIMED_OUT;  // what the latest metadata answer said
+  for (;;) {
+    RdKafka::Metadata* raw = nullptr;
+    RdKafka::ErrorCode rc = c.metadata(true, nullptr, &raw, ms_left());
+    std::unique_ptr<RdKafka::Metadata> md(raw);
+    if (rc != RdKafka::ERR_NO_ERROR) {
+      // A request cut short by the deadline keeps the previous answer (e.g. "does not exist").
+      if (last == RdKafka::ERR__TIMED_OUT || rc != RdKafka::ERR__TIMED_OUT) last = rc;
+    } else {
+      last = RdKafka::ERR_UNKNOWN_TOPIC_OR_PART;
+      for (const auto* t : *md->topics()) {
+        if (t->topic() != topic) continue;
+        last = t->err();
+        if (last == RdKafka::ERR_NO_ERROR) partitions = static_cast<int>(t->partitions()->size());
+      }
+      if (last == RdKafka::ERR_NO_ERROR && partitions > 0) break;
+    }
+    if (clock::now() >= deadline) {
+      throw BusError("bus: follower consumer: topic '" + topic + "' on " + brokers +
+                         (last == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART ? " does not exist"
+                                                                     : " is not usable: " + detail::describe(last)),
+                     last, detail::is_retriable(last));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+
+  TpListGuard parts;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t offset = RdKafka::Topic::OFFSET_BEGINNING;
+    if (at_end) {
+      // The high watermark from the partition's leader (synchronous); retried while the
+      // leader is still being elected.
+      for (;;) {
+        int64_t low = -1, high = -1;
+        last = c.query_watermark_offsets(topic, p, &low, &high, ms_left());
+        if (last == RdKafka::ERR_NO_ERROR && high >= 0) {
+          offset = high;
+          break;
+        }
+        if (clock::now() >= deadline || !detail::is_retriable(last)) {
+          throw BusError("bus: follower consumer: high watermark of '" + topic + "' [" + std::to_string(p) +
+                             "]: " + detail::describe(last),
+                         last, detail::is_retriable(last));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    parts.list.push_back(RdKafka::TopicPartition::create(topic, p, offset));
+  }
+  RdKafka::ErrorCode rc = c.assign(parts.list);
+  if (rc != RdKafka::ERR_NO_ERROR) {
+    throw BusError("bus: assign of '" + topic + "' (" + std::to_string(partitions) + " partitions) failed: " +
+                       detail::describe(rc),
+                   rc);
+  }
+}
+
+std::unique_ptr<Consumer> Consumer::from_end(const std::string& brokers, const std::string& topic,
+                                             const Config& overrides, int timeout_ms) {
+  return std::unique_ptr<Consumer>(new Consumer(AssignTag{}, brokers, topic, true, overrides, timeout_ms));
+}
+
+std::unique_ptr<Consumer> Consumer::from_beginning(const std::string& brokers, const std::string& topic,
+                                                   const Config& overrides, int timeout_ms) {
+  return std::unique_ptr<Consumer>(new Consumer(AssignTag{}, brokers, topic, false, overrides, timeout_ms));
 }
 
 void Consumer::close() {

@@ -87,9 +87,31 @@ class Consumer {
   // releases the client. Idempotent; later calls other than close() throw.
   void close();
 
+  // Follower consumers (no group membership, no rebalance race): every partition of
+  // `topic` is assign()ed directly, under a throwaway group.id that never joins.
+  //
+  // from_end: reads the partition count from metadata, queries each partition's high
+  // watermark from its leader (synchronously) and assigns every partition at that
+  // offset before returning, so everything produced after from_end() returns is
+  // seen, and nothing produced before it. from_beginning: every partition from its
+  // first retained offset.
+  //   auto c = fleet::bus::Consumer::from_end(brokers, "fleet.results");
+  //   producer.produce("fleet.prompts", id, request);   // its results will be seen
+  // The topic must exist: BusError (UNKNOWN_TOPIC_OR_PART) names it when it does not
+  // appear within timeout_ms; a partition without a leader or watermark by then is a
+  // BusError too. commit()/committed() are meaningless on these (throwaway group).
+  static std::unique_ptr<Consumer> from_end(const std::string& brokers, const std::string& topic,
+                                            const Config& overrides = {}, int timeout_ms = 10000);
+  static std::unique_ptr<Consumer> from_beginning(const std::string& brokers, const std::string& topic,
+                                                  const Config& overrides = {}, int timeout_ms = 10000);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+
+  struct AssignTag {};
+  Consumer(AssignTag, const std::string& brokers, const std::string& topic, bool at_end, const Config& overrides,
+           int timeout_ms);
 };
 
 // The defaults the constructor applies before overrides.

@@ -303,6 +303,49 @@ TEST(BusGroup, CommittedOffsetsSurviveARestart) {
   EXPECT_TRUE(drain(again, 500).empty());
 }
 
+TEST(BusFollow, FromEndSeesEverythingProducedAfterItAndNothingBefore) {
+  const std::string brokers = kafka_brokers();
+  const std::string topic = unique_name("follow");
+  const int partitions = 4, n = 60;
+  ensure_topics(brokers, {{topic, partitions}});
+  Producer p(brokers);
+  // (std::string(prefix) += ..., not prefix + to_string(): GCC 12's -Wrestrict false positive.)
+  auto tagged = [](const char* prefix, int i) { return std::string(prefix) += std::to_string(i); };
+  for (int i = 0; i < n; ++i) p.produce(topic, tagged("k", i % 7), tagged("before-", i));
+  p.flush(30000);
+
+  auto c = Consumer::from_end(brokers, topic);
+  // Assigned at once (no group join to wait for): every partition.
+  EXPECT_EQ(c->assignment().size(), static_cast<std::size_t>(partitions));
+  for (int i = 0; i < n; ++i) p.produce(topic, tagged("k", i % 7), tagged("after-", i));
+  p.flush(30000);
+
+  auto got = consume_n(*c, n, /*commit=*/false);
+  auto extra = drain(*c, 500);
+  got.insert(got.end(), extra.begin(), extra.end());
+  std::set<std::string> values;
+  for (const auto& m : got) {
+    EXPECT_EQ(m.value.rfind("after-", 0), 0u) << "saw a message produced before from_end(): " << m.value;
+    values.insert(m.value);
+  }
+  EXPECT_EQ(got.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(values.size(), static_cast<std::size_t>(n));
+
+  // A second follower created now sees neither batch; from_beginning sees both.
+  auto late = Consumer::from_end(brokers, topic);
+  EXPECT_TRUE(drain(*late, 500).empty());
+  auto all = Consumer::from_beginning(brokers, topic);
+  auto everything = consume_n(*all, 2 * n, /*commit=*/false);
+  EXPECT_EQ(everything.size(), static_cast<std::size_t>(2 * n));
+}
+
+TEST(BusFollow, FromEndOfAMissingTopicNamesIt) {
+  const std::string topic = unique_name("follow-missing");
+  std::string err = error_of([&] { Consumer::from_end(kafka_brokers(), topic, {}, 1500); });
+  EXPECT_NE(err.find("'" + topic + "'"), std::string::npos) << err;
+  EXPECT_NE(err.find("does not exist"), std::string::npos) << err;
+}
+
 TEST(BusErrors, UnknownTopicIsReportedByPoll) {
   const std::string brokers = kafka_brokers();
   const std::string topic = unique_name("missing");
