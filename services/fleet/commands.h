@@ -7,4 +7,6 @@ void add_generate(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_submit(CLI::App& app);
+void add_tail(CLI::App& app);
 }  // namespace fleet::cmd

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   fleet::cmd::add_convert(app);
   fleet::cmd::add_synth(app);
   fleet::cmd::add_tokenize(app);
+  fleet::cmd::add_submit(app);
+  fleet::cmd::add_tail(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
