@@ -24,6 +24,7 @@ inline constexpr const char* kInvalidJson = "invalid_json";        // the record
 inline constexpr const char* kInvalidRequest = "invalid_request";  // JSON, but breaks the contract
 inline constexpr const char* kPromptTooLong = "prompt_too_long";   // more tokens than the model's context
 inline constexpr const char* kKvCacheMissing = "kv_cache_missing"; // a decode step found no cache
+inline constexpr const char* kDuplicateId = "duplicate_id";    // the id belongs to a finished request
 inline constexpr const char* kTimeout = "timeout";                 // not finished within timeouts.request_s
 inline constexpr const char* kInternal = "internal";               // anything else
 }  // namespace error_code

@@ -1,6 +1,8 @@
 // `fleet synth`: Hugging Face directories with random weights of realistic shapes, for speed
 // and memory work where real weights of that size are not available.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -79,6 +81,43 @@ struct Rng {
   float uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f * 2.f - 1.f; }  // [-1, 1)
 };
 
+// A llama2.c tokenizer.bin with `vocab` pieces, so a synthetic model comes with a tokenizer
+// that can decode every id it may sample: <unk>, <s>, </s>, the 256 byte tokens, then
+// "\u2581"-prefixed and plain lowercase strings, each reachable by merging its prefix.
+void write_synthetic_tokenizer(int vocab, const fs::path& path) {
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    pieces.push_back(buf);
+  }
+  const std::string space = "\xe2\x96\x81";  // U+2581, SentencePiece's space
+  std::vector<std::string> level = {""};
+  while (static_cast<int>(pieces.size()) < vocab) {
+    std::vector<std::string> next;
+    for (const std::string& stem : level)
+      for (char c = 'a'; c <= 'z'; ++c) next.push_back(stem + c);
+    for (const std::string& w : next) {
+      if (static_cast<int>(pieces.size()) < vocab) pieces.push_back(space + w);
+      if (static_cast<int>(pieces.size()) < vocab) pieces.push_back(w);
+    }
+    level = std::move(next);
+  }
+  if (vocab == 1 || static_cast<int>(pieces.size()) > vocab) pieces.resize(static_cast<size_t>(vocab));
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  int32_t max_len = 0;
+  for (const auto& p : pieces) max_len = std::max(max_len, static_cast<int32_t>(p.size()));
+  out.write(reinterpret_cast<const char*>(&max_len), 4);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const float score = i < 259 ? 0.0f : -static_cast<float>(i);  // shorter pieces merge first
+    const int32_t len = static_cast<int32_t>(pieces[i].size());
+    out.write(reinterpret_cast<const char*>(&score), 4);
+    out.write(reinterpret_cast<const char*>(&len), 4);
+    out.write(pieces[i].data(), len);
+  }
+  if (!out) throw std::runtime_error(path.string() + ": write failed");
+}
+
 }  // namespace
 
 std::vector<std::string> synth_shape_names() {
@@ -136,6 +175,7 @@ void write_synthetic_model(const ModelConfig& c, DType dtype, uint64_t seed, con
     }
     std::ofstream(fs::path(out_dir) / "model.safetensors.index.json") << index.dump(2) << "\n";
   }
+  if (c.vocab_size >= 512) write_synthetic_tokenizer(c.vocab_size, fs::path(out_dir) / "tokenizer.bin");
   nlohmann::json cfg = c.to_hf_json(torch_dtype);
   cfg["fleet_synthetic"] = {{"seed", seed}};
   std::ofstream out(fs::path(out_dir) / "config.json", std::ios::trunc);

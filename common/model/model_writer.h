@@ -20,8 +20,9 @@ void convert_llama2c_to_hf(const std::string& model_file, const std::string& tok
 std::vector<std::string> synth_shape_names();
 ModelConfig synth_shape(const std::string& name);  // throws listing the known names
 
-// Writes config.json and safetensors (sharded in files of at most shard_bytes) with random
-// weights, reproducible from `seed`: each tensor's values depend only on (seed, its name).
+// Writes config.json, safetensors (sharded in files of at most shard_bytes) with random
+// weights, reproducible from `seed` (each tensor's values depend only on (seed, its name)),
+// and a llama2.c tokenizer.bin of synthetic pieces covering the whole vocabulary.
 void write_synthetic_model(const ModelConfig& config, DType dtype, uint64_t seed, const std::string& out_dir,
                            uint64_t shard_bytes = 2ull << 30);
 

@@ -76,7 +76,19 @@ void PromptIntake::handle(const bus::Message& record) {
   if (req.is_chat()) rec.messages = req.to_json()["messages"];
   else rec.prompt = *req.prompt;
   rec.prompt_tokens = prompt;
-  if (!ctx_.requests->create(rec)) return;  // a redelivered prompt: its steps were sent already
+  if (!ctx_.requests->create(rec)) {
+    // The id exists: a redelivered record of a request in flight (its steps were sent
+    // already: nothing to do), or an id used again after its request finished.
+    std::optional<RequestRecord> old = ctx_.requests->load(req.id);
+    if (old && (old->status == RequestStatus::Done || old->status == RequestStatus::Error)) {
+      ContractError err{error_code::kDuplicateId, "request id '" + req.id + "' was already used (status " +
+                                                      to_string(old->status) + "); ids stay reserved for timeouts.finished_request_ttl_s"};
+      DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
+      ctx_.producer->produce(ctx_.config.dead_letter_topic(), req.id, dead_letter_record(src, err, ctx_.worker_id, now_ms()));
+      ctx_.producer->produce(ctx_.config.results_topic(), req.id, error_event(req.id, err));
+    }
+    return;
+  }
   for (ActivationMsg& step : prefill_steps(req.id, prompt, ctx_.config.batching.prefill_chunk))
     ctx_.send_to_stage(0, step);
 }

@@ -167,6 +167,7 @@ void StageWorker::run(const std::atomic<bool>& stop) {
   auto last_sweep = Clock::now();
   while (!stop) {
     std::vector<bus::Message> records = consumer_->poll_batch(256, 100);
+    log_assignment_changes();
     if (records.empty()) continue;
     if (window_ms > 0) {  // collect what else arrives within the batching window
       auto more = consumer_->poll_batch(256, window_ms);
@@ -188,6 +189,15 @@ void StageWorker::run(const std::atomic<bool>& stop) {
     ctx_.producer->flush(30000);  // everything these records caused is delivered...
     consumer_->commit_async(records);  // ...before they count as processed (at-least-once)
   }
+}
+
+void StageWorker::log_assignment_changes() {
+  std::vector<bus::TopicPartition> now = consumer_->assignment();
+  if (now == assignment_) return;
+  assignment_ = now;
+  std::string text;
+  for (const auto& tp : now) text += " " + tp.topic + ":" + std::to_string(tp.partition);
+  std::fprintf(stderr, "[%s] assignment%s\n", ctx_.worker_id.c_str(), text.empty() ? " (none)" : text.c_str());
 }
 
 void StageWorker::handle_activation(const bus::Message& record) {

@@ -53,6 +53,7 @@ class StageWorker {
   void release(const ActivationMsg& msg);
   void drop_idle_caches();
   void heartbeat_loop();
+  void log_assignment_changes();  // "[worker] assignment topic:partition ..." on stderr
   WorkerInfo worker_info();
 
   StageContext ctx_;
@@ -64,6 +65,7 @@ class StageWorker {
   std::vector<Step> ready_;
   std::map<std::string, CacheEntry> caches_;
   size_t kv_bytes_ = 0;
+  std::vector<bus::TopicPartition> assignment_;
 
   // Shared with the heartbeat thread.
   std::mutex stats_mu_;

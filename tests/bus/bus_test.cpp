@@ -13,7 +13,7 @@
 #include "bus/admin.h"
 #include "bus/consumer.h"
 #include "bus/producer.h"
-#include "stack_env.h"
+#include "support/stack_env.h"
 #include "test_support.h"
 
 namespace fleet::bus {

@@ -5,29 +5,15 @@
 
 #include "engine/stage_engine.h"
 #include "model/model_writer.h"
+#include "synthetic_models.h"
 #include "test_support.h"
 #include "util/process_memory.h"
 
 namespace fleet {
 namespace {
 
-namespace fs = std::filesystem;
-
-// Generated once per build tree; reused by later runs (and by other tests and benchmarks).
-std::string synthetic_1b() {
-  fs::path dir = fs::path(FLEET_BINARY_DIR) / "models" / "llama-1b-bf16";
-  if (!fs::exists(dir / "config.json")) {
-    fs::remove_all(dir);
-    fs::path tmp = dir.string() + ".partial";
-    fs::remove_all(tmp);
-    write_synthetic_model(synth_shape("llama-1b"), DType::BF16, 1, tmp.string(), 1ull << 30);
-    fs::rename(tmp, dir);
-  }
-  return dir.string();
-}
-
 TEST(StageMemory, LoadingTwoLayersOfOneBillionModelCostsOnlyThoseLayers) {
-  const std::string model = synthetic_1b();
+  const std::string model = test::synthetic_1b();
   const size_t rss_before = resident_bytes();
   ModelSource src = open_model(model);
   ASSERT_EQ(src.config.dim, 2048);

@@ -1,7 +1,8 @@
-#include "stack_env.h"
+#include "support/stack_env.h"
 
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,7 @@ namespace fleet::test {
 namespace {
 
 std::string g_brokers;
+std::string g_redis_url;
 std::string g_setup_error;
 
 // Runs a shell command, returns its exit status; output goes to log.
@@ -41,9 +43,10 @@ class StackEnvironment : public ::testing::Environment {
     script_ = std::string(FLEET_SOURCE_ROOT) + "/scripts/stack.sh";
     // A stack left running by an interrupted earlier run is stopped before its
     // directory is wiped (down is idempotent).
-    const std::string old = std::string(FLEET_BINARY_DIR) + "/test-scratch/bus-stack";
+    const std::string name = std::string(program_invocation_short_name) + "-stack";
+    const std::string old = std::string(FLEET_BINARY_DIR) + "/test-scratch/" + name;
     if (std::filesystem::exists(old + "/stack.env")) run("'" + script_ + "' down '" + old + "' >/dev/null 2>&1");
-    dir_ = scratch_dir("bus-stack");
+    dir_ = scratch_dir(name);
     const std::string log = dir_ + "/stack-up.log";
     int rc = run("'" + script_ + "' up '" + dir_ + "' >'" + log + "' 2>&1");
     if (rc != 0) {
@@ -53,8 +56,9 @@ class StackEnvironment : public ::testing::Environment {
     std::ifstream env(dir_ + "/stack.env");
     std::string line;
     while (std::getline(env, line)) {
-      const std::string key = "FLEET_KAFKA_BROKERS=";
+      const std::string key = "FLEET_KAFKA_BROKERS=", redis_key = "FLEET_REDIS_URL=";
       if (line.rfind(key, 0) == 0) g_brokers = line.substr(key.size());
+      if (line.rfind(redis_key, 0) == 0) g_redis_url = line.substr(redis_key.size());
     }
     if (g_brokers.empty()) {
       g_setup_error = "no FLEET_KAFKA_BROKERS in " + dir_ + "/stack.env";
@@ -84,6 +88,13 @@ const std::string& kafka_brokers() {
     ADD_FAILURE() << "Kafka stack is not up: " << g_setup_error;
   }
   return g_brokers;
+}
+
+const std::string& redis_url() {
+  if (g_redis_url.empty()) {
+    ADD_FAILURE() << "redis-server of the stack is not up: " << g_setup_error;
+  }
+  return g_redis_url;
 }
 
 std::string unique_name(const std::string& prefix) {

@@ -1,6 +1,6 @@
 #pragma once
-// A real Kafka broker (and redis-server) for the bus tests: scripts/stack.sh up runs
-// once per test binary (gtest global Environment) and down at the end.
+// A real Kafka broker and redis-server for tests: scripts/stack.sh up runs once per test
+// binary (gtest global Environment, in test-scratch/<binary name>-stack) and down at the end.
 #include <string>
 
 namespace fleet::test {
@@ -8,6 +8,8 @@ namespace fleet::test {
 // The broker list of the running stack ("127.0.0.1:port"); fails the test if the
 // stack did not come up.
 const std::string& kafka_brokers();
+// redis://127.0.0.1:port/0 of the running stack.
+const std::string& redis_url();
 
 // A topic / group name unique to this run: prefix + "-" + a random suffix.
 std::string unique_name(const std::string& prefix);

@@ -1,0 +1,245 @@
+// The fleet gives exactly the text of one process (fleet generate) for every way to cut
+// stories260K's 5 layers into stages, with replicas, with many requests in flight; Redis
+// shows the documented state; bad input and mismatched weights are refused clearly.
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "bus/consumer.h"
+#include "fleet/deployment.h"
+#include "generate/generate.h"
+#include "model/fingerprint.h"
+#include "state/membership.h"
+#include "state/redis_client.h"
+#include "state/request_store.h"
+#include "state/weight_manifest.h"
+#include "support/stack_env.h"
+#include "test_support.h"
+
+namespace fleet::test {
+namespace {
+
+const std::vector<std::string> kPrompts = {
+    "Once upon a time",      "The little dog",          "Lily and Ben went to the park",
+    "One day, a big bear",   "Tom had a red ball. He",  "The sun was hot and",
+    "Mom said",              "There was a tiny bird who"};
+
+DeploymentOptions stories(std::vector<StageSpec> stages) {
+  DeploymentOptions o;
+  o.model_path = stories_bin();
+  o.tokenizer = stories_tok();
+  o.stages = std::move(stages);
+  return o;
+}
+
+// fleet generate's text for a prompt (the whole model in this process, greedy).
+const GenerateResult& reference(const std::string& prompt, int max_tokens) {
+  static std::map<std::pair<std::string, int>, GenerateResult> cache;
+  auto key = std::make_pair(prompt, max_tokens);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
+  static StageEngine engine(weights, 1);
+  static auto tok = Tokenizer::load(stories_tok());
+  GenerateParams p;
+  p.max_tokens = max_tokens;
+  p.sampling.temperature = 0;
+  return cache.emplace(key, generate(engine, *tok, encode_prompt(*tok, prompt), p)).first->second;
+}
+
+void expect_same_as_one_process(const std::map<std::string, Completion>& got, const std::vector<std::string>& prompts,
+                                const std::string& id_prefix, int max_tokens, const std::string& what) {
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::string id = id_prefix + std::to_string(i);
+    auto it = got.find(id);
+    ASSERT_NE(it, got.end()) << what << ": no result for " << id;
+    const Completion& c = it->second;
+    const GenerateResult& ref = reference(prompts[i], max_tokens);
+    EXPECT_EQ(c.error_code, "") << what << ": " << id << ": " << c.text;
+    EXPECT_EQ(c.text, ref.text) << what << ": prompt \"" << prompts[i] << "\"";
+    EXPECT_EQ(c.tokens, ref.tokens) << what << ": prompt \"" << prompts[i] << "\"";
+    EXPECT_EQ(c.token_text, ref.text) << what;
+    EXPECT_EQ(c.finish_reason, ref.finish_reason) << what;
+    EXPECT_EQ(c.prompt_tokens, ref.prompt_tokens) << what;
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> records(const std::vector<std::string>& prompts,
+                                                         const std::string& id_prefix, int max_tokens) {
+  std::vector<std::pair<std::string, std::string>> r;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    r.emplace_back(id_prefix + std::to_string(i), greedy_record(id_prefix + std::to_string(i), prompts[i], max_tokens));
+  return r;
+}
+
+// Every composition of 5 layers into contiguous stages: 2^4 = 16 cuts.
+std::vector<std::vector<StageSpec>> all_cuts(int n_layers) {
+  std::vector<std::vector<StageSpec>> cuts;
+  for (int mask = 0; mask < (1 << (n_layers - 1)); ++mask) {
+    std::vector<StageSpec> stages;
+    int first = 0;
+    for (int l = 1; l < n_layers; ++l)
+      if (mask & (1 << (l - 1))) {
+        stages.push_back({first, l, 1});
+        first = l;
+      }
+    stages.push_back({first, n_layers, 1});
+    cuts.push_back(stages);
+  }
+  return cuts;
+}
+
+std::string describe(const std::vector<StageSpec>& stages) {
+  std::string s;
+  for (const auto& st : stages) s += "[" + std::to_string(st.first) + "," + std::to_string(st.end) + ")";
+  return s;
+}
+
+TEST(FleetPipeline, EverySixteenWaysToCutStoriesGiveTheOneProcessText) {
+  auto cuts = all_cuts(5);
+  ASSERT_EQ(cuts.size(), 16u);
+  const int max_tokens = 32;
+  for (const auto& cut : cuts) {
+    Deployment d(stories(cut));
+    const std::string ids = unique_name("cut") + "-";  // request ids are unique while Redis keeps them
+    auto got = d.run(records(kPrompts, ids, max_tokens));
+    expect_same_as_one_process(got, kPrompts, ids, max_tokens, "stages " + describe(cut));
+    if (HasFailure()) return;
+  }
+}
+
+TEST(FleetPipeline, TwoReplicasOfAStageWith32RequestsInFlight) {
+  Deployment d(stories({{0, 2, 1}, {2, 5, 2}}));
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 32; ++i) prompts.push_back(kPrompts[static_cast<size_t>(i) % kPrompts.size()] + (i >= 8 ? " and" : ""));
+  const int max_tokens = 40;
+  auto got = d.run(records(prompts, "rep-", max_tokens));
+  expect_same_as_one_process(got, prompts, "rep-", max_tokens, "2 replicas of stage 1");
+  // Both replicas did work: each ran batches (their heartbeats carry batch statistics).
+  RedisClient redis(redis_url());
+  Membership m(redis, std::chrono::seconds(3));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  int busy = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    busy = 0;
+    for (size_t i = 1; i < d.workers().size(); ++i)
+      if (auto w = m.get(d.worker_id(i)); w && w->batch_stats.value("batches", 0) > 0) ++busy;
+    if (busy == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling heartbeats
+  }
+  EXPECT_EQ(busy, 2) << "both stage-1 replicas should have run batches";
+}
+
+TEST(FleetPipeline, RedisShowsRequestStateAndLiveWorkersAndForgetsAKilledWorker) {
+  Deployment d(stories({{0, 3, 1}, {3, 5, 1}}));
+  auto got = d.run(records({"Once upon a time"}, "state-", 20));
+  ASSERT_EQ(got["state-0"].error_code, "");
+  RedisClient redis(redis_url());
+  auto req = redis.hgetall("fleet:req:state-0");
+  EXPECT_EQ(req["status"], "done");
+  EXPECT_EQ(req["model"], "stories260K");
+  EXPECT_EQ(req["finish_reason"], got["state-0"].finish_reason);
+  EXPECT_EQ(req["prompt"], "Once upon a time");
+  EXPECT_EQ(req["prompt_token_count"], std::to_string(got["state-0"].prompt_tokens));
+  EXPECT_EQ(nlohmann::json::parse(req["params"])["max_tokens"], 20);
+  RequestStore store(redis);
+  auto rec = store.load("state-0");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->generated, got["state-0"].tokens);
+  EXPECT_GT(redis.pttl("fleet:req:state-0"), 0);  // finished requests expire
+
+  Membership m(redis, std::chrono::seconds(3));
+  std::vector<WorkerInfo> live = m.live_workers();
+  std::map<std::string, WorkerInfo> by_id;
+  for (auto& w : live) by_id[w.worker_id] = w;
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(by_id.count(d.worker_id(i))) << d.worker_id(i);
+    const WorkerInfo& w = by_id[d.worker_id(i)];
+    EXPECT_EQ(w.stage, static_cast<int>(i));
+    EXPECT_EQ(w.layer_begin, i == 0 ? 0 : 3);
+    EXPECT_EQ(w.layer_end, i == 0 ? 3 : 5);
+    EXPECT_EQ(w.pid, d.workers()[i].pid);
+    EXPECT_EQ(w.fingerprint.size(), 16u);
+    EXPECT_GT(w.rss_bytes, 0);
+  }
+  // A killed worker (no deregistration) disappears within its heartbeat TTL (3 s).
+  const std::string victim = d.worker_id(1);
+  d.signal_worker(1, SIGKILL);
+  d.wait_exit(1, std::chrono::seconds(10));
+  const auto killed = std::chrono::steady_clock::now();
+  bool gone = false;
+  while (std::chrono::steady_clock::now() - killed < std::chrono::seconds(8)) {
+    gone = !redis.exists("fleet:worker:" + victim);
+    if (gone) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling the TTL
+  }
+  const double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  std::printf("killed worker's entry disappeared after %.2f s (TTL 3 s)\n", after);
+  EXPECT_TRUE(gone);
+  EXPECT_LE(after, 3.5);
+  bool listed = false;
+  for (auto& w : m.live_workers()) listed |= w.worker_id == victim;
+  EXPECT_FALSE(listed);
+}
+
+TEST(FleetPipeline, MalformedPromptsGetErrorEventsAndTheRestIsServed) {
+  Deployment d(stories({{0, 5, 1}}));
+  auto got = d.run({{"bad-json", "{not json"},
+                    {"bad-type", R"({"id": "bad-type", "prompt": 5})"},
+                    {"bad-field", R"({"id": "bad-field", "prompt": "x", "max_token": 3})"},
+                    {"good", greedy_record("good", "Once upon a time", 8)}});
+  EXPECT_EQ(got["bad-json"].error_code, "invalid_json");
+  EXPECT_EQ(got["bad-type"].error_code, "invalid_request");
+  EXPECT_EQ(got["bad-field"].error_code, "invalid_request");
+  EXPECT_NE(got["bad-field"].text.find("max_token"), std::string::npos) << got["bad-field"].text;
+  EXPECT_EQ(got["good"].error_code, "");
+  EXPECT_EQ(got["good"].text, reference("Once upon a time", 8).text);
+  RedisClient redis(redis_url());
+  EXPECT_EQ(redis.hget("fleet:req:bad-type", "status").value_or(""), "error");
+  // Each rejected record is on the dead-letter topic too.
+  bus::Consumer dead(kafka_brokers(), unique_name("dead-reader"), {d.config().dead_letter_topic()});
+  std::set<std::string> keys;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (keys.size() < 3 && std::chrono::steady_clock::now() < deadline)
+    for (auto& m : dead.poll_batch(64, 200)) keys.insert(m.key);
+  EXPECT_EQ(keys, (std::set<std::string>{"bad-json", "bad-type", "bad-field"}));
+  // An id used again after its request finished is refused, and the old state is kept.
+  auto again = d.run({{"good", greedy_record("good", "The little dog", 8)}});
+  EXPECT_EQ(again["good"].error_code, "duplicate_id");
+  EXPECT_EQ(redis.hget("fleet:req:good", "status").value_or(""), "done");
+  EXPECT_EQ(redis.hget("fleet:req:good", "prompt").value_or(""), "Once upon a time");
+}
+
+TEST(FleetPipeline, WorkerWithDifferentWeightsForItsLayersIsRefused) {
+  // The manifest holds the real stories260K's layer hashes (as after any deployment of it).
+  ModelSource real = open_model(stories_bin());
+  RedisClient redis(redis_url());
+  WeightManifest(redis).register_layer_hashes("stories260K", stage_fingerprints(real, load_stage_weights(real, {})));
+  // A copy whose layer 3 differs by one byte, deployed under the same model name.
+  const std::string dir = scratch_dir("tampered");
+  std::string bytes = read_file(stories_bin());
+  const TensorRef* t = real.store->find("model.layers.3.self_attn.q_proj.weight");
+  const size_t offset = static_cast<size_t>(t->data - real.store->find(kEmbedName)->data) + 28 + 40;
+  bytes[offset] ^= 0x10;
+  std::ofstream(dir + "/stories260K.bin", std::ios::binary) << bytes;
+  DeploymentOptions o = stories({{0, 3, 1}, {3, 5, 1}});
+  o.model_path = dir + "/stories260K.bin";
+  o.wait_ready = false;
+  o.stages[0].replicas = 0;  // only stage 1 (layers 3 and 4)
+  Deployment d(o);
+  ASSERT_EQ(d.workers().size(), 1u);
+  EXPECT_EQ(d.wait_exit(0, std::chrono::seconds(60)), 1);
+  const std::string log = read_file(d.workers()[0].log);
+  EXPECT_NE(log.find("refusing to join"), std::string::npos) << log;
+  EXPECT_NE(log.find("layer 3"), std::string::npos) << log;
+  EXPECT_EQ(log.find("layer 4"), std::string::npos) << log;  // only the layer that differs is named
+}
+
+}  // namespace
+}  // namespace fleet::test
