@@ -297,7 +297,11 @@ start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT
   rm -rf "$k"
   mkdir -p "$k/data"
   write_kafka_config "$dir" "$bport" "$cport"
-  cid=$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  # A cluster id starting with '-' would be read as an option by StorageTool: draw again.
+  cid=-
+  while [ "${cid#-}" != "$cid" ]; do
+    cid=$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  done
   echo "$cid" >"$k/cluster.id"
   kafka_java "$dir"
   if ! "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cid" -c "$k/server.properties" \

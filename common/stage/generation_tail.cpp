@@ -42,7 +42,10 @@ void GenerationTail::on_logits(const ActivationMsg& step, std::span<const float>
   if (index < a->generated) return;  // a replayed step whose token is already out
   const int32_t token = sample_token(logits, a->sampling, static_cast<uint64_t>(index));
   if (std::find(stop_tokens_.begin(), stop_tokens_.end(), token) != stop_tokens_.end()) return finish(id, *a, true);
-  if (index == 0) a->first_token_us = now_us();
+  if (index == 0) {
+    a->first_token_us = now_us();
+    ctx_.requests->set_status(id, RequestStatus::Running);
+  }
   ctx_.requests->append_generated_token(id, index, token);
   const std::string piece = a->stop->push(a->decoder->push(token));
   a->text += piece;

@@ -107,7 +107,8 @@ TEST(FleetLargeModel, FourStagesOfOneBillionModelLongPromptAndMemory) {
       most_chunks = std::max(most_chunks, msg.chunk_count());
     }
   }
-  std::printf("stage 1 topic: %zu records, largest %zu bytes, most chunks per step %u\n", records, largest, most_chunks);
+  std::printf("stage 1 topic: read %zu records until a chunked step was seen; largest %zu bytes, %u chunks\n", records,
+              largest, most_chunks);
   EXPECT_GE(most_chunks, 2u);
   EXPECT_LT(largest, d.config().kafka.max_message_bytes);
 }
