@@ -16,7 +16,11 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id) {
   auto it = active_.find(id);
   if (it != active_.end()) return it->second.get();
   std::optional<RequestRecord> rec = ctx_.requests->load(id);
-  if (!rec || rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) return nullptr;
+  if (!rec) {
+    ctx_.fail_request(id, {error_code::kInternal, "request " + id + " has no state in Redis (expired or deleted)"});
+    return nullptr;
+  }
+  if (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) return nullptr;
   auto a = std::make_unique<Active>();
   const nlohmann::json& p = rec->params;
   a->sampling.temperature = p.value("temperature", 1.0f);
@@ -66,7 +70,10 @@ void GenerationTail::on_logits(const ActivationMsg& step, std::span<const float>
 }
 
 void GenerationTail::finish(const std::string& id, Active& a, bool stopped) {
-  if (!a.stop->stopped()) a.text += a.stop->push(a.decoder->flush()) + a.stop->flush();
+  if (!a.stop->stopped()) {  // what the decoder and the stop matcher still hold, in that order
+    a.text += a.stop->push(a.decoder->flush());
+    a.text += a.stop->flush();
+  }
   const double now_ms_d = static_cast<double>(now_us()) / 1000.0;
   RequestTimings t;
   t.total_ms = now_ms_d - static_cast<double>(a.created_ms);
@@ -80,11 +87,7 @@ void GenerationTail::finish(const std::string& id, Active& a, bool stopped) {
                          done_event(id, a.text, reason, {a.prompt_tokens, a.generated}, t));
   ctx_.requests->finish(id, finish_reason_name(reason));
   active_.erase(id);
-  ActivationMsg release;  // every stage drops its KV cache for this request
-  release.set_request_id(id);
-  release.set_step(UINT64_MAX);
-  release.set_release(true);
-  ctx_.send_to_stage(0, release);
+  ctx_.send_release(id);
 }
 
 }  // namespace fleet

@@ -1,5 +1,6 @@
 #include "stage/prompt_intake.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <random>
 
@@ -42,9 +43,19 @@ std::vector<int32_t> PromptIntake::tokenize(const PromptRequest& req) {
 }
 
 void PromptIntake::reject(const bus::Message& record, const std::string& id, const ContractError& error) {
+  std::fprintf(stderr, "[%s] prompt %s rejected: %s: %s\n", ctx_.worker_id.c_str(), id.c_str(), error.code.c_str(),
+               error.message.c_str());
   DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
   ctx_.producer->produce(ctx_.config.dead_letter_topic(), id, dead_letter_record(src, error, ctx_.worker_id, now_ms()));
-  ctx_.fail_request(id, error);
+  ctx_.producer->produce(ctx_.config.results_topic(), id, error_event(id, error));
+  if (!is_valid_request_id(id)) return;
+  // Recorded in Redis as a failed request, unless the id belongs to an existing request,
+  // whose state is left alone.
+  RequestRecord rec;
+  rec.id = id;
+  rec.status = RequestStatus::Error;
+  rec.model = ctx_.config.model.name;
+  if (ctx_.requests->create(rec)) ctx_.requests->set_error(id, error.code + ": " + error.message);
 }
 
 void PromptIntake::handle(const bus::Message& record) {
@@ -59,6 +70,8 @@ void PromptIntake::handle(const bus::Message& record) {
   } catch (const std::exception& e) {
     return reject(record, req.id, {error_code::kInvalidRequest, e.what()});
   }
+  if (prompt.empty())
+    return reject(record, req.id, {error_code::kInvalidRequest, "the prompt encodes to no tokens"});
   const int context = ctx_.engine->config().max_seq_len;
   if (static_cast<int>(prompt.size()) >= context)
     return reject(record, req.id,
@@ -80,13 +93,10 @@ void PromptIntake::handle(const bus::Message& record) {
     // The id exists: a redelivered record of a request in flight (its steps were sent
     // already: nothing to do), or an id used again after its request finished.
     std::optional<RequestRecord> old = ctx_.requests->load(req.id);
-    if (old && (old->status == RequestStatus::Done || old->status == RequestStatus::Error)) {
-      ContractError err{error_code::kDuplicateId, "request id '" + req.id + "' was already used (status " +
-                                                      to_string(old->status) + "); ids stay reserved for timeouts.finished_request_ttl_s"};
-      DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
-      ctx_.producer->produce(ctx_.config.dead_letter_topic(), req.id, dead_letter_record(src, err, ctx_.worker_id, now_ms()));
-      ctx_.producer->produce(ctx_.config.results_topic(), req.id, error_event(req.id, err));
-    }
+    if (old && (old->status == RequestStatus::Done || old->status == RequestStatus::Error))
+      reject(record, req.id, {error_code::kDuplicateId, "request id '" + req.id + "' was already used (status " +
+                                                            to_string(old->status) +
+                                                            "); ids stay reserved for timeouts.finished_request_ttl_s"});
     return;
   }
   for (ActivationMsg& step : prefill_steps(req.id, prompt, ctx_.config.batching.prefill_chunk))

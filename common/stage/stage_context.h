@@ -32,8 +32,11 @@ struct StageContext {
 
   // Publishes an activation message to stage k's topic, chunked below the broker limit.
   void send_to_stage(int k, ActivationMsg& msg);
-  // Error event on the results topic, and the request's state in Redis set to error.
+  // Error event on the results topic, the request's state in Redis set to error, and a
+  // release down the pipeline; does nothing for a request that already finished.
   void fail_request(const std::string& id, const ContractError& error);
+  // A release message into stage 0: every stage drops its KV cache for the request.
+  void send_release(const std::string& id);
 };
 
 }  // namespace fleet

@@ -31,20 +31,29 @@ void StageContext::send_to_stage(int k, ActivationMsg& msg) {
 void StageContext::fail_request(const std::string& id, const ContractError& error) {
   std::fprintf(stderr, "[%s] request %s failed: %s: %s\n", worker_id.c_str(), id.c_str(), error.code.c_str(),
                error.message.c_str());
-  producer->produce(config.results_topic(), id, error_event(id, error));
-  if (!is_valid_request_id(id)) return;
-  try {
-    if (!requests->load(id)) {
-      RequestRecord rec;
-      rec.id = id;
-      rec.model = config.model.name;
-      requests->create(rec);
+  if (is_valid_request_id(id)) {
+    try {
+      std::optional<RequestRecord> rec = requests->load(id);
+      // A late duplicate step of a finished request: its outcome stands, nothing to report.
+      if (rec && (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error)) return;
+      if (!rec) {
+        RequestRecord fresh;
+        fresh.id = id;
+        fresh.model = config.model.name;
+        requests->create(fresh);
+      }
+      requests->set_error(id, error.code + ": " + error.message);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "[%s] could not record the error of %s in Redis: %s\n", worker_id.c_str(), id.c_str(),
+                   e.what());
     }
-    requests->set_error(id, error.code + ": " + error.message);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "[%s] could not record the error of %s in Redis: %s\n", worker_id.c_str(), id.c_str(), e.what());
   }
-  ActivationMsg release;  // free whatever the stages cached for it
+  producer->produce(config.results_topic(), id, error_event(id, error));
+  if (is_valid_request_id(id)) send_release(id);  // free whatever the stages cached for it
+}
+
+void StageContext::send_release(const std::string& id) {
+  ActivationMsg release;
   release.set_request_id(id);
   release.set_step(UINT64_MAX);
   release.set_release(true);
@@ -136,6 +145,7 @@ WorkerInfo StageWorker::worker_info() {
   w.fingerprint = ctx_.model_fingerprint;
   w.host = host_name();
   w.pid = getpid();
+  w.started_ms = static_cast<int64_t>(ctx_.epoch / 1000);
   w.rss_bytes = static_cast<int64_t>(resident_bytes());
   w.kv_bytes = static_cast<int64_t>(kv_bytes_shared_.load());
   std::lock_guard<std::mutex> lock(stats_mu_);
@@ -163,11 +173,27 @@ void StageWorker::heartbeat_loop() {
 }
 
 void StageWorker::run(const std::atomic<bool>& stop) {
+  while (!stop) {
+    try {
+      run_until(stop);
+    } catch (const bus::BusError& e) {
+      if (!e.retriable()) throw;
+      // e.g. a commit refused during a rebalance: uncommitted records are delivered again.
+      std::fprintf(stderr, "[%s] %s (retrying)\n", ctx_.worker_id.c_str(), e.what());
+    }
+  }
+}
+
+void StageWorker::run_until(const std::atomic<bool>& stop) {
   const int window_ms = ctx_.config.batching.window_ms;
   auto last_sweep = Clock::now();
   while (!stop) {
     std::vector<bus::Message> records = consumer_->poll_batch(256, 100);
     log_assignment_changes();
+    if (Clock::now() - last_sweep > std::chrono::seconds(5)) {
+      drop_idle_caches();
+      last_sweep = Clock::now();
+    }
     if (records.empty()) continue;
     if (window_ms > 0) {  // collect what else arrives within the batching window
       auto more = consumer_->poll_batch(256, window_ms);
@@ -182,10 +208,6 @@ void StageWorker::run(const std::atomic<bool>& stop) {
       }
     }
     run_ready_steps();
-    if (Clock::now() - last_sweep > std::chrono::seconds(5)) {
-      drop_idle_caches();
-      last_sweep = Clock::now();
-    }
     ctx_.producer->flush(30000);  // everything these records caused is delivered...
     consumer_->commit_async(records);  // ...before they count as processed (at-least-once)
   }
@@ -216,8 +238,13 @@ void StageWorker::handle_activation(const bus::Message& record) {
   Step step{std::move(msg), {}};
   const int dim = ctx_.engine->config().dim;
   if (ctx_.is_first != step.msg.has_token_ids())
-    return ctx_.fail_request(step.msg.request_id(), {error_code::kInternal, "stage " + std::to_string(ctx_.stage) +
-                                                        " received the wrong kind of payload"});
+    return ctx_.fail_request(
+        step.msg.request_id(),
+        {error_code::kInternal, "stage " + std::to_string(ctx_.stage) + " expects " +
+                                    (ctx_.is_first ? "token ids" : "hidden rows") + " but received " +
+                                    (ctx_.is_first ? "hidden rows" : "token ids") + " from stage " +
+                                    std::to_string(step.msg.source_stage()) + " (" + step.msg.source_worker() +
+                                    "): do two deployments with different cuts share the topic prefix?"});
   if (!ctx_.is_first) {
     step.hidden = tensor_to_f32(step.msg);
     if (step.msg.tensor().shape_size() != 2 || step.msg.tensor().shape(1) != dim)
@@ -237,7 +264,8 @@ void StageWorker::run_ready_steps() {
     int rows = 0;
     for (Step& s : ready_) {
       const bool fits = rows == 0 || rows + s.msg.n_tokens() <= max_rows;
-      if (fits && in_batch.insert(s.msg.request_id()).second) {
+      const bool first_of_request = in_batch.insert(s.msg.request_id()).second;  // later steps wait for it
+      if (fits && first_of_request) {
         rows += s.msg.n_tokens();
         batch.push_back(std::move(s));
       } else {
@@ -321,8 +349,13 @@ void StageWorker::run_batch(std::vector<Step>& batch) {
     }
   }
   ctx_.engine->forward_layers(chunks, hidden.data());
-  for (size_t i = 0; i < steps.size(); ++i)
-    ctx_.kv_handles->set(steps[i]->msg.request_id(), ctx_.stage, {ctx_.worker_id, static_cast<int64_t>(ctx_.epoch), chunks[i].cache->length()});
+  try {  // the handles describe the caches; a Redis hiccup must not fail the requests
+    for (size_t i = 0; i < steps.size(); ++i)
+      ctx_.kv_handles->set(steps[i]->msg.request_id(), ctx_.stage,
+                           {ctx_.worker_id, static_cast<int64_t>(ctx_.epoch), chunks[i].cache->length()});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[%s] KV handle update failed: %s\n", ctx_.worker_id.c_str(), e.what());
+  }
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
     batch_stats_["batches"] = batch_stats_["batches"].get<int64_t>() + 1;
@@ -400,7 +433,11 @@ void StageWorker::drop_idle_caches() {
     }
   }
   kv_bytes_shared_ = kv_bytes_;
-  reassembler_.drop_expired(max_idle);
+  for (const Reassembler::Expired& e : reassembler_.drop_expired(max_idle))
+    ctx_.fail_request(e.request_id, {error_code::kTimeout, "step at position " + std::to_string(e.step) + " got " +
+                                                               std::to_string(e.chunks_received) + " of its " +
+                                                               std::to_string(e.chunk_count) + " chunks within " +
+                                                               std::to_string(ctx_.config.timeouts.request_s) + " s"});
 }
 
 }  // namespace fleet

@@ -46,6 +46,7 @@ class StageWorker {
     std::unique_ptr<KVCache> cache;
     std::chrono::steady_clock::time_point last_used;
   };
+  void run_until(const std::atomic<bool>& stop);  // the loop; throws bus errors
   void handle_activation(const bus::Message& record);
   void run_ready_steps();
   void run_batch(std::vector<Step>& batch);

@@ -112,6 +112,7 @@ int run_submit(const SubmitOpts& o) {
 
   const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
   int next_index = 0;
+  std::string streamed;  // text of the token events so far
   std::optional<double> first_token_ms;
   while (Clock::now() < deadline) {
     int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
@@ -138,6 +139,7 @@ int run_submit(const SubmitOpts& o) {
           std::fprintf(stderr, "fleet submit: warning: token %d arrived before token %d\n", ev->index, next_index);
         next_index = ev->index + 1;
         if (!first_token_ms) first_token_ms = ms_since(t0);
+        streamed += ev->text;
         if (!o.json) {
           std::fwrite(ev->text.data(), 1, ev->text.size(), stdout);
           std::fflush(stdout);
@@ -146,6 +148,10 @@ int run_submit(const SubmitOpts& o) {
       case ResultEvent::Type::Done: {
         const double total_ms = ms_since(t0);
         if (!o.json) {
+          // Text held back until the end (an unfinished stop-string prefix, the last bytes
+          // of a character) is only in the done event.
+          if (ev->text.size() > streamed.size() && ev->text.compare(0, streamed.size(), streamed) == 0)
+            std::fputs(ev->text.c_str() + streamed.size(), stdout);
           std::fputc('\n', stdout);
           std::fflush(stdout);
         }
@@ -161,6 +167,10 @@ int run_submit(const SubmitOpts& o) {
       }
       case ResultEvent::Type::Error:
         if (!o.json) {
+          // Text held back until the end (an unfinished stop-string prefix, the last bytes
+          // of a character) is only in the done event.
+          if (ev->text.size() > streamed.size() && ev->text.compare(0, streamed.size(), streamed) == 0)
+            std::fputs(ev->text.c_str() + streamed.size(), stdout);
           std::fputc('\n', stdout);
           std::fflush(stdout);
         }

@@ -26,6 +26,8 @@ struct DeploymentOptions {
   std::string kv_budget = "64MiB";
   std::string weights = "auto";
   int threads = 1;  // compute threads per worker (the machine has 2 cores for everything)
+  int prefill_chunk = 256;
+  int max_batch_tokens = 512;
   bool wait_ready = true;
 };
 

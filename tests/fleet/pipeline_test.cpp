@@ -136,6 +136,45 @@ TEST(FleetPipeline, TwoReplicasOfAStageWith32RequestsInFlight) {
   EXPECT_EQ(busy, 2) << "both stage-1 replicas should have run batches";
 }
 
+TEST(FleetPipeline, PromptsLongerThanThePrefillChunkInSmallBatches) {
+  // Prompts of 2 to 6 chunks of 8 tokens, batches of at most 20 rows: a request's chunks
+  // arrive together and must still run one per batch, in order.
+  DeploymentOptions o = stories({{0, 2, 1}, {2, 5, 1}});
+  o.prefill_chunk = 8;
+  o.max_batch_tokens = 20;
+  Deployment d(o);
+  std::vector<std::string> prompts;
+  for (size_t i = 0; i < 8; ++i) {
+    std::string p = kPrompts[i];
+    for (size_t j = 0; j < i % 4; ++j) p += ". " + kPrompts[(i + j + 1) % kPrompts.size()];
+    prompts.push_back(p);
+  }
+  auto got = d.run(records(prompts, "chunked-", 16));
+  expect_same_as_one_process(got, prompts, "chunked-", 16, "prefill_chunk 8, max_batch_tokens 20");
+}
+
+TEST(FleetPipeline, SeededSamplingAndStopStringsMatchOneProcess) {
+  Deployment d(stories({{0, 3, 1}, {3, 5, 1}}));
+  nlohmann::json rec = {{"id", "sampled"}, {"prompt", "Lily and Ben"}, {"max_tokens", 60}, {"temperature", 0.9},
+                        {"top_p", 0.9}, {"top_k", 50}, {"seed", 1234}, {"stop", {"toys"}}};
+  auto got = d.run({{"sampled", rec.dump()}});
+  auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
+  StageEngine engine(weights, 1);
+  auto tok = Tokenizer::load(stories_tok());
+  GenerateParams p;
+  p.max_tokens = 60;
+  p.sampling = {0.9f, 0.9f, 50, 1234};
+  p.stop = {"toys"};
+  GenerateResult ref = generate(engine, *tok, encode_prompt(*tok, "Lily and Ben"), p);
+  ASSERT_EQ(ref.finish_reason, "stop") << "the stop string should end this sample: " << ref.text;
+  const Completion& c = got["sampled"];
+  EXPECT_EQ(c.error_code, "") << c.text;
+  EXPECT_EQ(c.text, ref.text);
+  EXPECT_EQ(c.tokens, ref.tokens);
+  EXPECT_EQ(c.finish_reason, ref.finish_reason);
+  EXPECT_EQ(c.token_text, ref.text);
+}
+
 TEST(FleetPipeline, RedisShowsRequestStateAndLiveWorkersAndForgetsAKilledWorker) {
   Deployment d(stories({{0, 3, 1}, {3, 5, 1}}));
   auto got = d.run(records({"Once upon a time"}, "state-", 20));
