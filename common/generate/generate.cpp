@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "sampling/stop_matcher.h"
+#include "generate/token_stream.h"
 
 namespace fleet {
 
@@ -52,8 +52,7 @@ GenerateResult generate(StageEngine& engine, const Tokenizer& tok, const std::ve
 
   GenerateResult res;
   res.prompt_tokens = static_cast<int>(prompt.size());
-  StreamDecoder decoder(tok);
-  StopMatcher stop_matcher(params.stop);
+  TokenStream stream(tok, stops, params.stop, params.max_tokens);
   auto emit = [&](const std::string& s) {
     if (s.empty()) return;
     res.text += s;
@@ -79,25 +78,20 @@ GenerateResult generate(StageEngine& engine, const Tokenizer& tok, const std::ve
   int pos = static_cast<int>(prompt.size());
   for (int i = 0; i < params.max_tokens; ++i) {
     const int32_t next = sample_token(logits, params.sampling, static_cast<uint64_t>(i));
-    if (std::find(stops.begin(), stops.end(), next) != stops.end()) {
-      res.finish_reason = "stop";
+    const TokenStream::Pushed r = stream.push(next);
+    if (r.accepted) {
+      res.tokens.push_back(next);
+      emit(r.text);
+    }
+    if (r.finished) {
+      res.finish_reason = r.finish_reason;
       break;
     }
-    res.tokens.push_back(next);
-    emit(stop_matcher.push(decoder.push(next)));
-    if (stop_matcher.stopped()) {
-      res.finish_reason = "stop";
-      break;
-    }
-    if (i + 1 == params.max_tokens) break;
     if (pos >= cache->max_len()) break;  // context full
     step(&next, pos, 1);
     ++pos;
   }
-  if (!stop_matcher.stopped()) {
-    emit(stop_matcher.push(decoder.flush()));
-    emit(stop_matcher.flush());
-  }
+  emit(stream.flush());
   res.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   res.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return res;

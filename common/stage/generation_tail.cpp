@@ -27,14 +27,11 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id) {
   a->sampling.top_p = p.value("top_p", 1.0f);
   a->sampling.top_k = p.value("top_k", 0);
   a->sampling.seed = p.value("seed", uint64_t{0});
-  a->max_tokens = p.value("max_tokens", 256);
   a->prompt_tokens = static_cast<int>(rec->prompt_tokens.size());
   a->created_ms = rec->created_ms;
-  a->decoder = std::make_unique<StreamDecoder>(*ctx_.tokenizer);
-  a->stop = std::make_unique<StopMatcher>(p.value("stop", std::vector<std::string>{}));
-  // Tokens generated before (a replay): feed them through the decoder and stop matcher again.
-  for (int32_t t : rec->generated) a->text += a->stop->push(a->decoder->push(t));
-  a->generated = static_cast<int>(rec->generated.size());
+  a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.value("stop", std::vector<std::string>{}),
+                                            p.value("max_tokens", 256));
+  for (int32_t t : rec->generated) a->stream->push(t);  // tokens out before (a replay)
   return active_.emplace(id, std::move(a)).first->second.get();
 }
 
@@ -43,21 +40,20 @@ void GenerationTail::on_logits(const ActivationMsg& step, std::span<const float>
   Active* a = lookup(id);
   if (!a) return;  // finished, failed or expired: a late duplicate, nothing to do
   const int index = static_cast<int>(step.generation_index());
-  if (index < a->generated) return;  // a replayed step whose token is already out
+  if (index < a->stream->generated()) return;  // a replayed step whose token is already out
   const int32_t token = sample_token(logits, a->sampling, static_cast<uint64_t>(index));
-  if (std::find(stop_tokens_.begin(), stop_tokens_.end(), token) != stop_tokens_.end()) return finish(id, *a, true);
-  if (index == 0) {
-    a->first_token_us = now_us();
-    ctx_.requests->set_status(id, RequestStatus::Running);
+  const TokenStream::Pushed r = a->stream->push(token);
+  if (r.accepted) {
+    if (index == 0) {
+      a->first_token_us = now_us();
+      ctx_.requests->set_status(id, RequestStatus::Running);
+    }
+    ctx_.requests->append_generated_token(id, index, token);
+    ctx_.producer->produce(ctx_.config.results_topic(), id, token_event(id, index, token, r.text));
   }
-  ctx_.requests->append_generated_token(id, index, token);
-  const std::string piece = a->stop->push(a->decoder->push(token));
-  a->text += piece;
-  a->generated = index + 1;
-  ctx_.producer->produce(ctx_.config.results_topic(), id, token_event(id, index, token, piece));
+  if (r.finished) return finish(id, *a, r.finish_reason);
   const int next_pos = step.start_pos() + step.n_tokens();
-  if (a->stop->stopped()) return finish(id, *a, true);
-  if (a->generated >= a->max_tokens || next_pos >= ctx_.engine->config().max_seq_len) return finish(id, *a, false);
+  if (next_pos >= ctx_.engine->config().max_seq_len) return finish(id, *a, "length");  // context full
   ActivationMsg next;
   next.set_request_id(id);
   next.set_step(static_cast<uint64_t>(next_pos));
@@ -69,23 +65,20 @@ void GenerationTail::on_logits(const ActivationMsg& step, std::span<const float>
   ctx_.send_to_stage(0, next);
 }
 
-void GenerationTail::finish(const std::string& id, Active& a, bool stopped) {
-  if (!a.stop->stopped()) {  // what the decoder and the stop matcher still hold, in that order
-    a.text += a.stop->push(a.decoder->flush());
-    a.text += a.stop->flush();
-  }
+void GenerationTail::finish(const std::string& id, Active& a, const std::string& reason) {
+  a.stream->flush();
   const double now_ms_d = static_cast<double>(now_us()) / 1000.0;
   RequestTimings t;
   t.total_ms = now_ms_d - static_cast<double>(a.created_ms);
   if (a.first_token_us > 0) {
     t.time_to_first_token_ms = static_cast<double>(a.first_token_us) / 1000.0 - static_cast<double>(a.created_ms);
     const double decode_s = (now_ms_d - static_cast<double>(a.first_token_us) / 1000.0) / 1000.0;
-    if (decode_s > 0 && a.generated > 1) t.tokens_per_s = (a.generated - 1) / decode_s;
+    if (decode_s > 0 && a.stream->generated() > 1) t.tokens_per_s = (a.stream->generated() - 1) / decode_s;
   }
-  const FinishReason reason = stopped ? FinishReason::Stop : FinishReason::Length;
   ctx_.producer->produce(ctx_.config.results_topic(), id,
-                         done_event(id, a.text, reason, {a.prompt_tokens, a.generated}, t));
-  ctx_.requests->finish(id, finish_reason_name(reason));
+                         done_event(id, a.stream->text(), reason == "stop" ? FinishReason::Stop : FinishReason::Length,
+                                    {a.prompt_tokens, a.stream->generated()}, t));
+  ctx_.requests->finish(id, reason);
   active_.erase(id);
   ctx_.send_release(id);
 }

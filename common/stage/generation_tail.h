@@ -7,8 +7,8 @@
 #include <span>
 #include <string>
 
+#include "generate/token_stream.h"
 #include "sampling/sampler.h"
-#include "sampling/stop_matcher.h"
 #include "stage/stage_context.h"
 
 namespace fleet {
@@ -23,16 +23,12 @@ class GenerationTail {
  private:
   struct Active {  // per-request sampling state, rebuilt from Redis on first use
     SamplingParams sampling;
-    int max_tokens = 0;
     int prompt_tokens = 0;
-    int generated = 0;
     int64_t created_ms = 0, first_token_us = 0;
-    std::unique_ptr<StreamDecoder> decoder;
-    std::unique_ptr<StopMatcher> stop;
-    std::string text;
+    std::unique_ptr<TokenStream> stream;
   };
   Active* lookup(const std::string& id);
-  void finish(const std::string& id, Active& a, bool stopped);
+  void finish(const std::string& id, Active& a, const std::string& reason);
 
   StageContext& ctx_;
   std::vector<int32_t> stop_tokens_;

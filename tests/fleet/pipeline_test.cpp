@@ -12,6 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "bus/consumer.h"
+#include "bus/producer.h"
+#include "contracts/result_events.h"
+#include "wire/activation_codec.h"
 #include "fleet/deployment.h"
 #include "generate/generate.h"
 #include "model/fingerprint.h"
@@ -253,6 +256,36 @@ TEST(FleetPipeline, MalformedPromptsGetErrorEventsAndTheRestIsServed) {
   EXPECT_EQ(again["good"].error_code, "duplicate_id");
   EXPECT_EQ(redis.hget("fleet:req:good", "status").value_or(""), "done");
   EXPECT_EQ(redis.hget("fleet:req:good", "prompt").value_or(""), "Once upon a time");
+}
+
+TEST(FleetPipeline, ADecodeStepWithoutKvCacheBecomesAnErrorEvent) {
+  // As after a worker restart: a decode step (position 7) reaches a stage that holds no cache
+  // for its request. It must not vanish: the request fails with kv_cache_missing.
+  Deployment d(stories({{0, 2, 1}, {2, 5, 1}}));
+  auto results = bus::Consumer::from_end(kafka_brokers(), d.config().results_topic());
+  ActivationMsg step;
+  step.set_request_id("orphan-step");
+  step.set_step(7);
+  step.set_start_pos(7);
+  step.set_n_tokens(1);
+  step.set_sample(true);
+  step.set_generation_index(3);
+  set_token_ids(step, {42});
+  bus::Producer producer(kafka_brokers());
+  for (const std::string& chunk : encode_activation_chunks(step, d.config().kafka.max_message_bytes))
+    producer.produce(d.config().stage_topic(0), "orphan-step", chunk);
+  producer.flush(30000);
+  std::optional<ResultEvent> ev;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!ev && std::chrono::steady_clock::now() < deadline)
+    for (auto& m : results->poll_batch(16, 200))
+      if (m.key == "orphan-step") ev = parse_result_event(m.value);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->type, ResultEvent::Type::Error);
+  EXPECT_EQ(ev->error.code, "kv_cache_missing");
+  EXPECT_NE(ev->error.message.find("position 7"), std::string::npos) << ev->error.message;
+  RedisClient redis(redis_url());
+  EXPECT_EQ(redis.hget("fleet:req:orphan-step", "status").value_or(""), "error");
 }
 
 TEST(FleetPipeline, WorkerWithDifferentWeightsForItsLayersIsRefused) {
