@@ -1,5 +1,7 @@
 #include "model/tensor_store.h"
 
+#include "util/json_file.h"
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -120,13 +122,7 @@ std::unique_ptr<TensorStore> open_safetensors_dir(const std::string& dir) {
   if (fs::exists(single)) return open_safetensors_file(single.string());
   if (!fs::exists(index))
     throw std::runtime_error(dir + ": neither model.safetensors nor model.safetensors.index.json found");
-  nlohmann::json j;
-  try {
-    std::ifstream in(index);
-    j = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(index.string() + ": " + e.what());
-  }
+  nlohmann::json j = read_json_file(index.string());
   if (!j.contains("weight_map") || !j["weight_map"].is_object())
     throw std::runtime_error(index.string() + ": missing \"weight_map\"");
   std::map<std::string, std::set<std::string>> by_file;

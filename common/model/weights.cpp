@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include "util/json_file.h"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -142,14 +144,7 @@ ModelSource open_model(const std::string& path) {
   if (fs::is_directory(path)) {
     fs::path cfg = fs::path(path) / "config.json";
     if (!fs::exists(cfg)) throw std::runtime_error(path + ": not a model directory (no config.json)");
-    nlohmann::json j;
-    try {
-      std::ifstream in(cfg);
-      j = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(cfg.string() + ": " + e.what());
-    }
-    src.config = ModelConfig::from_hf_json(j, cfg.string());
+    src.config = ModelConfig::from_hf_json(read_json_file(cfg.string()), cfg.string());
     src.store = open_safetensors_dir(path);
   } else {
     src.store = open_llama2c(path, &src.config);

@@ -1,0 +1,18 @@
+#include "util/json_file.h"
+
+#include <fstream>
+#include <stdexcept>
+
+namespace fleet {
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+}  // namespace fleet

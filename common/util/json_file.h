@@ -1,0 +1,9 @@
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace fleet {
+// Parses a JSON file; throws std::runtime_error "PATH: <reason>" when it cannot be read or parsed.
+nlohmann::json read_json_file(const std::string& path);
+}  // namespace fleet
