@@ -209,8 +209,26 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     }
     run_ready_steps();
     ctx_.producer->flush(30000);  // everything these records caused is delivered...
-    consumer_->commit_async(records);  // ...before they count as processed (at-least-once)
+    consumer_->commit_async(committable(records));  // ...before they count as processed (at-least-once)
   }
+}
+
+std::vector<bus::Message> StageWorker::committable(std::vector<bus::Message>& records) const {
+  // A partition's offsets are committed only below its oldest chunk of a step still being
+  // assembled, so a restart delivers that step's chunks again.
+  std::map<bus::TopicPartition, int64_t> oldest_partial;
+  for (const auto& [key, offsets] : partial_records_)
+    for (const auto& [tp, offset] : offsets) {
+      auto it = oldest_partial.find(tp);
+      if (it == oldest_partial.end() || offset < it->second) oldest_partial[tp] = offset;
+    }
+  if (oldest_partial.empty()) return std::move(records);
+  std::vector<bus::Message> out;
+  for (bus::Message& m : records) {
+    auto it = oldest_partial.find({m.topic, m.partition});
+    if (it == oldest_partial.end() || m.offset < it->second) out.push_back(std::move(m));
+  }
+  return out;
 }
 
 void StageWorker::log_assignment_changes() {
@@ -224,6 +242,11 @@ void StageWorker::log_assignment_changes() {
 
 void StageWorker::handle_activation(const bus::Message& record) {
   Reassembler::Result res = reassembler_.add(record.value);
+  const std::pair<std::string, uint64_t> key{res.request_id, res.step};
+  if (res.status == Reassembler::Status::Incomplete)
+    partial_records_[key].push_back({{record.topic, record.partition}, record.offset});
+  else
+    partial_records_.erase(key);
   if (res.status == Reassembler::Status::Invalid) {
     ContractError err{error_code::kInternal, "bad activation message: " + res.error};
     DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
@@ -413,6 +436,7 @@ void StageWorker::release(const ActivationMsg& msg) {
   }
   kv_bytes_shared_ = kv_bytes_;
   reassembler_.forget_request(id);
+  std::erase_if(partial_records_, [&](const auto& entry) { return entry.first.first == id; });
   ctx_.kv_handles->remove(id, ctx_.stage);
   if (ctx_.is_last) {
     tail_->forget(id);
@@ -433,11 +457,13 @@ void StageWorker::drop_idle_caches() {
     }
   }
   kv_bytes_shared_ = kv_bytes_;
-  for (const Reassembler::Expired& e : reassembler_.drop_expired(max_idle))
+  for (const Reassembler::Expired& e : reassembler_.drop_expired(max_idle)) {
+    partial_records_.erase({e.request_id, e.step});
     ctx_.fail_request(e.request_id, {error_code::kTimeout, "step at position " + std::to_string(e.step) + " got " +
                                                                std::to_string(e.chunks_received) + " of its " +
                                                                std::to_string(e.chunk_count) + " chunks within " +
                                                                std::to_string(ctx_.config.timeouts.request_s) + " s"});
+  }
 }
 
 }  // namespace fleet

@@ -55,6 +55,8 @@ class StageWorker {
   void drop_idle_caches();
   void heartbeat_loop();
   void log_assignment_changes();  // "[worker] assignment topic:partition ..." on stderr
+  // The records that may be committed now (consumes `records`).
+  std::vector<bus::Message> committable(std::vector<bus::Message>& records) const;
   WorkerInfo worker_info();
 
   StageContext ctx_;
@@ -67,6 +69,8 @@ class StageWorker {
   std::map<std::string, CacheEntry> caches_;
   size_t kv_bytes_ = 0;
   std::vector<bus::TopicPartition> assignment_;
+  // Records holding chunks of steps not yet complete: (request, step) -> (partition, offset)s.
+  std::map<std::pair<std::string, uint64_t>, std::vector<std::pair<bus::TopicPartition, int64_t>>> partial_records_;
 
   // Shared with the heartbeat thread.
   std::mutex stats_mu_;
