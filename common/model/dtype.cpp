@@ -1,6 +1,7 @@
 #include "model/dtype.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace fleet {
@@ -50,6 +51,23 @@ float f16_to_f32(uint16_t h) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504: infinity
+  if (abs < 0x38800000u) {  // below the smallest normal f16: subnormal or zero
+    float a;
+    std::memcpy(&a, &abs, 4);
+    // a * 2^24 is the subnormal's integer mantissa; nearbyint rounds half to even.
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f)));
+  }
+  uint32_t m = abs + 0xfffu + ((abs >> 13) & 1u);  // round to nearest even at bit 13
+  return static_cast<uint16_t>(sign | ((m - 0x38000000u) >> 13));
 }
 
 }  // namespace fleet

@@ -138,7 +138,7 @@ ModelConfig synth_shape(const std::string& name) {
 
 void write_synthetic_model(const ModelConfig& c, DType dtype, uint64_t seed, const std::string& out_dir,
                            uint64_t shard_bytes) {
-  if (dtype != DType::F32 && dtype != DType::BF16) throw std::runtime_error("synth: dtype must be f32 or bf16");
+  if (dtype == DType::Q8_0) throw std::runtime_error("synth: dtype must be f32, bf16 or f16");
   c.validate("synthetic shape");
   fs::create_directories(out_dir);
   const size_t elem = dtype == DType::F32 ? 4 : 2;
@@ -162,7 +162,7 @@ void write_synthetic_model(const ModelConfig& c, DType dtype, uint64_t seed, con
                                encode_f32(v.data(), v.size(), dtype, out);
                              }});
   }
-  const std::string torch_dtype = dtype == DType::F32 ? "float32" : "bfloat16";
+  const std::string torch_dtype = dtype == DType::F32 ? "float32" : dtype == DType::BF16 ? "bfloat16" : "float16";
   if (shards.size() == 1) {
     write_safetensors((fs::path(out_dir) / "model.safetensors").string(), shards[0]);
   } else {

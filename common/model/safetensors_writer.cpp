@@ -17,9 +17,9 @@ void encode_f32(const float* values, size_t n, DType dtype, std::vector<uint8_t>
   out.resize(n * element_bytes(dtype));
   if (dtype == DType::F32) {
     std::memcpy(out.data(), values, n * 4);
-  } else if (dtype == DType::BF16) {
+  } else if (dtype == DType::BF16 || dtype == DType::F16) {
     for (size_t i = 0; i < n; ++i) {
-      uint16_t h = f32_to_bf16(values[i]);
+      uint16_t h = dtype == DType::BF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
       std::memcpy(out.data() + 2 * i, &h, 2);
     }
   } else {

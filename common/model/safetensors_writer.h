@@ -22,7 +22,7 @@ struct TensorSpec {
 
 void write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors);
 
-// Converts f32 values to the bytes of `dtype` (F32 or BF16).
+// Converts f32 values to the bytes of `dtype` (F32, BF16 or F16).
 void encode_f32(const float* values, size_t n, DType dtype, std::vector<uint8_t>& out);
 
 }  // namespace fleet

@@ -27,7 +27,7 @@ void add_synth(CLI::App& app) {
   for (auto& n : synth_shape_names()) names += (names.empty() ? "" : ", ") + n;
   auto* c = app.add_subcommand("synth", "Write a model with random weights of a realistic shape");
   c->add_option("--shape", o->shape, "one of: " + names)->required();
-  c->add_option("--dtype", o->dtype)->check(CLI::IsMember({"f32", "bf16"}));
+  c->add_option("--dtype", o->dtype)->check(CLI::IsMember({"f32", "bf16", "f16"}));
   c->add_option("--seed", o->seed);
   c->add_option("--out", o->out, "output directory")->required();
   c->callback([o] {

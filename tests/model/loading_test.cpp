@@ -1,4 +1,5 @@
 // Model files: formats, layer-range loading, and clear errors for bad files.
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -157,6 +158,26 @@ TEST(ModelLoading, ConfigMismatchesAreClearErrors) {
   write_bytes(d + "/config.json", "{not json");
   EXPECT_TRUE(contains(error_of([&] { open_model(d); }), "config.json"));
   EXPECT_TRUE(contains(error_of([&] { open_model(d + "/nope"); }), "no such file or directory"));
+}
+
+TEST(ModelLoading, Float16FilesLoadAsF32CloseToTheF32File) {
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(f32_to_f16(-2.5f), 0xc100);
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);
+  EXPECT_EQ(f32_to_f16(5.96046448e-8f), 0x0001);  // smallest subnormal
+  for (uint32_t h = 0; h < 0x7c00; ++h) ASSERT_EQ(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))), h) << h;
+  std::string a = test::scratch_dir("f16-a"), b = test::scratch_dir("f16-b");
+  write_synthetic_model(synth_shape("tiny-mistral"), DType::F32, 4, a);
+  write_synthetic_model(synth_shape("tiny-mistral"), DType::F16, 4, b);
+  ModelSource s32 = open_model(a), s16 = open_model(b);
+  EXPECT_EQ(s16.store->find("model.layers.0.mlp.up_proj.weight")->dtype, DType::F16);
+  StageWeights w32 = load_stage_weights(s32, {}), w16 = load_stage_weights(s16, {});
+  EXPECT_EQ(w16.layers[0].w_up.dtype, DType::F32);  // auto: f16 files become f32 in memory
+  std::vector<float> r32(128), r16(128);
+  w32.layers[1].w_up.row_to_f32(5, r32.data());
+  w16.layers[1].w_up.row_to_f32(5, r16.data());
+  for (size_t i = 0; i < 128; ++i) EXPECT_NEAR(r32[i], r16[i], std::fabs(r32[i]) / 1024 + 1e-7f) << i;
 }
 
 TEST(ModelLoading, ShardedSafetensorsLoadLikeOneFile) {
