@@ -116,7 +116,7 @@ nlohmann::json ModelConfig::to_hf_json(const std::string& torch_dtype) const {
                          {"low_freq_factor", rope_scaling.low_freq_factor},
                          {"high_freq_factor", rope_scaling.high_freq_factor},
                          {"original_max_position_embeddings",
-                          rope_scaling.original_max_position_embeddings}};
+                          static_cast<int64_t>(rope_scaling.original_max_position_embeddings)}};
   }
   return j;
 }
