@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "activation.pb.h"
+#include "util/half_float.h"  // f32 <-> bf16 / f16 conversions used on the wire
 
 namespace fleet {
 
@@ -133,11 +134,5 @@ std::vector<float> tensor_to_f32(const ActivationMsg& msg);
 // Sets msg's payload to token ids; also sets n_tokens.
 void set_token_ids(ActivationMsg& msg, const std::vector<int32_t>& ids);
 std::vector<int32_t> token_ids_of(const ActivationMsg& msg);  // throws WireError if no token payload
-
-// Scalar conversions used on the wire.
-uint16_t wire_f32_to_bf16(float f);
-float wire_bf16_to_f32(uint16_t h);
-uint16_t wire_f32_to_f16(float f);
-float wire_f16_to_f32(uint16_t h);
 
 }  // namespace fleet

@@ -10,6 +10,7 @@
 
 #include "generate/generate.h"
 #include "model/model_writer.h"
+#include "prefill_logits.h"
 #include "test_support.h"
 
 namespace fleet {
@@ -68,19 +69,7 @@ TEST(StoriesReference, GreedyEmptyPromptMatchesLlama2cConvertedHfDirectory) {
   EXPECT_EQ(streamed, expected);
 }
 
-// Logits at every position of the fixture's 20-token prompt, run as one prefill chunk.
-std::vector<float> all_logits(StageEngine& e, const std::vector<int32_t>& tokens) {
-  const int n = static_cast<int>(tokens.size()), D = e.config().dim, V = e.config().vocab_size;
-  std::vector<float> hidden(static_cast<size_t>(n * D)), logits(static_cast<size_t>(n * V));
-  e.embed(tokens, hidden.data());
-  auto cache = e.new_cache();
-  SeqChunk ch{cache.get(), 0, n};
-  e.forward_layers({&ch, 1}, hidden.data());
-  std::vector<int64_t> rows(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) rows[static_cast<size_t>(i)] = i;
-  e.head(hidden.data(), rows, logits.data());
-  return logits;
-}
+using test::prefill_logits;
 
 TEST(StoriesReference, LogitsMatchTransformersAtEveryPosition) {
   auto fx = nlohmann::json::parse(test::read_file(test::fixture("stories260K/hf_logits.json")));
@@ -88,7 +77,7 @@ TEST(StoriesReference, LogitsMatchTransformersAtEveryPosition) {
   ASSERT_EQ(tokens.size(), 20u);
   for (const std::string& path : {converted_dir(), stories_bin()}) {
     auto e = engine_for(path);
-    auto logits = all_logits(*e, tokens);
+    auto logits = prefill_logits(*e, tokens);
     float max_err = 0;
     for (size_t p = 0; p < tokens.size(); ++p)
       for (int v = 0; v < 512; ++v)
@@ -101,9 +90,9 @@ TEST(StoriesReference, LogitsMatchTransformersAtEveryPosition) {
 TEST(StoriesReference, QuantizedWeightsStayCloseToF32) {
   auto fx = nlohmann::json::parse(test::read_file(test::fixture("stories260K/hf_logits.json")));
   auto tokens = fx["tokens"].get<std::vector<int32_t>>();
-  auto ref = all_logits(*engine_for(converted_dir(), "f32"), tokens);
+  auto ref = prefill_logits(*engine_for(converted_dir(), "f32"), tokens);
   for (const char* dt : {"bf16", "q8_0"}) {
-    auto got = all_logits(*engine_for(converted_dir(), dt), tokens);
+    auto got = prefill_logits(*engine_for(converted_dir(), dt), tokens);
     float max_err = 0;
     int same_argmax = 0;
     for (size_t p = 0; p < tokens.size(); ++p) {
@@ -120,7 +109,7 @@ TEST(StoriesReference, QuantizedWeightsStayCloseToF32) {
 TEST(StoriesReference, PrefillChunkingDoesNotChangeLogits) {
   auto e = engine_for(stories_bin());
   std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
-  auto whole = all_logits(*e, tokens);
+  auto whole = prefill_logits(*e, tokens);
   // Same tokens one at a time.
   const int D = e->config().dim, V = 512;
   auto cache = e->new_cache();

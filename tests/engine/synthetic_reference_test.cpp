@@ -13,24 +13,13 @@
 #include "engine/stage_engine.h"
 #include "model/model_writer.h"
 #include "model/weights.h"
+#include "prefill_logits.h"
 #include "test_support.h"
 
 namespace fleet {
 namespace {
 
-// Logits at every position of `tokens`, run as one prefill chunk.
-std::vector<float> all_logits(StageEngine& e, const std::vector<int32_t>& tokens) {
-  const int n = static_cast<int>(tokens.size()), D = e.config().dim, V = e.config().vocab_size;
-  std::vector<float> hidden(static_cast<size_t>(n) * D), logits(static_cast<size_t>(n) * V);
-  e.embed(tokens, hidden.data());
-  auto cache = e.new_cache();
-  SeqChunk ch{cache.get(), 0, n};
-  e.forward_layers({&ch, 1}, hidden.data());
-  std::vector<int64_t> rows(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) rows[static_cast<size_t>(i)] = i;
-  e.head(hidden.data(), rows, logits.data());
-  return logits;
-}
+using test::prefill_logits;
 
 class SyntheticReference : public ::testing::TestWithParam<std::string> {};
 
@@ -53,7 +42,7 @@ TEST_P(SyntheticReference, LogitsMatchTransformersAtEveryPosition) {
   auto w = std::make_shared<StageWeights>(load_stage_weights(open_model(dir), lo));
   StageEngine e(w);
   ASSERT_EQ(e.config().vocab_size, V);
-  auto logits = all_logits(e, tokens);
+  auto logits = prefill_logits(e, tokens);
 
   float max_err = 0, max_ref = 0;
   size_t worst_pos = 0;

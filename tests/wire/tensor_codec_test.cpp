@@ -17,42 +17,42 @@ float bits_to_f32(uint32_t u) {
 }
 
 TEST(WireScalars, Bf16RoundsToNearestEven) {
-  EXPECT_EQ(wire_f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
   // 1 + 2^-8 is halfway between bf16 1.0 (even) and 1.0078125 (odd): ties go to even.
-  EXPECT_EQ(wire_f32_to_bf16(bits_to_f32(0x3f808000u)), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f808000u)), 0x3f80);
   // Halfway above an odd mantissa rounds up to even.
-  EXPECT_EQ(wire_f32_to_bf16(bits_to_f32(0x3f818000u)), 0x3f82);
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f818000u)), 0x3f82);
   // Just above halfway rounds up.
-  EXPECT_EQ(wire_f32_to_bf16(bits_to_f32(0x3f808001u)), 0x3f81);
-  EXPECT_TRUE(std::isnan(wire_bf16_to_f32(wire_f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(wire_bf16_to_f32(wire_f32_to_bf16(-2.5f)), -2.5f);
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f808001u)), 0x3f81);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(-2.5f)), -2.5f);
 }
 
 TEST(WireScalars, F16RoundTripsRepresentableValuesAndRoundsToNearestEven) {
   for (float v : {0.0f, 1.0f, -1.0f, 0.5f, 65504.0f, -65504.0f, 6.103515625e-05f /* 2^-14 */,
                   5.960464477539063e-08f /* 2^-24, smallest subnormal */, 3.0f / 1024.0f})
-    EXPECT_EQ(wire_f16_to_f32(wire_f32_to_f16(v)), v) << v;
-  EXPECT_EQ(wire_f32_to_f16(1.0f), 0x3c00);
-  EXPECT_EQ(wire_f32_to_f16(65504.0f), 0x7bff);
-  EXPECT_EQ(wire_f32_to_f16(65520.0f), 0x7c00);  // rounds to infinity
-  EXPECT_EQ(wire_f32_to_f16(1e9f), 0x7c00);
-  EXPECT_EQ(wire_f32_to_f16(-1e9f), 0xfc00);
+    EXPECT_EQ(f16_to_f32(f32_to_f16(v)), v) << v;
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);  // rounds to infinity
+  EXPECT_EQ(f32_to_f16(1e9f), 0x7c00);
+  EXPECT_EQ(f32_to_f16(-1e9f), 0xfc00);
   // 1 + 2^-11 is halfway between 1.0 (even) and 1 + 2^-10: ties to even.
-  EXPECT_EQ(wire_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);
-  EXPECT_EQ(wire_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);
+  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f), 0x3c00);
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);
   // Subnormals: 2^-25 is halfway between 0 and 2^-24 -> 0; 1.5 * 2^-24 -> 2 * 2^-24.
-  EXPECT_EQ(wire_f32_to_f16(0x1p-25f), 0x0000);
-  EXPECT_EQ(wire_f32_to_f16(1.5f * 0x1p-24f), 0x0002);
-  EXPECT_EQ(wire_f32_to_f16(0x1p-30f), 0x0000);
-  EXPECT_TRUE(std::isnan(wire_f16_to_f32(wire_f32_to_f16(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_TRUE(std::isinf(wire_f16_to_f32(0x7c00)));
+  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);
+  EXPECT_EQ(f32_to_f16(1.5f * 0x1p-24f), 0x0002);
+  EXPECT_EQ(f32_to_f16(0x1p-30f), 0x0000);
+  EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::isinf(f16_to_f32(0x7c00)));
 }
 
 TEST(WireScalars, F16MatchesExhaustiveRoundTrip) {
   // Every finite half value survives half -> float -> half exactly.
   for (uint32_t h = 0; h < 0x10000; ++h) {
     if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) continue;  // NaN payloads are not preserved bit-exactly
-    ASSERT_EQ(wire_f32_to_f16(wire_f16_to_f32(static_cast<uint16_t>(h))), h) << std::hex << h;
+    ASSERT_EQ(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))), h) << std::hex << h;
   }
 }
 
