@@ -120,6 +120,20 @@ struct Consumer::Impl : RdKafka::OffsetCommitCb {
                      err, detail::is_retriable(err));
     }
   }
+
+  // Creates the librdkafka consumer for group_id with the defaults, overrides and callbacks.
+  void create_handle(const std::string& brokers, const Config& overrides, const std::string& what) {
+    Config all = detail::merged(consumer_defaults(), overrides);
+    all["bootstrap.servers"] = brokers;
+    all["group.id"] = group_id;
+    auto conf = detail::make_conf({}, all);
+    std::string err;
+    if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(this), err) != RdKafka::Conf::CONF_OK) {
+      throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
+    }
+    handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!handle) throw BusError("bus: cannot create " + what + ": " + err, RdKafka::ERR__INVALID_ARG);
+  }
 };
 
 Consumer::Consumer(const std::string& brokers, const std::string& group_id, const std::vector<std::string>& topics,
@@ -128,19 +142,7 @@ Consumer::Consumer(const std::string& brokers, const std::string& group_id, cons
   impl_->group_id = group_id;
   for (const auto& t : topics) impl_->topics_text += (impl_->topics_text.empty() ? "'" : ", '") + t + "'";
   if (topics.empty()) throw BusError("bus: consumer of group '" + group_id + "' needs at least one topic", RdKafka::ERR__INVALID_ARG);
-  Config all = detail::merged(consumer_defaults(), overrides);
-  all["bootstrap.servers"] = brokers;
-  all["group.id"] = group_id;
-  auto conf = detail::make_conf({}, all);
-  std::string err;
-  if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) {
-    throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
-  }
-  impl_->handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!impl_->handle) {
-    throw BusError("bus: cannot create consumer for " + brokers + " (group '" + group_id + "'): " + err,
-                   RdKafka::ERR__INVALID_ARG);
-  }
+  impl_->create_handle(brokers, overrides, "consumer for " + brokers + " (group '" + group_id + "')");
   RdKafka::ErrorCode rc = impl_->handle->subscribe(topics);
   if (rc != RdKafka::ERR_NO_ERROR) {
     throw BusError("bus: subscribe to " + impl_->topics_text + " (group '" + group_id + "') failed: " + detail::describe(rc), rc);
@@ -272,19 +274,8 @@ Consumer::Consumer(AssignTag, const std::string& brokers, const std::string& top
   };
   impl_->group_id = throwaway_group_id();
   impl_->topics_text = "'" + topic + "'";
-  Config all = detail::merged(consumer_defaults(), overrides);
-  all["bootstrap.servers"] = brokers;
-  all["group.id"] = impl_->group_id;  // required by KafkaConsumer; never joined (assign only)
-  auto conf = detail::make_conf({}, all);
-  std::string err;
-  if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) {
-    throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
-  }
-  impl_->handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!impl_->handle) {
-    throw BusError("bus: cannot create follower consumer of '" + topic + "' for " + brokers + ": " + err,
-                   RdKafka::ERR__INVALID_ARG);
-  }
+  // group.id is required by KafkaConsumer; this one is never joined (assign only).
+  impl_->create_handle(brokers, overrides, "follower consumer of '" + topic + "' for " + brokers);
   RdKafka::KafkaConsumer& c = *impl_->handle;
 
   // Partition count (a request for all topics never auto-creates one). Retried until the

@@ -32,9 +32,12 @@ std::vector<ActivationMsg> prefill_steps(const std::string& request_id, const st
 
 std::vector<int32_t> PromptIntake::tokenize(const PromptRequest& req) {
   if (!req.is_chat()) return encode_prompt(*ctx_.tokenizer, *req.prompt);
-  std::string where = ctx_.config.model.tokenizer.empty() ? ctx_.config.model.path : ctx_.config.model.tokenizer;
-  if (!fs::is_directory(where)) where = fs::path(where).parent_path().string();
-  ChatTemplate tmpl = ChatTemplate::from_tokenizer_config(where);
+  if (!chat_template_) {  // read once, on the first chat request (a model may have none)
+    std::string where = ctx_.config.model.tokenizer.empty() ? ctx_.config.model.path : ctx_.config.model.tokenizer;
+    if (!fs::is_directory(where)) where = fs::path(where).parent_path().string();
+    chat_template_ = ChatTemplate::from_tokenizer_config(where);
+  }
+  const ChatTemplate& tmpl = *chat_template_;
   std::vector<ChatMessage> messages;
   for (const auto& m : req.messages) messages.push_back({m.role, m.content});
   EncodeOptions opt;

@@ -19,6 +19,7 @@ class PromptIntake {
   void reject(const bus::Message& record, const std::string& id, const ContractError& error);
   std::vector<int32_t> tokenize(const PromptRequest& req);
   StageContext& ctx_;
+  std::optional<ChatTemplate> chat_template_;
 };
 
 // The step messages that carry a prompt through stage 0: chunks of at most `chunk` tokens;

@@ -122,7 +122,10 @@ bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
-std::string replace_invalid_utf8_maximal(std::string_view s) {
+namespace {
+// Copies valid characters; each invalid stretch becomes U+FFFD, advancing by skip(rest) bytes.
+template <typename Skip>
+std::string replace_invalid_utf8(std::string_view s, Skip skip) {
   if (is_valid_utf8(s)) return std::string(s);
   std::string out;
   out.reserve(s.size() + 8);
@@ -134,28 +137,19 @@ std::string replace_invalid_utf8_maximal(std::string_view s) {
       i += n;
     } else {
       out.append(kReplacementUtf8);
-      i += maximal_subpart_length(s.substr(i));
+      i += skip(s.substr(i));
     }
   }
   return out;
 }
+}  // namespace
+
+std::string replace_invalid_utf8_maximal(std::string_view s) {
+  return replace_invalid_utf8(s, [](std::string_view rest) { return maximal_subpart_length(rest); });
+}
 
 std::string replace_invalid_utf8_per_byte(std::string_view s) {
-  if (is_valid_utf8(s)) return std::string(s);
-  std::string out;
-  out.reserve(s.size() + 8);
-  size_t i = 0;
-  while (i < s.size()) {
-    const size_t n = valid_utf8_char_length(s.substr(i));
-    if (n > 0) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out.append(kReplacementUtf8);
-      i += 1;
-    }
-  }
-  return out;
+  return replace_invalid_utf8(s, [](std::string_view) { return size_t{1}; });
 }
 
 std::string Utf8LossyDecoder::push(std::string_view bytes) {
