@@ -248,6 +248,10 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 group.initial.rebalance.delay.ms=0
+# Group consumers use session.timeout.ms=3000 (fleet::bus::consumer_defaults) so that a
+# killed replica's partitions move within ~4 s; the broker refuses sessions shorter
+# than this (Kafka's default, 6000, would reject them with INVALID_SESSION_TIMEOUT).
+group.min.session.timeout.ms=1000
 
 # Small machine: few threads, small segments, short retention (test data only).
 num.network.threads=2

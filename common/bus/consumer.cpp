@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <map>
 #include <random>
 #include <thread>
@@ -22,9 +23,15 @@ Config consumer_defaults() {
       {"fetch.wait.max.ms", "100"},
       {"fetch.error.backoff.ms", "50"},
       {"socket.nagle.disable", "true"},
-      {"session.timeout.ms", "10000"},
-      {"heartbeat.interval.ms", "1000"},
       {"enable.partition.eof", "false"},
+      // Rebalances move only the partitions that change owner (incremental assign).
+      {"partition.assignment.strategy", "cooperative-sticky"},
+      // A member killed without close() is declared dead after session.timeout.ms
+      // without a heartbeat; the survivors learn of it at their next heartbeat and
+      // rejoin. Measured: takeover 3.x s after SIGKILL (docs/bus.md). Needs the
+      // broker's group.min.session.timeout.ms <= 3000 (Kafka's default is 6000).
+      {"session.timeout.ms", "3000"},
+      {"heartbeat.interval.ms", "500"},
   };
 }
 
@@ -39,13 +46,103 @@ struct TpListGuard {
 
 std::string name_of(RdKafka::ErrorCode code) { return rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)); }
 
+std::vector<TopicPartition> to_topic_partitions(const TpList& list) {
+  std::vector<TopicPartition> out;
+  out.reserve(list.size());
+  for (const auto* tp : list) out.push_back({tp->topic(), tp->partition()});
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string partitions_text(const std::vector<TopicPartition>& tps) {
+  std::string out;
+  for (const auto& tp : tps) out += (out.empty() ? "" : ", ") + tp.topic + "[" + std::to_string(tp.partition) + "]";
+  return out;
+}
+
 }  // namespace
 
-struct Consumer::Impl : RdKafka::OffsetCommitCb {
+struct Consumer::Impl : RdKafka::OffsetCommitCb, RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::KafkaConsumer> handle;
   std::string group_id;
   std::string topics_text;
+  RebalanceListener* listener = nullptr;
   std::optional<BusError> async_commit_error;  // thrown by the next poll()
+  std::exception_ptr listener_error;           // thrown by the next poll() / close()
+  std::optional<BusError> rebalance_error;     // thrown by the next poll() / close()
+
+  // Runs on the thread inside consume() / close(). Nothing may propagate into librdkafka's
+  // C code: failures are kept and thrown by the next poll() or close().
+  void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err, TpList& partitions) override {
+    const bool cooperative = c->rebalance_protocol() == "COOPERATIVE";
+    const std::vector<TopicPartition> tps = to_topic_partitions(partitions);
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      if (apply(cooperative, true, c, partitions) && listener && !tps.empty()) {
+        guard([&] { listener->on_assigned(tps); });
+      }
+      return;
+    }
+    // ERR__REVOKE_PARTITIONS (or any other error, where librdkafka's docs say to give the
+    // partitions up): the listener first, while this member still owns them.
+    if (err != RdKafka::ERR__REVOKE_PARTITIONS && !rebalance_error) {
+      rebalance_error.emplace("bus: rebalance of group '" + group_id + "' failed: " + detail::describe(err), err,
+                              detail::is_retriable(err));
+    }
+    const bool lost = c->assignment_lost();
+    if (listener && !tps.empty()) guard([&] { listener->on_revoked(tps, lost); });
+    apply(cooperative, false, c, partitions);
+  }
+
+  // (incremental_)assign / (incremental_)unassign; false (error kept) if refused.
+  bool apply(bool cooperative, bool assign, RdKafka::KafkaConsumer* c, TpList& partitions) {
+    RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
+    std::string text;
+    if (cooperative) {
+      std::unique_ptr<RdKafka::Error> e(assign ? c->incremental_assign(partitions) : c->incremental_unassign(partitions));
+      if (e) {
+        code = e->code();
+        text = e->str() + " (" + e->name() + ")";
+      }
+    } else {
+      code = assign ? c->assign(partitions) : c->unassign();
+      if (code != RdKafka::ERR_NO_ERROR) text = detail::describe(code);
+    }
+    if (code == RdKafka::ERR_NO_ERROR) return true;
+    if (!rebalance_error) {
+      rebalance_error.emplace("bus: " + std::string(assign ? "assigning " : "revoking ") +
+                                  partitions_text(to_topic_partitions(partitions)) + " (group '" + group_id +
+                                  "') failed: " + text,
+                              code, detail::is_retriable(code));
+    }
+    return false;
+  }
+
+  template <typename F>
+  void guard(F&& call) {
+    try {
+      call();
+    } catch (...) {
+      if (!listener_error) listener_error = std::current_exception();
+    }
+  }
+
+  bool error_pending() const { return listener_error || rebalance_error || async_commit_error; }
+
+  // Throws (and forgets) the first pending error: listener, rebalance, async commit.
+  void throw_pending() {
+    if (listener_error) {
+      std::exception_ptr e = listener_error;
+      listener_error = nullptr;
+      std::rethrow_exception(e);
+    }
+    for (auto* slot : {&rebalance_error, &async_commit_error}) {
+      if (*slot) {
+        BusError e = **slot;
+        slot->reset();
+        throw e;
+      }
+    }
+  }
 
   void offset_commit_cb(RdKafka::ErrorCode err, std::vector<RdKafka::TopicPartition*>& offsets) override {
     if (err == RdKafka::ERR__NO_OFFSET) return;  // nothing to commit
@@ -128,7 +225,8 @@ struct Consumer::Impl : RdKafka::OffsetCommitCb {
     all["group.id"] = group_id;
     auto conf = detail::make_conf({}, all);
     std::string err;
-    if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(this), err) != RdKafka::Conf::CONF_OK) {
+    if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(this), err) != RdKafka::Conf::CONF_OK ||
+        conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK) {
       throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
     }
     handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
@@ -137,9 +235,10 @@ struct Consumer::Impl : RdKafka::OffsetCommitCb {
 };
 
 Consumer::Consumer(const std::string& brokers, const std::string& group_id, const std::vector<std::string>& topics,
-                   const Config& overrides)
+                   const Config& overrides, RebalanceListener* listener)
     : impl_(std::make_unique<Impl>()) {
   impl_->group_id = group_id;
+  impl_->listener = listener;
   for (const auto& t : topics) impl_->topics_text += (impl_->topics_text.empty() ? "'" : ", '") + t + "'";
   if (topics.empty()) throw BusError("bus: consumer of group '" + group_id + "' needs at least one topic", RdKafka::ERR__INVALID_ARG);
   impl_->create_handle(brokers, overrides, "consumer for " + brokers + " (group '" + group_id + "')");
@@ -160,20 +259,15 @@ Consumer::~Consumer() {
 std::optional<Message> Consumer::poll(int timeout_ms) {
   using clock = std::chrono::steady_clock;
   RdKafka::KafkaConsumer& c = impl_->live();
-  if (impl_->async_commit_error) {
-    BusError e = *impl_->async_commit_error;
-    impl_->async_commit_error.reset();
-    throw e;
-  }
+  impl_->throw_pending();
   const auto deadline = clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
   for (;;) {
     int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count());
     std::unique_ptr<RdKafka::Message> m(c.consume(std::max(left, 0)));
-    if (impl_->async_commit_error) {
-      BusError e = *impl_->async_commit_error;
-      impl_->async_commit_error.reset();
-      throw e;
-    }
+    // An error raised by a callback inside consume() (rebalance, listener, async commit) is
+    // thrown now, unless a message came with it: that one is returned first (it is already
+    // past the position) and the error is thrown by the next poll().
+    if (m->err() != RdKafka::ERR_NO_ERROR) impl_->throw_pending();
     switch (m->err()) {
       case RdKafka::ERR_NO_ERROR: {
         Message out;
@@ -204,7 +298,7 @@ std::vector<Message> Consumer::poll_batch(std::size_t max, int timeout_ms) {
   auto first = poll(timeout_ms);
   if (!first) return out;
   out.push_back(std::move(*first));
-  while (out.size() < max) {
+  while (out.size() < max && !impl_->error_pending()) {  // a pending error: for the next call
     auto next = poll(0);
     if (!next) break;
     out.push_back(std::move(*next));
@@ -232,10 +326,7 @@ std::vector<TopicPartition> Consumer::assignment() const {
   if (err != RdKafka::ERR_NO_ERROR) {
     throw BusError("bus: assignment of group '" + impl_->group_id + "': " + detail::describe(err), err);
   }
-  std::vector<TopicPartition> out;
-  for (const auto* tp : parts.list) out.push_back({tp->topic(), tp->partition()});
-  std::sort(out.begin(), out.end());
-  return out;
+  return to_topic_partitions(parts.list);
 }
 
 int64_t Consumer::committed(const TopicPartition& tp, int timeout_ms) const {
@@ -350,8 +441,12 @@ std::unique_ptr<Consumer> Consumer::from_beginning(const std::string& brokers, c
 
 void Consumer::close() {
   if (!impl_ || !impl_->handle) return;
+  // Leaving the group runs the rebalance callback (revoking what is left, the listener
+  // first, which may still commit) inside close().
   RdKafka::ErrorCode err = impl_->handle->close();
   impl_->handle.reset();
+  impl_->async_commit_error.reset();
+  impl_->throw_pending();
   if (err != RdKafka::ERR_NO_ERROR) {
     throw BusError("bus: closing consumer of group '" + impl_->group_id + "': " + detail::describe(err), err);
   }

@@ -40,17 +40,39 @@ struct TopicPartition {
   auto operator<=>(const TopicPartition&) const = default;
 };
 
+// Told about partition ownership changes. Called on the polling thread, from inside poll(),
+// before ownership moves, so a listener may flush its outputs and call Consumer::commit()
+// for what it processed (not when lost: the partitions may already belong to another member).
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  virtual void on_assigned(const std::vector<TopicPartition>& added) = 0;
+  virtual void on_revoked(const std::vector<TopicPartition>& removed, bool lost) = 0;
+};
+
 class Consumer {
  public:
   // Subscribes to topics in group group_id. Defaults (see consumer_defaults()):
   //   enable.auto.commit=false, enable.auto.offset.store=false,
   //   auto.offset.reset=earliest, fetch.wait.max.ms=100, fetch.error.backoff.ms=50,
-  //   socket.nagle.disable=true, session.timeout.ms=10000, heartbeat.interval.ms=1000,
-  //   enable.partition.eof=false.
+  //   socket.nagle.disable=true, enable.partition.eof=false,
+  //   partition.assignment.strategy=cooperative-sticky (a rebalance moves only the
+  //   partitions that change owner; the others keep being consumed),
+  //   session.timeout.ms=3000, heartbeat.interval.ms=500 (a member that dies without
+  //   close() has its partitions taken over within ~4 s; the broker must allow it:
+  //   group.min.session.timeout.ms <= 3000, as scripts/stack.sh sets).
   // Subscribing to a topic that does not exist is reported by poll() (the broker's
   // UNKNOWN_TOPIC_OR_PART), not waited for: create topics first (Admin::ensure_topics).
+  //
+  // listener (optional, not owned; must outlive the Consumer or its close()) hears of
+  // every non-empty ownership change: on_assigned(added) after the partitions are
+  // assigned, on_revoked(removed, lost) before they are given up, including the
+  // remaining ones at close() (lost=false). Calls come from poll(), poll_batch() and
+  // close() on the calling thread; commit() works inside them. An exception thrown by
+  // the listener does not stop the ownership change: it is rethrown by that poll() /
+  // close() once librdkafka's callback has returned.
   Consumer(const std::string& brokers, const std::string& group_id, const std::vector<std::string>& topics,
-           const Config& overrides = {});
+           const Config& overrides = {}, RebalanceListener* listener = nullptr);
   ~Consumer();  // close()
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;
@@ -83,8 +105,9 @@ class Consumer {
   // The last committed offset of a partition for this group (-1 if none).
   int64_t committed(const TopicPartition& tp, int timeout_ms = 10000) const;
 
-  // Leaves the group (its partitions move to the other members at once) and
-  // releases the client. Idempotent; later calls other than close() throw.
+  // Leaves the group (its partitions move to the other members at once; the listener,
+  // if any, first gets on_revoked(remaining, lost=false) and may commit) and releases
+  // the client. Idempotent; later calls other than close() throw.
   void close();
 
   // Follower consumers (no group membership, no rebalance race): every partition of

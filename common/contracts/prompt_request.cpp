@@ -186,15 +186,14 @@ std::string generate_request_id() {
 }
 
 json PromptRequest::to_json() const {
-  json j = {{"id", id}, {"max_tokens", max_tokens}, {"temperature", temperature}, {"top_p", top_p}, {"top_k", top_k}};
+  json j = RequestParams::to_json();
+  j["id"] = id;
   if (prompt) {
     j["prompt"] = *prompt;
   } else {
     j["messages"] = json::array();
     for (const auto& m : messages) j["messages"].push_back({{"role", m.role}, {"content", m.content}});
   }
-  if (seed) j["seed"] = *seed;
-  j["stop"] = stop;
   return j;
 }
 

@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "contracts/request_params.h"
+
 namespace fleet {
 
 // Codes of the "error" result events and dead-letter records.
@@ -39,17 +41,11 @@ struct PromptMessage {
   std::string content;
 };
 
-struct PromptRequest {
+struct PromptRequest : RequestParams {
   std::string id;
   bool id_generated = false;  // no id in the body nor in the record key
   std::optional<std::string> prompt;   // exactly one of prompt and messages is set
   std::vector<PromptMessage> messages;
-  int max_tokens = 256;
-  double temperature = 1.0;  // 0: greedy
-  double top_p = 1.0;
-  int top_k = 0;  // 0: no limit
-  std::optional<uint64_t> seed;  // absent: the service picks one (and records it)
-  std::vector<std::string> stop;
 
   bool is_chat() const { return !prompt.has_value(); }
   // The canonical JSON of this request (all fields explicit); parses back to the same request.

@@ -76,6 +76,20 @@ struct V16 {
 };
 #endif
 
+}  // namespace
+
+const char* kernel_variant() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "avx2-fma";
+#else
+  return "scalar";
+#endif
+}
+
+namespace {
+
 // Row loaders: the weight row's contribution over [k, k+16) and the scalar tail.
 struct F32Row {
   const float* w;

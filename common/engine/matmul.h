@@ -13,6 +13,10 @@
 
 namespace fleet {
 
+// The summation order of this build's kernels ("avx512", "avx2-fma" or "scalar"): builds of
+// the same variant compute bit-identical results; different variants may differ in the last bits.
+const char* kernel_variant();
+
 // X: [n_tokens, W.cols] f32, row stride W.cols. Y: [n_tokens, W.rows] f32.
 void matmul(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
 

@@ -8,54 +8,142 @@
 
 namespace fleet {
 
+namespace {
+// How far before the request's last Redis update its last events may have been written
+// (the worker's clock; the same host's clock on every worker of a deployment is assumed).
+constexpr int64_t kPublishedSlackMs = 10000;
+}  // namespace
+
 GenerationTail::GenerationTail(StageContext& ctx) : ctx_(ctx) {
   stop_tokens_ = default_stop_tokens(ctx_.engine->config(), *ctx_.tokenizer);
 }
 
-GenerationTail::Active* GenerationTail::lookup(const std::string& id) {
+GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<std::string>& to_verify) {
   auto it = active_.find(id);
   if (it != active_.end()) return it->second.get();
   std::optional<RequestRecord> rec = ctx_.requests->load(id);
   if (!rec) {
-    ctx_.fail_request(id, {error_code::kInternal, "request " + id + " has no state in Redis (expired or deleted)"});
+    ctx_.fail_request(id, {error_code::kKvCacheMissing, "request " + id + " has no state in Redis (expired or deleted)"});
     return nullptr;
   }
-  if (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) return nullptr;
+  const bool finished = rec->status == RequestStatus::Done || rec->status == RequestStatus::Error;
+  if (finished && verified_finished_.count(id)) return nullptr;  // a late duplicate step
   auto a = std::make_unique<Active>();
-  const nlohmann::json& p = rec->params;
-  a->sampling.temperature = p.value("temperature", 1.0f);
-  a->sampling.top_p = p.value("top_p", 1.0f);
-  a->sampling.top_k = p.value("top_k", 0);
-  a->sampling.seed = p.value("seed", uint64_t{0});
-  a->prompt_tokens = static_cast<int>(rec->prompt_tokens.size());
-  a->created_ms = rec->created_ms;
-  a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.value("stop", std::vector<std::string>{}),
-                                            p.value("max_tokens", 256));
-  for (int32_t t : rec->generated) a->stream->push(t);  // tokens out before (a replay)
+  const RequestParams& p = rec->params;
+  a->sampling.temperature = static_cast<float>(p.temperature);
+  a->sampling.top_p = static_cast<float>(p.top_p);
+  a->sampling.top_k = p.top_k;
+  a->sampling.seed = p.seed.value_or(0);
+  a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.stop, p.max_tokens);
+  for (int32_t t : rec->generated) a->last = a->stream->push(t);  // tokens out before: replayed
+  if (!rec->generated.empty() || finished) {
+    to_verify.insert(id);
+    a->taken_over = !finished;
+    ++takeovers_;
+  }
+  a->record = std::move(*rec);
   return active_.emplace(id, std::move(a)).first->second.get();
 }
 
-void GenerationTail::on_logits(const ActivationMsg& step, std::span<const float> logits) {
+void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
+  int64_t since = INT64_MAX;
+  for (const std::string& id : ids) since = std::min(since, active_.at(id)->record.updated_ms - kPublishedSlackMs);
+  std::optional<std::map<std::string, PublishedResults>> published;
+  try {
+    published = ctx_.outbox->published_results(ctx_.config.results_topic(), ids, since);
+  } catch (const std::exception& e) {
+    // Without the check nothing is published again: a lost event is less harmful than a
+    // duplicate one that a client cannot tell apart.
+    ctx_.log("cannot read the results topic to check %zu taken-over requests: %s", ids.size(), e.what());
+  }
+  for (const std::string& id : ids) {
+    Active& a = *active_.at(id);
+    const PublishedResults out = published ? (*published)[id] : PublishedResults{{}, true};
+    const RequestRecord& r = a.record;
+    const int n = static_cast<int>(r.generated.size());
+    const bool unknown = !published;
+    if (n > 0 && !unknown && !out.token_indices.count(n - 1)) {
+      ctx_.outbox->produce(ctx_.config.results_topic(), id, token_event(id, n - 1, r.generated.back(), a.last.text));
+      ++republished_;
+      ctx_.log("request %s taken over: token %d was not on the results topic; published it", id.c_str(), n - 1);
+    }
+    if (r.status == RequestStatus::Done || r.status == RequestStatus::Error) {
+      if (!out.terminal) {
+        ++republished_;
+        ctx_.log("request %s taken over: its terminal event was not on the results topic; published it", id.c_str());
+        if (r.status == RequestStatus::Done) {
+          publish_done(a, r.finish_reason);
+        } else {
+          const size_t colon = r.error.find(": ");
+          ContractError e{colon == std::string::npos ? error_code::kInternal : r.error.substr(0, colon),
+                          colon == std::string::npos ? r.error : r.error.substr(colon + 2)};
+          ctx_.outbox->produce(ctx_.config.results_topic(), id, error_event(id, e));
+          ctx_.send_release(id);
+        }
+      }
+      if (verified_finished_.size() > 100000) verified_finished_.clear();  // a bound; a miss costs one check
+      verified_finished_.insert(id);
+      active_.erase(id);
+    } else if (a.last.finished) {  // the worker died between its last token and finishing
+      finish(a, a.last.finish_reason);
+    }
+  }
+}
+
+void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
+  std::set<std::string> to_verify;
+  for (const Sampled& s : batch) {
+    try {
+      lookup(s.step->request_id(), to_verify);
+    } catch (const std::exception& e) {
+      ctx_.fail_request(s.step->request_id(), {error_code::kInternal, e.what()});
+    }
+  }
+  if (!to_verify.empty()) verify_taken_over(to_verify);
+  for (const Sampled& s : batch) {
+    auto it = active_.find(s.step->request_id());
+    if (it == active_.end()) continue;  // finished, failed or gone
+    try {
+      on_logits(*it->second, *s.step, s.logits);
+    } catch (const std::exception& e) {
+      ctx_.fail_request(s.step->request_id(), {error_code::kInternal, e.what()});
+      active_.erase(s.step->request_id());
+    }
+  }
+}
+
+void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits) {
   const std::string& id = step.request_id();
-  Active* a = lookup(id);
-  if (!a) return;  // finished, failed or expired: a late duplicate, nothing to do
   const int index = static_cast<int>(step.generation_index());
-  if (index < a->stream->generated()) return;  // a replayed step whose token is already out
-  const int32_t token = sample_token(logits, a->sampling, static_cast<uint64_t>(index));
-  const TokenStream::Pushed r = a->stream->push(token);
-  if (r.accepted) {
+  const int n = static_cast<int>(a.record.generated.size());
+  const int next_pos = step.start_pos() + step.n_tokens();
+  if (index < n) {  // a duplicate, or the redelivered step whose token was out before a takeover
+    if (a.taken_over && index == n - 1) send_next_step(a, a.record.generated.back(), index, next_pos);
+    a.taken_over = false;
+    return;
+  }
+  if (index > n)
+    throw std::runtime_error("step asks for token " + std::to_string(index) + " but Redis holds " + std::to_string(n));
+  a.taken_over = false;
+  const int32_t token = sample_token(logits, a.sampling, static_cast<uint64_t>(index));
+  a.last = a.stream->push(token);
+  if (a.last.accepted) {
     if (index == 0) {
-      a->first_token_us = now_us();
+      a.first_token_us = now_us();
       ctx_.requests->set_status(id, RequestStatus::Running);
     }
-    ctx_.requests->append_generated_token(id, index, token);
-    ctx_.producer->produce(ctx_.config.results_topic(), id, token_event(id, index, token, r.text));
+    ctx_.requests->append_generated_token(id, index, token);  // Redis first: replay reads it
+    a.record.generated.push_back(token);
+    ctx_.outbox->produce(ctx_.config.results_topic(), id, token_event(id, index, token, a.last.text));
   }
-  if (r.finished) return finish(id, *a, r.finish_reason);
-  const int next_pos = step.start_pos() + step.n_tokens();
-  if (next_pos >= ctx_.engine->config().max_seq_len) return finish(id, *a, "length");  // context full
+  if (a.last.finished) return finish(a, a.last.finish_reason);
+  if (next_pos >= ctx_.engine->config().max_seq_len) return finish(a, "length");  // context full
+  send_next_step(a, token, index, next_pos);
+}
+
+void GenerationTail::send_next_step(const Active& a, int32_t token, int index, int next_pos) {
   ActivationMsg next;
-  next.set_request_id(id);
+  next.set_request_id(a.record.id);
   next.set_step(static_cast<uint64_t>(next_pos));
   next.set_start_pos(next_pos);
   next.set_n_tokens(1);
@@ -65,22 +153,28 @@ void GenerationTail::on_logits(const ActivationMsg& step, std::span<const float>
   ctx_.send_to_stage(0, next);
 }
 
-void GenerationTail::finish(const std::string& id, Active& a, const std::string& reason) {
+void GenerationTail::publish_done(Active& a, const std::string& reason) {
   a.stream->flush();
+  const RequestRecord& r = a.record;
   const double now_ms_d = static_cast<double>(now_us()) / 1000.0;
   RequestTimings t;
-  t.total_ms = now_ms_d - static_cast<double>(a.created_ms);
+  t.total_ms = now_ms_d - static_cast<double>(r.created_ms);
   if (a.first_token_us > 0) {
-    t.time_to_first_token_ms = static_cast<double>(a.first_token_us) / 1000.0 - static_cast<double>(a.created_ms);
+    t.time_to_first_token_ms = static_cast<double>(a.first_token_us) / 1000.0 - static_cast<double>(r.created_ms);
     const double decode_s = (now_ms_d - static_cast<double>(a.first_token_us) / 1000.0) / 1000.0;
     if (decode_s > 0 && a.stream->generated() > 1) t.tokens_per_s = (a.stream->generated() - 1) / decode_s;
   }
-  ctx_.producer->produce(ctx_.config.results_topic(), id,
-                         done_event(id, a.stream->text(), reason == "stop" ? FinishReason::Stop : FinishReason::Length,
-                                    {a.prompt_tokens, a.stream->generated()}, t));
+  ctx_.outbox->produce(ctx_.config.results_topic(), r.id,
+                       done_event(r.id, a.stream->text(), reason == "stop" ? FinishReason::Stop : FinishReason::Length,
+                                  {static_cast<int>(r.prompt_tokens.size()), a.stream->generated()}, t));
+  ctx_.send_release(r.id);
+}
+
+void GenerationTail::finish(Active& a, const std::string& reason) {
+  const std::string id = a.record.id;
   ctx_.requests->finish(id, reason);
+  publish_done(a, reason);
   active_.erase(id);
-  ctx_.send_release(id);
 }
 
 }  // namespace fleet

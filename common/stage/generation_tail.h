@@ -1,11 +1,21 @@
 #pragma once
-// The last stage's end of a step: sample the next token from the logits, publish it to the
-// results topic, record it in Redis, and either loop it back to stage 0 as the next decode
-// step or finish the request (done event, Redis status, release message down the pipeline).
+// The last stage's end of a step: sample the next token from the logits, record it in Redis,
+// publish it to the results topic, and either loop it back to stage 0 as the next decode step
+// or finish the request (done event, Redis status, release message down the pipeline).
+//
+// Exactly one event per token index: this worker samples each generation index once (a
+// duplicate or replayed step of an index already out is dropped). The order is Redis first,
+// then the results topic, then the next step, and the input offsets are committed only after
+// delivery, so after a crash only the LAST token a request had in Redis can be missing from the
+// results topic (or its done event, once finished). A worker that takes a request over (its
+// state rebuilt from Redis with tokens already out) checks the results topic for exactly those
+// events and publishes whichever is missing, once.
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "generate/token_stream.h"
 #include "sampling/sampler.h"
@@ -15,24 +25,41 @@ namespace fleet {
 
 class GenerationTail {
  public:
+  struct Sampled {
+    const ActivationMsg* step;
+    std::span<const float> logits;
+  };
   explicit GenerationTail(StageContext& ctx);
-  void on_logits(const ActivationMsg& step, std::span<const float> logits);
+  // The steps of one batch that asked for a token, with their logits.
+  void on_batch(const std::vector<Sampled>& batch);
+  // Forgets the request's sampling state (finished, or its partition moved away).
   void forget(const std::string& id) { active_.erase(id); }
   size_t active_requests() const { return active_.size(); }
+  uint64_t takeovers() const { return takeovers_; }
+  uint64_t republished() const { return republished_; }
 
  private:
   struct Active {  // per-request sampling state, rebuilt from Redis on first use
+    RequestRecord record;  // as loaded (tokens so far)
     SamplingParams sampling;
-    int prompt_tokens = 0;
-    int64_t created_ms = 0, first_token_us = 0;
+    int64_t first_token_us = 0;
     std::unique_ptr<TokenStream> stream;
+    TokenStream::Pushed last;      // what the last token pushed gave (its event's text)
+    bool taken_over = false;       // rebuilt with tokens out: resend the step after the last one once
   };
-  Active* lookup(const std::string& id);
-  void finish(const std::string& id, Active& a, const std::string& reason);
+  // nullptr when the request is gone (error sent) or finished.
+  Active* lookup(const std::string& id, std::set<std::string>& to_verify);
+  void verify_taken_over(const std::set<std::string>& ids);
+  void on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits);
+  void send_next_step(const Active& a, int32_t token, int index, int next_pos);
+  void finish(Active& a, const std::string& reason);
+  void publish_done(Active& a, const std::string& reason);
 
   StageContext& ctx_;
   std::vector<int32_t> stop_tokens_;
   std::map<std::string, std::unique_ptr<Active>> active_;
+  std::set<std::string> verified_finished_;  // finished requests checked after a takeover
+  uint64_t takeovers_ = 0, republished_ = 0;
 };
 
 }  // namespace fleet

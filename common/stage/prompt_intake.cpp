@@ -6,29 +6,12 @@
 
 #include "contracts/result_events.h"
 #include "generate/generate.h"
+#include "stage/steps.h"
 #include "stage/worker_identity.h"
 
 namespace fleet {
 
 namespace fs = std::filesystem;
-
-std::vector<ActivationMsg> prefill_steps(const std::string& request_id, const std::vector<int32_t>& prompt, int chunk) {
-  std::vector<ActivationMsg> steps;
-  const int n = static_cast<int>(prompt.size());
-  for (int pos = 0; pos < n; pos += chunk) {
-    const int len = std::min(chunk, n - pos);
-    ActivationMsg m;
-    m.set_request_id(request_id);
-    m.set_step(static_cast<uint64_t>(pos));  // a step is identified by its first position
-    m.set_start_pos(pos);
-    m.set_n_tokens(len);
-    m.set_sample(pos + len == n);
-    m.set_generation_index(0);
-    set_token_ids(m, std::vector<int32_t>(prompt.begin() + pos, prompt.begin() + pos + len));
-    steps.push_back(std::move(m));
-  }
-  return steps;
-}
 
 std::vector<int32_t> PromptIntake::tokenize(const PromptRequest& req) {
   if (!req.is_chat()) return encode_prompt(*ctx_.tokenizer, *req.prompt);
@@ -45,20 +28,32 @@ std::vector<int32_t> PromptIntake::tokenize(const PromptRequest& req) {
   return ctx_.tokenizer->encode(tmpl.render(messages, true), opt);
 }
 
+namespace {
+std::string source_of(const bus::Message& record) {
+  return record.topic + ":" + std::to_string(record.partition) + ":" + std::to_string(record.offset);
+}
+}  // namespace
+
 void PromptIntake::reject(const bus::Message& record, const std::string& id, const ContractError& error) {
-  std::fprintf(stderr, "[%s] prompt %s rejected: %s: %s\n", ctx_.worker_id.c_str(), id.c_str(), error.code.c_str(),
-               error.message.c_str());
+  if (is_valid_request_id(id)) {
+    // Recorded in Redis as a failed request, unless the id belongs to an existing request,
+    // whose state is left alone; the same record delivered again is answered once.
+    RequestRecord rec;
+    rec.id = id;
+    rec.status = RequestStatus::Error;
+    rec.model = ctx_.config.model.name;
+    rec.source = source_of(record);
+    if (ctx_.requests->create(rec)) {
+      ctx_.requests->set_error(id, error.code + ": " + error.message);
+    } else if (std::optional<RequestRecord> old = ctx_.requests->load(id); old && old->source == rec.source) {
+      ctx_.log("prompt %s at %s delivered again; it was answered before", id.c_str(), rec.source.c_str());
+      return;
+    }
+  }
+  ctx_.log("prompt %s rejected: %s: %s", id.c_str(), error.code.c_str(), error.message.c_str());
   DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
-  ctx_.producer->produce(ctx_.config.dead_letter_topic(), id, dead_letter_record(src, error, ctx_.worker_id, now_ms()));
-  ctx_.producer->produce(ctx_.config.results_topic(), id, error_event(id, error));
-  if (!is_valid_request_id(id)) return;
-  // Recorded in Redis as a failed request, unless the id belongs to an existing request,
-  // whose state is left alone.
-  RequestRecord rec;
-  rec.id = id;
-  rec.status = RequestStatus::Error;
-  rec.model = ctx_.config.model.name;
-  if (ctx_.requests->create(rec)) ctx_.requests->set_error(id, error.code + ": " + error.message);
+  ctx_.outbox->produce(ctx_.config.dead_letter_topic(), id, dead_letter_record(src, error, ctx_.worker_id, now_ms()));
+  ctx_.outbox->produce(ctx_.config.results_topic(), id, error_event(id, error));
 }
 
 void PromptIntake::handle(const bus::Message& record) {
@@ -84,23 +79,28 @@ void PromptIntake::handle(const bus::Message& record) {
   rec.id = req.id;
   rec.status = RequestStatus::Queued;
   rec.model = ctx_.config.model.name;
-  rec.params = req.to_json();
-  rec.params.erase("id");
-  rec.params.erase("prompt");
-  rec.params.erase("messages");
-  if (!req.seed) rec.params["seed"] = static_cast<uint64_t>(std::random_device{}()) << 16;  // recorded: replayable
+  rec.params = req;  // the RequestParams part
+  if (!rec.params.seed) rec.params.seed = static_cast<uint64_t>(std::random_device{}()) << 16;  // recorded: replayable
   if (req.is_chat()) rec.messages = req.to_json()["messages"];
   else rec.prompt = *req.prompt;
   rec.prompt_tokens = prompt;
+  rec.source = source_of(record);
   if (!ctx_.requests->create(rec)) {
-    // The id exists: a redelivered record of a request in flight (its steps were sent
-    // already: nothing to do), or an id used again after its request finished.
     std::optional<RequestRecord> old = ctx_.requests->load(req.id);
-    if (old && (old->status == RequestStatus::Done || old->status == RequestStatus::Error))
-      reject(record, req.id, {error_code::kDuplicateId, "request id '" + req.id + "' was already used (status " +
-                                                            to_string(old->status) +
-                                                            "); ids stay reserved for timeouts.finished_request_ttl_s"});
-    return;
+    if (old && old->source == rec.source) {
+      // This very record, delivered again (a worker died before committing its offset). If no
+      // token is out yet, its prefill steps may never have left: send them again (a copy that
+      // did leave is absorbed: the last stage samples each generation index once).
+      ctx_.log("prompt %s at %s delivered again (request %s)", req.id.c_str(), rec.source.c_str(), to_string(old->status));
+      if (old->status == RequestStatus::Queued)
+        for (ActivationMsg& step : prefill_steps(req.id, old->prompt_tokens, ctx_.config.batching.prefill_chunk))
+          ctx_.send_to_stage(0, step);
+      return;
+    }
+    return reject(record, req.id,
+                  {error_code::kDuplicateId, "request id '" + req.id + "' is already used (status " +
+                                                 (old ? to_string(old->status) : "unknown") +
+                                                 "); ids stay reserved for timeouts.finished_request_ttl_s"});
   }
   for (ActivationMsg& step : prefill_steps(req.id, prompt, ctx_.config.batching.prefill_chunk))
     ctx_.send_to_stage(0, step);

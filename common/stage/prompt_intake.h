@@ -22,8 +22,4 @@ class PromptIntake {
   std::optional<ChatTemplate> chat_template_;
 };
 
-// The step messages that carry a prompt through stage 0: chunks of at most `chunk` tokens;
-// the last one asks the last stage to sample the first token.
-std::vector<ActivationMsg> prefill_steps(const std::string& request_id, const std::vector<int32_t>& prompt, int chunk);
-
 }  // namespace fleet

@@ -1,13 +1,13 @@
 #pragma once
-// What the parts of a stage worker share: its config, identity, model, Kafka producer and
-// Redis stores. Owned by StageWorker; prompt intake and the generation tail borrow it.
+// What the parts of a stage worker share: its config, identity, model, outbox and Redis
+// stores. Owned by StageWorker (or a test); the processor, intake and tail borrow it.
 #include <memory>
 #include <string>
 
-#include "bus/producer.h"
 #include "config/deployment_config.h"
 #include "contracts/prompt_request.h"
 #include "engine/stage_engine.h"
+#include "stage/outbox.h"
 #include "state/kv_handle_store.h"
 #include "state/redis_client.h"
 #include "state/request_store.h"
@@ -25,7 +25,7 @@ struct StageContext {
   std::string model_fingerprint;  // hash of the stage's layer hashes
   std::unique_ptr<StageEngine> engine;
   std::unique_ptr<Tokenizer> tokenizer;  // stage 0 and the last stage
-  std::unique_ptr<bus::Producer> producer;
+  std::unique_ptr<Outbox> outbox;
   std::unique_ptr<RedisClient> redis;
   std::unique_ptr<RequestStore> requests;
   std::unique_ptr<KvHandleStore> kv_handles;
@@ -37,6 +37,7 @@ struct StageContext {
   void fail_request(const std::string& id, const ContractError& error);
   // A release message into stage 0: every stage drops its KV cache for the request.
   void send_release(const std::string& id);
+  void log(const char* fmt, ...) const __attribute__((format(printf, 2, 3)));  // "[worker] ..." on stderr
 };
 
 }  // namespace fleet

@@ -1,22 +1,22 @@
 #pragma once
 // A stage worker: holds layers [a, b) of the model, consumes its stage's activation topic (and,
-// as stage 0, the prompts topic), runs the steps it receives in continuous batches, and passes
-// each request's rows on to the next stage, or, as the last stage, samples the next token.
+// as stage 0, the prompts topic) in the consumer group of its stage, hands what it reads to a
+// StageProcessor, and commits offsets once the outputs are delivered (at-least-once; replay and
+// idempotent steps make the result exact). Partitions that move to another replica (a replica
+// joining or leaving) are handed over in the rebalance callback: outputs flushed, offsets
+// committed, the moved requests' state dropped.
 //
-// Follow one token: PromptIntake (stage 0) -> stage.0 topic -> StageWorker::run_batch on each
-// stage -> GenerationTail::on_logits (last stage) -> results topic, and back to stage.0.
+// Follow one token: PromptIntake (stage 0) -> stage.0 topic -> StageProcessor::run_batch on
+// each stage -> GenerationTail (last stage) -> results topic, and back to stage.0.
 #include <atomic>
-#include <map>
 #include <memory>
-#include <mutex>
+#include <set>
 #include <string>
-#include <thread>
 
 #include "bus/consumer.h"
-#include "stage/generation_tail.h"
-#include "stage/prompt_intake.h"
+#include "stage/heartbeat.h"
 #include "stage/stage_context.h"
-#include "state/membership.h"
+#include "stage/stage_processor.h"
 
 namespace fleet {
 
@@ -27,58 +27,31 @@ struct StageWorkerOptions {
   int threads = 0;        // compute threads (0: all cores)
 };
 
-class StageWorker {
+class StageWorker : public bus::RebalanceListener {
  public:
   // Loads the stage's layers, checks their fingerprints against the model's manifest in Redis
-  // (throws naming the layer on a mismatch), creates the topics, joins the consumer group and
-  // registers in Redis.
+  // and its kernel variant against the stage's live replicas (throws naming what differs),
+  // creates the topics, joins the consumer group and registers in Redis.
   explicit StageWorker(StageWorkerOptions options);
-  ~StageWorker();
-  void run(const std::atomic<bool>& stop);  // until stop is set
+  ~StageWorker() override;
+  // Until stop is set; then finishes the batch in hand, commits, leaves the group and
+  // deregisters (its requests continue on the other replicas by replay).
+  void run(const std::atomic<bool>& stop);
   const std::string& worker_id() const { return ctx_.worker_id; }
 
  private:
-  struct Step {
-    ActivationMsg msg;
-    std::vector<float> hidden;  // stage > 0: the rows received
-  };
-  struct CacheEntry {
-    std::unique_ptr<KVCache> cache;
-    std::chrono::steady_clock::time_point last_used;
-  };
   void run_until(const std::atomic<bool>& stop);  // the loop; throws bus errors
-  void handle_activation(const bus::Message& record);
-  void run_ready_steps();
-  void run_batch(std::vector<Step>& batch);
-  KVCache* cache_for(const ActivationMsg& step);
-  void release(const ActivationMsg& msg);
-  void drop_idle_caches();
-  void heartbeat_loop();
-  void log_assignment_changes();  // "[worker] assignment topic:partition ..." on stderr
-  // The records that may be committed now (consumes `records`).
-  std::vector<bus::Message> committable(std::vector<bus::Message>& records) const;
-  WorkerInfo worker_info();
+  void commit(const std::map<bus::TopicPartition, int64_t>& next, bool sync);
+  void on_assigned(const std::vector<bus::TopicPartition>& added) override;
+  void on_revoked(const std::vector<bus::TopicPartition>& removed, bool lost) override;
+  void check_kernel_matches_replicas();
+  WorkerInfo worker_info() const;
 
   StageContext ctx_;
-  int threads_;
+  std::unique_ptr<StageProcessor> processor_;
   std::unique_ptr<bus::Consumer> consumer_;
-  std::unique_ptr<PromptIntake> intake_;
-  std::unique_ptr<GenerationTail> tail_;
-  Reassembler reassembler_;
-  std::vector<Step> ready_;
-  std::map<std::string, CacheEntry> caches_;
-  size_t kv_bytes_ = 0;
-  std::vector<bus::TopicPartition> assignment_;
-  // Records holding chunks of steps not yet complete: (request, step) -> (partition, offset)s.
-  std::map<std::pair<std::string, uint64_t>, std::vector<std::pair<bus::TopicPartition, int64_t>>> partial_records_;
-
-  // Shared with the heartbeat thread.
-  std::mutex stats_mu_;
-  nlohmann::json batch_stats_ = {{"batches", 0}, {"rows", 0}, {"max_rows", 0}, {"requests", 0}};
-  std::atomic<size_t> kv_bytes_shared_{0};
-  std::atomic<bool> stop_heartbeat_{false};
-  std::thread heartbeat_;
-  std::string layers_fingerprint_;
+  std::unique_ptr<Heartbeat> heartbeat_;
+  std::set<bus::TopicPartition> owned_;
 };
 
 }  // namespace fleet

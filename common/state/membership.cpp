@@ -44,6 +44,7 @@ WorkerInfo parse_worker(const std::string& id, const std::map<std::string, std::
   if (!field("layers").empty()) parse_layer_range(field("layers"), &w.layer_begin, &w.layer_end);
   w.model = field("model");
   w.fingerprint = field("fingerprint");
+  w.kernel = field("kernel");
   w.host = field("host");
   w.pid = num("pid");
   w.rss_bytes = num("rss_bytes");
@@ -82,6 +83,7 @@ bool Membership::write(const WorkerInfo& w, bool reset) {
       "layers", format_layer_range(w.layer_begin, w.layer_end),
       "model", w.model,
       "fingerprint", w.fingerprint,
+      "kernel", w.kernel,
       "host", w.host,
       "pid", std::to_string(w.pid),
       "rss_bytes", std::to_string(w.rss_bytes),

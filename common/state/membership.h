@@ -24,6 +24,9 @@ struct WorkerInfo {
   int layer_end = 0;
   std::string model;
   std::string fingerprint;  // weight fingerprint of the worker's layers
+  // The compute kernels' variant (engine/matmul.h kernel_variant()): replicas of one stage must
+  // compute the same bits, or a replay on one would not reproduce what another computed.
+  std::string kernel;
   std::string host;
   int64_t pid = 0;
   int64_t rss_bytes = 0;

@@ -103,7 +103,8 @@ bool RequestStore::create(const RequestRecord& r) {
   std::vector<std::string> args = {
       "status", to_string(r.status),
       "model", r.model,
-      "params", r.params.dump(),
+      "params", r.params.to_json().dump(),
+      "source", r.source,
       "prompt_tokens", prompt_tokens.dump(),
       "prompt_token_count", std::to_string(r.prompt_tokens.size()),
       "created_ms", std::to_string(r.created_ms ? r.created_ms : now),
@@ -183,7 +184,14 @@ std::optional<RequestRecord> RequestStore::load(const std::string& id) {
   const std::string what = "request '" + id + "'";
   r.status = request_status_from_string(field("status"));
   r.model = field("model");
-  if (h.count("params")) r.params = state_detail::parse_json(what + " field params", h["params"]);
+  if (h.count("params")) {
+    try {
+      r.params = RequestParams::from_json(state_detail::parse_json(what + " field params", h["params"]));
+    } catch (const std::invalid_argument& e) {
+      throw RedisError(what + " field params: " + e.what());
+    }
+  }
+  r.source = field("source");
   r.prompt = field("prompt");
   if (h.count("messages")) r.messages = state_detail::parse_json(what + " field messages", h["messages"]);
   if (h.count("prompt_tokens")) r.prompt_tokens = parse_token_array(id, "prompt_tokens", h["prompt_tokens"]);

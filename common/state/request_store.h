@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "contracts/request_params.h"
 #include "state/redis_client.h"
 
 namespace fleet {
@@ -21,8 +22,10 @@ struct RequestRecord {
   std::string id;
   RequestStatus status = RequestStatus::Queued;
   std::string model;
-  // The request parameters: {max_tokens, temperature, top_p, top_k, seed, stop}.
-  nlohmann::json params = nlohmann::json::object();
+  RequestParams params;  // stored as JSON in the field "params"
+  // Where the prompt record was read, "<topic>:<partition>:<offset>": a record delivered again
+  // after a crash is recognised by it (and is not a reused id).
+  std::string source;
   // Exactly one of these is set by the producer: a plain text prompt or chat messages.
   std::string prompt;
   nlohmann::json messages;  // null unless the request came with "messages"

@@ -40,6 +40,14 @@ std::string validate_header_and_shape(const ActivationMsg& m, uint64_t& tensor_b
       return "a release message carries no rows and no payload";
     return "";
   }
+  if (m.replay_request()) {  // a control message: positions to replay, no rows, no payload
+    if (m.n_tokens() != 0 || m.payload_case() != ActivationMsg::PAYLOAD_NOT_SET)
+      return "a replay request carries no rows and no payload";
+    if (m.start_pos() < 0 || m.replay_end() <= m.start_pos())
+      return "a replay request needs 0 <= start_pos < replay_end (got " + std::to_string(m.start_pos()) + ", " +
+             std::to_string(m.replay_end()) + ")";
+    return "";
+  }
   if (m.n_tokens() < 1) return "n_tokens is " + std::to_string(m.n_tokens()) + " (must be >= 1)";
   if (m.start_pos() < 0) return "start_pos is " + std::to_string(m.start_pos()) + " (must be >= 0)";
   tensor_bytes = 0;

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -170,52 +171,214 @@ void Deployment::wait_ready(std::chrono::seconds timeout) {
   FAIL() << "deployment not ready: " << problem << "\n" << logs;
 }
 
-std::map<std::string, Completion> Deployment::run(const std::vector<std::pair<std::string, std::string>>& records,
-                                                  std::chrono::seconds timeout) {
-  // Following the results topic from its end before producing: only this run's events count.
-  auto results = bus::Consumer::from_end(kafka_brokers(), config_.results_topic());
+void Deployment::submit(const std::vector<std::pair<std::string, std::string>>& records) {
   bus::Producer producer(kafka_brokers());
   for (const auto& [id, json] : records) producer.produce(config_.prompts_topic(), id, json);
   producer.flush(30000);
-  std::map<std::string, Completion> out;
-  std::set<std::string> pending;
-  for (const auto& r : records) pending.insert(r.first);
-  const auto deadline = Clock::now() + timeout;
-  while (!pending.empty() && Clock::now() < deadline) {
-    for (const bus::Message& m : results->poll_batch(512, 200)) {
-      std::string err;
-      auto ev = parse_result_event(m.value, &err);
-      if (!ev) {
-        ADD_FAILURE() << "unparsable result event: " << err << ": " << m.value;
-        continue;
-      }
-      Completion& c = out[ev->id];
-      switch (ev->type) {
-        case ResultEvent::Type::Token:
-          EXPECT_EQ(ev->index, static_cast<int>(c.tokens.size())) << "token events out of order for " << ev->id;
-          c.tokens.push_back(ev->token_id);
-          c.token_text += ev->text;
-          break;
-        case ResultEvent::Type::Done:
-          c.text = ev->text;
-          c.finish_reason = ev->finish_reason;
-          c.prompt_tokens = ev->usage.prompt_tokens;
-          c.completion_tokens = ev->usage.completion_tokens;
-          pending.erase(ev->id);
-          break;
-        case ResultEvent::Type::Error:
-          c.error_code = ev->error.code;
-          c.text = ev->error.message;
-          pending.erase(ev->id);
-          break;
+}
+
+std::map<std::string, Completion> Deployment::run(const std::vector<std::pair<std::string, std::string>>& records,
+                                                  std::chrono::seconds timeout) {
+  // Following the results topic from its end before producing: only this run's events count.
+  ResultCollector results(config_);
+  submit(records);
+  std::vector<std::string> ids;
+  for (const auto& r : records) ids.push_back(r.first);
+  if (!results.wait_all_finished(ids, timeout)) {
+    std::string logs;
+    for (const Worker& w : workers_) logs += "--- " + w.log + "\n" + log_of(w.log);
+    ADD_FAILURE() << results.unfinished(ids).size() << " of " << records.size() << " requests unfinished after "
+                  << timeout.count() << " s\n" << logs;
+  }
+  for (const auto& [id, t] : results.traces()) {
+    int next = 0;
+    for (const ObservedEvent& e : t.events) {
+      if (e.event.type == ResultEvent::Type::Token) {
+        EXPECT_EQ(e.event.index, next++) << "token events out of order for " << id;
       }
     }
   }
-  if (!pending.empty()) {
-    std::string logs;
-    for (const Worker& w : workers_) logs += "--- " + w.log + "\n" + log_of(w.log);
-    ADD_FAILURE() << pending.size() << " of " << records.size() << " requests unfinished after " << timeout.count()
-                  << " s\n" << logs;
+  return results.completions();
+}
+
+// ---- ResultCollector ----
+
+ResultCollector::ResultCollector(const DeploymentConfig& config)
+    : consumer_(bus::Consumer::from_end(kafka_brokers(), config.results_topic())) {}
+
+ResultCollector::~ResultCollector() = default;
+
+size_t ResultCollector::poll(int timeout_ms) {
+  std::vector<bus::Message> batch = consumer_->poll_batch(512, timeout_ms);
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const bus::Message& m : batch) {
+    ++records_;
+    std::string err;
+    auto ev = parse_result_event(m.value, &err);
+    if (!ev) {
+      ADD_FAILURE() << "unparsable result event: " << err << ": " << m.value;
+      continue;
+    }
+    RequestTrace& t = traces_[ev->id];
+    if (ev->type == ResultEvent::Type::Token) ++token_events_;
+    else ++t.terminal_events;
+    t.events.push_back({std::move(*ev), m.timestamp_ms > 0 ? m.timestamp_ms : now_ms});
+  }
+  return batch.size();
+}
+
+
+bool ResultCollector::wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    poll(static_cast<int>(std::min<long long>(left, 100)));
+  }
+  return true;
+}
+
+bool ResultCollector::wait_token_events(size_t n, std::chrono::milliseconds timeout) {
+  return wait_until([&] { return token_events_ >= n; }, timeout);
+}
+
+bool ResultCollector::wait_all_finished(const std::vector<std::string>& ids, std::chrono::milliseconds timeout) {
+  return wait_until([&] { return unfinished(ids).empty(); }, timeout);
+}
+
+size_t ResultCollector::drain(std::chrono::milliseconds quiet, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  auto last = Clock::now();
+  size_t n = 0;
+  while (Clock::now() - last < quiet && Clock::now() < deadline) {
+    const size_t got = poll(100);
+    n += got;
+    if (got > 0) last = Clock::now();
+  }
+  return n;
+}
+
+const RequestTrace* ResultCollector::trace(const std::string& id) const {
+  auto it = traces_.find(id);
+  return it == traces_.end() ? nullptr : &it->second;
+}
+
+std::map<std::string, Completion> ResultCollector::completions() const {
+  std::map<std::string, Completion> out;
+  for (const auto& [id, t] : traces_) out[id] = t.completion();
+  return out;
+}
+
+std::vector<std::string> ResultCollector::unfinished(const std::vector<std::string>& ids) const {
+  std::vector<std::string> out;
+  for (const std::string& id : ids)
+    if (const RequestTrace* t = trace(id); !t || !t->finished()) out.push_back(id);
+  return out;
+}
+
+Completion RequestTrace::completion() const {
+  Completion c;
+  std::map<int, const ResultEvent*> first;  // token index -> its first event
+  bool terminal = false;
+  for (const ObservedEvent& o : events) {
+    const ResultEvent& e = o.event;
+    if (e.type == ResultEvent::Type::Token) {
+      first.emplace(e.index, &e);
+    } else if (!terminal) {
+      terminal = true;
+      if (e.type == ResultEvent::Type::Done) {
+        c.text = e.text;
+        c.finish_reason = e.finish_reason;
+        c.prompt_tokens = e.usage.prompt_tokens;
+        c.completion_tokens = e.usage.completion_tokens;
+      } else {
+        c.error_code = e.error.code;
+        c.text = e.error.message;
+      }
+    }
+  }
+  for (const auto& [index, e] : first) {
+    c.tokens.push_back(e->token_id);
+    c.token_text += e->text;
+  }
+  return c;
+}
+
+std::vector<std::string> ResultCollector::delivery_problems(const RequestTrace& t) {
+  std::vector<std::string> out;
+  std::map<int, int> count;
+  int max_index = -1, prev = -1, after_terminal = 0;
+  bool terminal = false, out_of_order = false;
+  for (const ObservedEvent& o : t.events) {
+    const ResultEvent& e = o.event;
+    if (terminal) ++after_terminal;
+    if (e.type != ResultEvent::Type::Token) {
+      terminal = true;
+      continue;
+    }
+    if (++count[e.index] == 1) {
+      if (e.index < prev && !out_of_order) {
+        out_of_order = true;
+        out.push_back("token index " + std::to_string(e.index) + " arrived after index " + std::to_string(prev));
+      }
+      prev = std::max(prev, e.index);
+    }
+    max_index = std::max(max_index, e.index);
+  }
+  std::string dups, missing;
+  int n_dups = 0, n_missing = 0;
+  for (const auto& [index, n] : count)
+    if (n > 1 && ++n_dups <= 8) dups += " " + std::to_string(index) + "(x" + std::to_string(n) + ")";
+  for (int i = 0; i <= max_index; ++i)
+    if (!count.count(i) && ++n_missing <= 8) missing += " " + std::to_string(i);
+  if (n_dups) out.push_back(std::to_string(n_dups) + " token indices more than once:" + dups + (n_dups > 8 ? " ..." : ""));
+  if (n_missing) out.push_back(std::to_string(n_missing) + " token indices missing:" + missing + (n_missing > 8 ? " ..." : ""));
+  if (t.terminal_events != 1) out.push_back(std::to_string(t.terminal_events) + " terminal (done/error) events");
+  if (after_terminal) out.push_back(std::to_string(after_terminal) + " events after the terminal event");
+  return out;
+}
+
+// ---- worker start-up and logs ----
+
+bool Deployment::worker_ready(size_t i) const { return log_of(workers_[i].log).find("] ready") != std::string::npos; }
+
+void Deployment::wait_worker_ready(size_t i, std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!worker_ready(i)) {
+    Worker& w = workers_[i];
+    if (w.running && waitpid(w.pid, nullptr, WNOHANG) == w.pid) w.running = false;
+    if (!w.running)
+      FAIL() << "worker " << i << " (stage " << w.stage << ") exited before it was ready:\n" << log_of(w.log);
+    if (Clock::now() >= deadline)
+      FAIL() << "worker " << i << " (stage " << w.stage << ") not ready after " << timeout.count() << " s:\n"
+             << log_of(w.log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the worker's log
+  }
+}
+
+void Deployment::wait_workers_ready(std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (!workers_[i].running) continue;
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now());
+    wait_worker_ready(i, std::max(left, std::chrono::seconds(1)));
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+std::string Deployment::log_tails(size_t lines) const {
+  std::string out;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    const Worker& w = workers_[i];
+    std::vector<std::string> all;
+    std::istringstream in(log_of(w.log));
+    for (std::string line; std::getline(in, line);) all.push_back(line);
+    const size_t from = all.size() > lines ? all.size() - lines : 0;
+    out += "--- worker " + std::to_string(i) + " (stage " + std::to_string(w.stage) + ", pid " + std::to_string(w.pid) +
+           (w.running ? "" : ", exited") + ") " + w.log +
+           (from ? " (last " + std::to_string(lines) + " of " + std::to_string(all.size()) + " lines)" : "") + "\n";
+    for (size_t k = from; k < all.size(); ++k) out += all[k] + "\n";
   }
   return out;
 }

@@ -258,9 +258,10 @@ TEST(FleetPipeline, MalformedPromptsGetErrorEventsAndTheRestIsServed) {
   EXPECT_EQ(redis.hget("fleet:req:good", "prompt").value_or(""), "Once upon a time");
 }
 
-TEST(FleetPipeline, ADecodeStepWithoutKvCacheBecomesAnErrorEvent) {
-  // As after a worker restart: a decode step (position 7) reaches a stage that holds no cache
-  // for its request. It must not vanish: the request fails with kv_cache_missing.
+TEST(FleetPipeline, ADecodeStepOfARequestWithoutStateBecomesAnErrorEvent) {
+  // A decode step (position 7) reaches stage 0, which holds no cache for its request, and Redis
+  // holds no state to replay it from (expired, or never there). It must not vanish: the
+  // request fails with kv_cache_missing. (With its state in Redis it is replayed: churn_test.)
   Deployment d(stories({{0, 2, 1}, {2, 5, 1}}));
   auto results = bus::Consumer::from_end(kafka_brokers(), d.config().results_topic());
   ActivationMsg step;
@@ -283,7 +284,7 @@ TEST(FleetPipeline, ADecodeStepWithoutKvCacheBecomesAnErrorEvent) {
   ASSERT_TRUE(ev.has_value());
   EXPECT_EQ(ev->type, ResultEvent::Type::Error);
   EXPECT_EQ(ev->error.code, "kv_cache_missing");
-  EXPECT_NE(ev->error.message.find("position 7"), std::string::npos) << ev->error.message;
+  EXPECT_NE(ev->error.message.find("state in Redis is gone"), std::string::npos) << ev->error.message;
   RedisClient redis(redis_url());
   EXPECT_EQ(redis.hget("fleet:req:orphan-step", "status").value_or(""), "error");
 }

@@ -33,8 +33,9 @@ class StateTest : public ::testing::Test {
     RequestRecord r;
     r.id = id;
     r.model = "stories260K";
-    r.params = {{"max_tokens", 16}, {"temperature", 0.0}, {"top_p", 0.9}, {"top_k", 40}, {"seed", 7},
-                {"stop", {"\n\n"}}};
+    r.params = RequestParams::from_json({{"max_tokens", 16}, {"temperature", 0.0}, {"top_p", 0.9}, {"top_k", 40},
+                                         {"seed", 7}, {"stop", {"\n\n"}}});
+    r.source = "fleet.prompts:3:41";
     r.prompt = "Once upon a time";
     r.prompt_tokens = {1, 403, 407, 261, 378};
     return r;
@@ -55,6 +56,8 @@ TEST_F(StateTest, RequestCreateAndLoadRoundTrip) {
   EXPECT_EQ(out->status, RequestStatus::Queued);
   EXPECT_EQ(out->model, "stories260K");
   EXPECT_EQ(out->params, in.params);
+  EXPECT_EQ(out->params.seed, 7u);
+  EXPECT_EQ(out->source, "fleet.prompts:3:41");
   EXPECT_EQ(out->prompt, "Once upon a time");
   EXPECT_TRUE(out->messages.is_null());
   EXPECT_EQ(out->prompt_tokens, in.prompt_tokens);

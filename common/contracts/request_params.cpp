@@ -1,0 +1,39 @@
+#include "contracts/request_params.h"
+
+#include <stdexcept>
+
+namespace fleet {
+
+nlohmann::json RequestParams::to_json() const {
+  nlohmann::json j = {{"max_tokens", max_tokens}, {"temperature", temperature}, {"top_p", top_p},
+                      {"top_k", top_k},           {"stop", stop}};
+  if (seed) j["seed"] = *seed;
+  return j;
+}
+
+RequestParams RequestParams::from_json(const nlohmann::json& j) {
+  RequestParams p;
+  if (!j.is_object()) throw std::invalid_argument("request params: not a JSON object");
+  auto read = [&](const char* name, auto& into) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return;
+    try {
+      it->get_to(into);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(std::string("request params: field ") + name + ": " + e.what());
+    }
+  };
+  read("max_tokens", p.max_tokens);
+  read("temperature", p.temperature);
+  read("top_p", p.top_p);
+  read("top_k", p.top_k);
+  read("stop", p.stop);
+  if (j.contains("seed") && !j["seed"].is_null()) {
+    uint64_t s = 0;
+    read("seed", s);
+    p.seed = s;
+  }
+  return p;
+}
+
+}  // namespace fleet

@@ -1,0 +1,54 @@
+#include "stage/outbox.h"
+
+#include "bus/topic_scan.h"
+#include "contracts/result_events.h"
+
+namespace fleet {
+
+bool note_published_result(const std::string& value, const std::set<std::string>& ids,
+                           std::map<std::string, PublishedResults>& out) {
+  std::optional<ResultEvent> ev = parse_result_event(value);
+  if (!ev || !ids.count(ev->id)) return false;
+  PublishedResults& p = out[ev->id];
+  if (ev->type == ResultEvent::Type::Token) p.token_indices.insert(ev->index);
+  else p.terminal = true;
+  return true;
+}
+
+KafkaOutbox::KafkaOutbox(std::string brokers, uint64_t max_message_bytes)
+    : brokers_(std::move(brokers)),
+      producer_(brokers_, bus::Config{{"message.max.bytes", std::to_string(max_message_bytes)}}) {}
+
+void KafkaOutbox::produce(const std::string& topic, const std::string& key, const std::string& value) {
+  producer_.produce(topic, key, value);
+}
+
+void KafkaOutbox::flush() { producer_.flush(30000); }
+
+std::map<std::string, PublishedResults> KafkaOutbox::published_results(const std::string& results_topic,
+                                                                       const std::set<std::string>& ids,
+                                                                       int64_t since_ms) {
+  std::map<std::string, PublishedResults> out;
+  bus::scan_topic_since(brokers_, results_topic, since_ms,
+                        [&](const bus::Message& m) {
+                          if (ids.count(m.key)) note_published_result(m.value, ids, out);
+                        });
+  return out;
+}
+
+std::map<std::string, PublishedResults> MemoryOutbox::published_results(const std::string& results_topic,
+                                                                        const std::set<std::string>& ids, int64_t) {
+  std::map<std::string, PublishedResults> out;
+  for (const Record& r : log)
+    if (r.topic == results_topic) note_published_result(r.value, ids, out);
+  return out;
+}
+
+std::vector<MemoryOutbox::Record> MemoryOutbox::take(const std::string& topic) {
+  std::vector<Record> taken, kept;
+  for (Record& r : records) (r.topic == topic ? taken : kept).push_back(std::move(r));
+  records = std::move(kept);
+  return taken;
+}
+
+}  // namespace fleet

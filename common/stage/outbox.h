@@ -1,0 +1,74 @@
+#pragma once
+// Where a stage worker's outputs go: records for Kafka topics (the next stage's activations,
+// result events, dead letters), and what it can learn of results published before it took a
+// request over. KafkaOutbox is the real one; MemoryOutbox keeps the records in memory so that
+// intake, batching, the sampling tail and replay are tested without a broker (tests/stage).
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bus/producer.h"
+
+namespace fleet {
+
+// What the results topic already holds for one request.
+struct PublishedResults {
+  std::set<int> token_indices;  // "token" events seen
+  bool terminal = false;        // a "done" or "error" event seen
+};
+
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  virtual void produce(const std::string& topic, const std::string& key, const std::string& value) = 0;
+  // Waits until everything produced so far is delivered; throws when something was not.
+  virtual void flush() = 0;
+  // The result events for `ids` on `results_topic` among records written since since_ms
+  // (wall clock). Used once per request a worker takes over, never on the normal path.
+  virtual std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
+                                                                      const std::set<std::string>& ids,
+                                                                      int64_t since_ms) = 0;
+};
+
+class KafkaOutbox : public Outbox {
+ public:
+  KafkaOutbox(std::string brokers, uint64_t max_message_bytes);
+  void produce(const std::string& topic, const std::string& key, const std::string& value) override;
+  void flush() override;
+  std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
+                                                            const std::set<std::string>& ids,
+                                                            int64_t since_ms) override;
+
+ private:
+  std::string brokers_;
+  bus::Producer producer_;
+};
+
+class MemoryOutbox : public Outbox {
+ public:
+  struct Record {
+    std::string topic, key, value;
+  };
+  void produce(const std::string& topic, const std::string& key, const std::string& value) override {
+    records.push_back({topic, key, value});
+    log.push_back({topic, key, value});
+  }
+  void flush() override {}
+  std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
+                                                            const std::set<std::string>& ids,
+                                                            int64_t since_ms) override;
+  // Takes the records produced to `topic` so far (the rest stay).
+  std::vector<Record> take(const std::string& topic);
+
+  std::vector<Record> records;  // produced and not yet taken, in order
+  std::vector<Record> log;      // everything ever produced, in order
+};
+
+// Reads one result event record into `out` (by id); false when it is not one.
+bool note_published_result(const std::string& value, const std::set<std::string>& ids,
+                           std::map<std::string, PublishedResults>& out);
+
+}  // namespace fleet

@@ -1,0 +1,60 @@
+#include "stage/stage_context.h"
+
+#include <cstdarg>
+#include <cstdio>
+
+#include "contracts/result_events.h"
+#include "stage/worker_identity.h"
+
+namespace fleet {
+
+void StageContext::log(const char* fmt, ...) const {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "[%s] %s\n", worker_id.c_str(), buf);
+}
+
+void StageContext::send_to_stage(int k, ActivationMsg& msg) {
+  msg.set_model_fingerprint(model_fingerprint);
+  msg.set_source_stage(stage);
+  msg.set_source_worker(worker_id);
+  msg.set_source_epoch(epoch);
+  msg.set_sent_us(now_us());
+  for (const std::string& chunk : encode_activation_chunks(msg, config.kafka.max_message_bytes))
+    outbox->produce(config.stage_topic(k), msg.request_id(), chunk);
+}
+
+void StageContext::fail_request(const std::string& id, const ContractError& error) {
+  log("request %s failed: %s: %s", id.c_str(), error.code.c_str(), error.message.c_str());
+  if (is_valid_request_id(id)) {
+    try {
+      std::optional<RequestRecord> rec = requests->load(id);
+      // A late duplicate step of a finished request: its outcome stands, nothing to report.
+      if (rec && (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error)) return;
+      if (!rec) {
+        RequestRecord fresh;
+        fresh.id = id;
+        fresh.model = config.model.name;
+        requests->create(fresh);
+      }
+      requests->set_error(id, error.code + ": " + error.message);
+    } catch (const std::exception& e) {
+      log("could not record the error of %s in Redis: %s", id.c_str(), e.what());
+    }
+  }
+  outbox->produce(config.results_topic(), id, error_event(id, error));
+  if (is_valid_request_id(id)) send_release(id);  // free whatever the stages cached for it
+}
+
+void StageContext::send_release(const std::string& id) {
+  ActivationMsg release;
+  release.set_request_id(id);
+  release.set_step(UINT64_MAX);
+  release.set_release(true);
+  send_to_stage(0, release);
+}
+
+}  // namespace fleet

@@ -1,0 +1,289 @@
+#include "stage/stage_processor.h"
+
+#include <algorithm>
+#include <set>
+
+#include "contracts/result_events.h"
+#include "stage/worker_identity.h"
+
+namespace fleet {
+
+nlohmann::json StageStats::to_json() const {
+  return {{"batches", batches},   {"rows", rows},
+          {"max_rows", max_rows}, {"requests", requests},
+          {"kv_bytes", kv_bytes}, {"replay_requests", replay_requests},
+          {"replayed_rows", replayed_rows}, {"evictions", evictions},
+          {"takeovers", takeovers}, {"republished", republished}};
+}
+
+StageProcessor::StageProcessor(StageContext& ctx)
+    : ctx_(ctx),
+      caches_(ctx.config.kv.budget_bytes, [&ctx] { return ctx.engine->new_cache(); }),
+      replay_nonce_(static_cast<uint32_t>(std::hash<std::string>{}(ctx.worker_id) ^ ctx.epoch)) {
+  if (ctx_.is_first) intake_ = std::make_unique<PromptIntake>(ctx_);
+  if (ctx_.is_last) tail_ = std::make_unique<GenerationTail>(ctx_);
+}
+
+void StageProcessor::process(const std::vector<bus::Message>& records) {
+  for (const bus::Message& r : records) {
+    try {
+      if (ctx_.is_first && r.topic == ctx_.config.prompts_topic()) intake_->handle(r);
+      else handle_activation(r);
+    } catch (const std::exception& e) {
+      ctx_.fail_request(r.key, {error_code::kInternal, e.what()});
+    }
+  }
+  run_ready();
+  publish_stats();
+}
+
+void StageProcessor::handle_activation(const bus::Message& record) {
+  Reassembler::Result res = reassembler_.add(record.value);
+  if (res.status == Reassembler::Status::Incomplete) offsets_.hold(res.request_id, res.step, record);
+  else offsets_.release_step(res.request_id, res.step);
+  if (!res.request_id.empty() && record.topic == ctx_.config.stage_topic(ctx_.stage))
+    partition_of_[res.request_id] = record.partition;
+  if (res.status == Reassembler::Status::Invalid) {
+    ContractError err{error_code::kInternal, "bad activation message: " + res.error};
+    DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
+    ctx_.outbox->produce(ctx_.config.dead_letter_topic(), record.key,
+                         dead_letter_record(src, err, ctx_.worker_id, now_ms()));
+    if (!res.request_id.empty()) ctx_.fail_request(res.request_id, err);
+    return;
+  }
+  if (res.status != Reassembler::Status::Complete) return;
+  ActivationMsg& msg = *res.message;
+  if (msg.release()) return release(msg);
+  if (msg.replay_request()) {
+    if (ctx_.is_first)
+      return replay_from_redis(msg.request_id(), msg.start_pos(), msg.replay_end(), msg.sample(),
+                               msg.generation_index());
+    return ctx_.fail_request(msg.request_id(), {error_code::kInternal, "a replay request reached stage " +
+                                                                           std::to_string(ctx_.stage) + " (only stage 0 replays)"});
+  }
+  Step step{std::move(msg), {}};
+  const int dim = ctx_.engine->config().dim;
+  if (ctx_.is_first != step.msg.has_token_ids())
+    return ctx_.fail_request(
+        step.msg.request_id(),
+        {error_code::kInternal, "stage " + std::to_string(ctx_.stage) + " expects " +
+                                    (ctx_.is_first ? "token ids" : "hidden rows") + " but received " +
+                                    (ctx_.is_first ? "hidden rows" : "token ids") + " from stage " +
+                                    std::to_string(step.msg.source_stage()) + " (" + step.msg.source_worker() +
+                                    "): do two deployments with different cuts share the topic prefix?"});
+  if (!ctx_.is_first) {
+    if (step.msg.tensor().shape_size() != 2 || step.msg.tensor().shape(1) != dim)
+      return ctx_.fail_request(step.msg.request_id(), {error_code::kInternal, "hidden rows do not have the model's dimension " +
+                                                                                  std::to_string(dim)});
+    step.hidden = tensor_to_f32(step.msg);
+  }
+  ready_.push_back(std::move(step));
+}
+
+void StageProcessor::run_ready() {
+  const int max_rows = std::max(1, ctx_.config.batching.max_batch_tokens);
+  while (!ready_.empty()) {
+    std::vector<Step> batch = take_batch(ready_, max_rows);
+    try {
+      run_batch(batch);
+    } catch (const std::exception& e) {
+      for (const Step& s : batch) ctx_.fail_request(s.msg.request_id(), {error_code::kInternal, e.what()});
+    }
+  }
+}
+
+void StageProcessor::recover(Step& lost, int cached) {
+  // The request's queued later steps are part of what must be recomputed: fold them in.
+  const std::string id = lost.msg.request_id();
+  ActivationMsg last = lost.msg;
+  for (const Step& s : ready_)
+    if (s.msg.request_id() == id && s.msg.start_pos() + s.msg.n_tokens() >= last.start_pos() + last.n_tokens())
+      last = s.msg;
+  std::erase_if(ready_, [&](const Step& s) { return s.msg.request_id() == id; });
+  const int end = last.start_pos() + last.n_tokens();
+  ++stats_.replay_requests;
+  if (ctx_.is_first) return replay_from_redis(id, cached, end, last.sample(), last.generation_index());
+  ctx_.log("request %s: step at %d but only %d positions cached here; asking stage 0 to replay [%d, %d)", id.c_str(),
+           lost.msg.start_pos(), cached, cached, end);
+  ActivationMsg request = replay_request(last, cached);
+  ctx_.send_to_stage(0, request);
+}
+
+void StageProcessor::replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index) {
+  std::optional<RequestRecord> rec = ctx_.requests->load(id);
+  if (!rec)
+    return ctx_.fail_request(id, {error_code::kKvCacheMissing,
+                                  "a KV cache was lost and the request's state in Redis is gone: cannot replay it"});
+  if (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) return;  // nothing left to compute
+  std::vector<int32_t> tokens = rec->prompt_tokens;
+  tokens.insert(tokens.end(), rec->generated.begin(), rec->generated.end());
+  if (static_cast<int>(tokens.size()) < end)
+    return ctx_.fail_request(id, {error_code::kInternal, "replay to position " + std::to_string(end) + " but Redis holds " +
+                                                             std::to_string(tokens.size()) + " tokens"});
+  from = std::min(from, caches_.cached_length(id));
+  uint32_t nonce = replay_nonce_++;
+  if (nonce == 0) nonce = replay_nonce_++;
+  ctx_.log("request %s: replaying positions [%d, %d) from Redis", id.c_str(), from, end);
+  for (ActivationMsg& m :
+       token_steps(id, tokens, from, end, ctx_.config.batching.prefill_chunk, sample, generation_index, nonce))
+    ready_.push_back(Step{std::move(m), {}});
+}
+
+void StageProcessor::run_batch(std::vector<Step>& batch) {
+  const int dim = ctx_.engine->config().dim;
+  std::set<std::string> pinned;
+  for (const Step& s : batch) pinned.insert(s.msg.request_id());
+  std::vector<Step*> steps;
+  std::vector<SeqChunk> chunks;
+  for (Step& s : batch) {
+    const std::string& id = s.msg.request_id();
+    const int cached = caches_.cached_length(id);
+    if (s.msg.start_pos() > cached) {
+      recover(s, cached);
+      continue;
+    }
+    KVCache* cache = nullptr;
+    try {
+      cache = caches_.reserve(id, s.msg.start_pos() + s.msg.n_tokens(), pinned);
+    } catch (const std::length_error& e) {
+      ctx_.fail_request(id, {error_code::kPromptTooLong, e.what()});
+      continue;
+    } catch (const std::runtime_error& e) {
+      ctx_.fail_request(id, {error_code::kInternal, std::string(e.what()) + " on " + ctx_.worker_id});
+      continue;
+    }
+    if (s.msg.replayed()) stats_.replayed_rows += s.msg.n_tokens();
+    steps.push_back(&s);
+    chunks.push_back({cache, s.msg.start_pos(), s.msg.n_tokens()});
+  }
+  if (steps.empty()) return;
+  int64_t rows = 0;
+  for (const SeqChunk& c : chunks) rows += c.n_tokens;
+  std::vector<float> hidden(static_cast<size_t>(rows) * dim);
+  if (ctx_.is_first) {
+    std::vector<int32_t> ids;
+    for (Step* s : steps) {
+      auto t = token_ids_of(s->msg);
+      ids.insert(ids.end(), t.begin(), t.end());
+    }
+    ctx_.engine->embed(ids, hidden.data());
+  } else {
+    size_t at = 0;
+    for (Step* s : steps) {
+      std::copy(s->hidden.begin(), s->hidden.end(), hidden.begin() + static_cast<long>(at));
+      at += s->hidden.size();
+    }
+  }
+  ctx_.engine->forward_layers(chunks, hidden.data());
+  try {  // the handles describe the caches; a Redis hiccup must not fail the requests
+    for (size_t i = 0; i < steps.size(); ++i)
+      ctx_.kv_handles->set(steps[i]->msg.request_id(), ctx_.stage,
+                           {ctx_.worker_id, static_cast<int64_t>(ctx_.epoch), chunks[i].cache->length()});
+  } catch (const std::exception& e) {
+    ctx_.log("KV handle update failed: %s", e.what());
+  }
+  ++stats_.batches;
+  stats_.rows += rows;
+  stats_.max_rows = std::max(stats_.max_rows, rows);
+  if (ctx_.is_last) {
+    std::vector<int64_t> sample_rows;
+    std::vector<Step*> sampled;
+    int64_t offset = 0;
+    for (Step* s : steps) {
+      offset += s->msg.n_tokens();
+      if (s->msg.sample()) {
+        sample_rows.push_back(offset - 1);
+        sampled.push_back(s);
+      }
+    }
+    if (sampled.empty()) return;
+    const size_t V = static_cast<size_t>(ctx_.engine->config().vocab_size);
+    std::vector<float> logits(sampled.size() * V);
+    ctx_.engine->head(hidden.data(), sample_rows, logits.data());
+    std::vector<GenerationTail::Sampled> items;
+    for (size_t i = 0; i < sampled.size(); ++i) items.push_back({&sampled[i]->msg, {logits.data() + i * V, V}});
+    tail_->on_batch(items);
+    return;
+  }
+  int64_t offset = 0;
+  for (Step* s : steps) {
+    ActivationMsg out;
+    out.set_request_id(s->msg.request_id());
+    out.set_step(s->msg.step());
+    out.set_start_pos(s->msg.start_pos());
+    out.set_n_tokens(s->msg.n_tokens());
+    out.set_sample(s->msg.sample());
+    out.set_generation_index(s->msg.generation_index());
+    out.set_replayed(s->msg.replayed());
+    *out.mutable_spans() = s->msg.spans();
+    set_tensor_from_f32(out, hidden.data() + offset * dim, s->msg.n_tokens(), dim, fleet::wire::Tensor::F32);
+    offset += s->msg.n_tokens();
+    ctx_.send_to_stage(ctx_.stage + 1, out);
+  }
+}
+
+void StageProcessor::release(const ActivationMsg& msg) {
+  const std::string& id = msg.request_id();
+  caches_.drop(id);
+  reassembler_.forget_request(id);
+  offsets_.release_request(id);
+  partition_of_.erase(id);
+  std::erase_if(ready_, [&](const Step& s) { return s.msg.request_id() == id; });
+  ctx_.kv_handles->remove(id, ctx_.stage);
+  if (ctx_.is_last) return tail_->forget(id);
+  ActivationMsg next = msg;
+  ctx_.send_to_stage(ctx_.stage + 1, next);
+}
+
+void StageProcessor::drop_partitions(const std::vector<bus::TopicPartition>& partitions) {
+  std::set<int32_t> moved;
+  for (const bus::TopicPartition& tp : partitions)
+    if (tp.topic == ctx_.config.stage_topic(ctx_.stage)) moved.insert(tp.partition);
+  std::vector<std::string> ids;
+  for (const auto& [id, p] : partition_of_)
+    if (moved.count(p)) ids.push_back(id);
+  for (const std::string& id : ids) {
+    caches_.drop(id);
+    reassembler_.forget_request(id);
+    partition_of_.erase(id);
+    if (tail_) tail_->forget(id);
+  }
+  std::erase_if(ready_, [&](const Step& s) {
+    return std::find(ids.begin(), ids.end(), s.msg.request_id()) != ids.end();
+  });
+  offsets_.forget(partitions);
+  if (!ids.empty()) ctx_.log("dropped the state of %zu requests whose partitions moved", ids.size());
+  publish_stats();
+}
+
+void StageProcessor::sweep() {
+  const auto max_idle = std::chrono::milliseconds(static_cast<int64_t>(ctx_.config.timeouts.request_s * 1000));
+  caches_.drop_idle(max_idle);
+  for (const Reassembler::Expired& e : reassembler_.drop_expired(max_idle)) {
+    offsets_.release_step(e.request_id, e.step);
+    ctx_.fail_request(e.request_id, {error_code::kTimeout, "step at position " + std::to_string(e.step) + " got " +
+                                                               std::to_string(e.chunks_received) + " of its " +
+                                                               std::to_string(e.chunk_count) + " chunks within " +
+                                                               std::to_string(ctx_.config.timeouts.request_s) + " s"});
+  }
+  publish_stats();
+}
+
+void StageProcessor::publish_stats() {
+  stats_.requests = static_cast<int64_t>(caches_.size());
+  stats_.kv_bytes = static_cast<int64_t>(caches_.bytes());
+  stats_.evictions = static_cast<int64_t>(caches_.evictions());
+  if (tail_) {
+    stats_.takeovers = static_cast<int64_t>(tail_->takeovers());
+    stats_.republished = static_cast<int64_t>(tail_->republished());
+  }
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  shared_stats_ = stats_;
+}
+
+StageStats StageProcessor::stats() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return shared_stats_;
+}
+
+}  // namespace fleet

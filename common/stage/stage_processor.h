@@ -1,0 +1,86 @@
+#pragma once
+// What a stage worker does with the records it consumed, without the consuming: prompt intake
+// (stage 0), reassembly of activation chunks, control messages (release, replay requests),
+// continuous batching over the stage's layers, the sampling tail (last stage), and recovery of
+// lost KV caches by replay (stage/steps.h). Outputs go to the context's outbox; StageWorker
+// feeds it from Kafka, tests feed it directly (tests/stage).
+//
+// Per batch of records:  process(records)
+//   prompts record      -> PromptIntake: validate, record in Redis, prefill steps to stage 0
+//   activation chunk    -> Reassembler -> whole step -> ready queue
+//   release             -> drop the request's cache, pass it on
+//   replay request      -> (stage 0) replay steps from Redis -> ready queue
+//   ready queue         -> take_batch -> run_batch: forward over the layers; then the next
+//                          stage's topic, or (last stage) GenerationTail samples and loops back
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bus/consumer.h"
+#include "stage/generation_tail.h"
+#include "stage/kv_cache_pool.h"
+#include "stage/offset_tracker.h"
+#include "stage/prompt_intake.h"
+#include "stage/stage_context.h"
+#include "stage/steps.h"
+
+namespace fleet {
+
+struct StageStats {
+  int64_t batches = 0, rows = 0, max_rows = 0;
+  int64_t requests = 0;          // requests with a KV cache here
+  int64_t kv_bytes = 0;
+  int64_t replay_requests = 0;   // replays this stage asked for (it lacked a cache)
+  int64_t replayed_rows = 0;     // rows of replay steps computed here
+  int64_t evictions = 0;         // caches dropped to stay within the KV budget
+  int64_t takeovers = 0;         // last stage: requests rebuilt from Redis with tokens out
+  int64_t republished = 0;       // last stage: events found missing after a takeover
+  nlohmann::json to_json() const;
+};
+
+class StageProcessor {
+ public:
+  explicit StageProcessor(StageContext& ctx);
+  // Handles records consumed together, then runs everything ready. Outputs are produced to the
+  // outbox but not flushed; offsets() tells what may be committed once they are delivered.
+  void process(const std::vector<bus::Message>& records);
+  // The partitions moved to another replica: forget their requests' caches, sampling state and
+  // partially received steps (the new owner rebuilds what it needs by replay).
+  void drop_partitions(const std::vector<bus::TopicPartition>& partitions);
+  // Drops caches idle for timeouts.request_s and fails steps whose chunks stopped arriving.
+  void sweep();
+
+  OffsetTracker& offsets() { return offsets_; }
+  StageStats stats() const;  // thread-safe (the heartbeat reads it)
+
+ private:
+  void handle_activation(const bus::Message& record);
+  void run_ready();
+  void run_batch(std::vector<Step>& batch);
+  // Steps that cannot run here because the cache is short: ask for (or, at stage 0, make) a replay.
+  void recover(Step& lost, int cached);
+  void replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index);
+  void release(const ActivationMsg& msg);
+  void publish_stats();
+
+  StageContext& ctx_;
+  std::unique_ptr<PromptIntake> intake_;
+  std::unique_ptr<GenerationTail> tail_;
+  Reassembler reassembler_;
+  OffsetTracker offsets_;
+  KvCachePool caches_;
+  std::deque<Step> ready_;
+  std::map<std::string, int32_t> partition_of_;  // request -> partition of this stage's topic
+  uint32_t replay_nonce_;
+  StageStats stats_;
+  mutable std::mutex stats_mu_;
+  StageStats shared_stats_;
+};
+
+}  // namespace fleet
