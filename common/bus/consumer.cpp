@@ -37,6 +37,9 @@ Config consumer_defaults() {
 
 namespace {
 
+// How long close() serves a group member's callbacks while it leaves (normally a few ms).
+constexpr int kLeaveTimeoutMs = 5000;
+
 using TpList = std::vector<RdKafka::TopicPartition*>;
 
 struct TpListGuard {
@@ -46,101 +49,27 @@ struct TpListGuard {
 
 std::string name_of(RdKafka::ErrorCode code) { return rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)); }
 
-std::vector<TopicPartition> to_topic_partitions(const TpList& list) {
-  std::vector<TopicPartition> out;
-  out.reserve(list.size());
-  for (const auto* tp : list) out.push_back({tp->topic(), tp->partition()});
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string partitions_text(const std::vector<TopicPartition>& tps) {
-  std::string out;
-  for (const auto& tp : tps) out += (out.empty() ? "" : ", ") + tp.topic + "[" + std::to_string(tp.partition) + "]";
-  return out;
-}
-
 }  // namespace
 
-struct Consumer::Impl : RdKafka::OffsetCommitCb, RdKafka::RebalanceCb {
+struct Consumer::Impl : RdKafka::OffsetCommitCb {
   std::unique_ptr<RdKafka::KafkaConsumer> handle;
   std::string group_id;
   std::string topics_text;
-  RebalanceListener* listener = nullptr;
+  detail::Rebalancer rebalancer;
   std::optional<BusError> async_commit_error;  // thrown by the next poll()
-  std::exception_ptr listener_error;           // thrown by the next poll() / close()
-  std::optional<BusError> rebalance_error;     // thrown by the next poll() / close()
+  bool subscribed = false;                     // a group member (not a follower)
 
-  // Runs on the thread inside consume() / close(). Nothing may propagate into librdkafka's
-  // C code: failures are kept and thrown by the next poll() or close().
-  void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err, TpList& partitions) override {
-    const bool cooperative = c->rebalance_protocol() == "COOPERATIVE";
-    const std::vector<TopicPartition> tps = to_topic_partitions(partitions);
-    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      if (apply(cooperative, true, c, partitions) && listener && !tps.empty()) {
-        guard([&] { listener->on_assigned(tps); });
-      }
-      return;
-    }
-    // ERR__REVOKE_PARTITIONS (or any other error, where librdkafka's docs say to give the
-    // partitions up): the listener first, while this member still owns them.
-    if (err != RdKafka::ERR__REVOKE_PARTITIONS && !rebalance_error) {
-      rebalance_error.emplace("bus: rebalance of group '" + group_id + "' failed: " + detail::describe(err), err,
-                              detail::is_retriable(err));
-    }
-    const bool lost = c->assignment_lost();
-    if (listener && !tps.empty()) guard([&] { listener->on_revoked(tps, lost); });
-    apply(cooperative, false, c, partitions);
-  }
+  Impl(const std::string& group, RebalanceListener* listener) : group_id(group), rebalancer(group, listener) {}
 
-  // (incremental_)assign / (incremental_)unassign; false (error kept) if refused.
-  bool apply(bool cooperative, bool assign, RdKafka::KafkaConsumer* c, TpList& partitions) {
-    RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
-    std::string text;
-    if (cooperative) {
-      std::unique_ptr<RdKafka::Error> e(assign ? c->incremental_assign(partitions) : c->incremental_unassign(partitions));
-      if (e) {
-        code = e->code();
-        text = e->str() + " (" + e->name() + ")";
-      }
-    } else {
-      code = assign ? c->assign(partitions) : c->unassign();
-      if (code != RdKafka::ERR_NO_ERROR) text = detail::describe(code);
-    }
-    if (code == RdKafka::ERR_NO_ERROR) return true;
-    if (!rebalance_error) {
-      rebalance_error.emplace("bus: " + std::string(assign ? "assigning " : "revoking ") +
-                                  partitions_text(to_topic_partitions(partitions)) + " (group '" + group_id +
-                                  "') failed: " + text,
-                              code, detail::is_retriable(code));
-    }
-    return false;
-  }
-
-  template <typename F>
-  void guard(F&& call) {
-    try {
-      call();
-    } catch (...) {
-      if (!listener_error) listener_error = std::current_exception();
-    }
-  }
-
-  bool error_pending() const { return listener_error || rebalance_error || async_commit_error; }
+  bool error_pending() const { return rebalancer.error_pending() || async_commit_error; }
 
   // Throws (and forgets) the first pending error: listener, rebalance, async commit.
   void throw_pending() {
-    if (listener_error) {
-      std::exception_ptr e = listener_error;
-      listener_error = nullptr;
-      std::rethrow_exception(e);
-    }
-    for (auto* slot : {&rebalance_error, &async_commit_error}) {
-      if (*slot) {
-        BusError e = **slot;
-        slot->reset();
-        throw e;
-      }
+    rebalancer.throw_pending();
+    if (async_commit_error) {
+      BusError e = *async_commit_error;
+      async_commit_error.reset();
+      throw e;
     }
   }
 
@@ -226,7 +155,7 @@ struct Consumer::Impl : RdKafka::OffsetCommitCb, RdKafka::RebalanceCb {
     auto conf = detail::make_conf({}, all);
     std::string err;
     if (conf->set("offset_commit_cb", static_cast<RdKafka::OffsetCommitCb*>(this), err) != RdKafka::Conf::CONF_OK ||
-        conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK) {
+        conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(&rebalancer), err) != RdKafka::Conf::CONF_OK) {
       throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
     }
     handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
@@ -236,9 +165,7 @@ struct Consumer::Impl : RdKafka::OffsetCommitCb, RdKafka::RebalanceCb {
 
 Consumer::Consumer(const std::string& brokers, const std::string& group_id, const std::vector<std::string>& topics,
                    const Config& overrides, RebalanceListener* listener)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->group_id = group_id;
-  impl_->listener = listener;
+    : impl_(std::make_unique<Impl>(group_id, listener)) {
   for (const auto& t : topics) impl_->topics_text += (impl_->topics_text.empty() ? "'" : ", '") + t + "'";
   if (topics.empty()) throw BusError("bus: consumer of group '" + group_id + "' needs at least one topic", RdKafka::ERR__INVALID_ARG);
   impl_->create_handle(brokers, overrides, "consumer for " + brokers + " (group '" + group_id + "')");
@@ -246,6 +173,7 @@ Consumer::Consumer(const std::string& brokers, const std::string& group_id, cons
   if (rc != RdKafka::ERR_NO_ERROR) {
     throw BusError("bus: subscribe to " + impl_->topics_text + " (group '" + group_id + "') failed: " + detail::describe(rc), rc);
   }
+  impl_->subscribed = true;
 }
 
 Consumer::~Consumer() {
@@ -326,7 +254,7 @@ std::vector<TopicPartition> Consumer::assignment() const {
   if (err != RdKafka::ERR_NO_ERROR) {
     throw BusError("bus: assignment of group '" + impl_->group_id + "': " + detail::describe(err), err);
   }
-  return to_topic_partitions(parts.list);
+  return detail::to_topic_partitions(parts.list);
 }
 
 int64_t Consumer::committed(const TopicPartition& tp, int timeout_ms) const {
@@ -356,14 +284,13 @@ std::string throwaway_group_id() {
 
 Consumer::Consumer(AssignTag, const std::string& brokers, const std::string& topic, bool at_end,
                    const Config& overrides, int timeout_ms)
-    : impl_(std::make_unique<Impl>()) {
+    : impl_(std::make_unique<Impl>(throwaway_group_id(), nullptr)) {
   using clock = std::chrono::steady_clock;
   const auto deadline = clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 1));
   auto ms_left = [&] {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
     return static_cast<int>(std::max<int64_t>(left, 1));
   };
-  impl_->group_id = throwaway_group_id();
   impl_->topics_text = "'" + topic + "'";
   // group.id is required by KafkaConsumer; this one is never joined (assign only).
   impl_->create_handle(brokers, overrides, "follower consumer of '" + topic + "' for " + brokers);
@@ -441,8 +368,11 @@ std::unique_ptr<Consumer> Consumer::from_beginning(const std::string& brokers, c
 
 void Consumer::close() {
   if (!impl_ || !impl_->handle) return;
-  // Leaving the group runs the rebalance callback (revoking what is left, the listener
-  // first, which may still commit) inside close().
+  // A member leaves by unsubscribe() first, its callbacks served here (the listener revokes
+  // what is left and may still commit); KafkaConsumer::close() alone mishandles a
+  // cooperative rebalance in progress in librdkafka 2.0.2 (see Rebalancer::leave).
+  if (impl_->subscribed) impl_->rebalancer.leave(*impl_->handle, kLeaveTimeoutMs);
+  impl_->rebalancer.closing();
   RdKafka::ErrorCode err = impl_->handle->close();
   impl_->handle.reset();
   impl_->async_commit_error.reset();

@@ -16,11 +16,18 @@ int KvCachePool::cached_length(const std::string& id) {
 
 KVCache* KvCachePool::reserve(const std::string& id, int len, const std::set<std::string>& pinned) {
   auto it = entries_.find(id);
-  if (it == entries_.end()) it = entries_.emplace(id, Entry{factory_(), Clock::now()}).first;
+  const bool created = it == entries_.end();
+  if (created) it = entries_.emplace(id, Entry{factory_(), Clock::now()}).first;
   Entry& e = it->second;
+  if (len > e.cache->max_len()) {
+    const int max_len = e.cache->max_len();
+    if (created) entries_.erase(it);
+    throw std::length_error("sequence of " + std::to_string(len) + " tokens exceeds the context length " +
+                            std::to_string(max_len));
+  }
   e.last_used = Clock::now();
   const size_t before = e.cache->bytes();
-  e.cache->reserve(len);  // throws std::length_error past the context
+  e.cache->reserve(len);
   bytes_ += e.cache->bytes() - before;
   while (bytes_ > budget_) {
     auto victim = entries_.end();

@@ -39,16 +39,9 @@ std::map<std::string, PublishedResults> KafkaOutbox::published_results(const std
 std::map<std::string, PublishedResults> MemoryOutbox::published_results(const std::string& results_topic,
                                                                         const std::set<std::string>& ids, int64_t) {
   std::map<std::string, PublishedResults> out;
-  for (const Record& r : log)
+  for (const Record& r : *delivered_)
     if (r.topic == results_topic) note_published_result(r.value, ids, out);
   return out;
-}
-
-std::vector<MemoryOutbox::Record> MemoryOutbox::take(const std::string& topic) {
-  std::vector<Record> taken, kept;
-  for (Record& r : records) (r.topic == topic ? taken : kept).push_back(std::move(r));
-  records = std::move(kept);
-  return taken;
 }
 
 }  // namespace fleet

@@ -52,19 +52,26 @@ class MemoryOutbox : public Outbox {
   struct Record {
     std::string topic, key, value;
   };
+  using Log = std::vector<Record>;
+  // `delivered` stands for the broker: the log of everything delivered, which outboxes (the
+  // workers of one in-memory fleet) may share.
+  explicit MemoryOutbox(std::shared_ptr<Log> delivered = std::make_shared<Log>()) : delivered_(std::move(delivered)) {}
   void produce(const std::string& topic, const std::string& key, const std::string& value) override {
-    records.push_back({topic, key, value});
-    log.push_back({topic, key, value});
+    pending.push_back({topic, key, value});
   }
-  void flush() override {}
+  void flush() override {  // delivers what is pending
+    delivered_->insert(delivered_->end(), pending.begin(), pending.end());
+    pending.clear();
+  }
   std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
                                                             const std::set<std::string>& ids,
                                                             int64_t since_ms) override;
-  // Takes the records produced to `topic` so far (the rest stay).
-  std::vector<Record> take(const std::string& topic);
+  const Log& delivered() const { return *delivered_; }
 
-  std::vector<Record> records;  // produced and not yet taken, in order
-  std::vector<Record> log;      // everything ever produced, in order
+  Log pending;  // produced, not yet delivered (lost if the worker dies now)
+
+ private:
+  std::shared_ptr<Log> delivered_;
 };
 
 // Reads one result event record into `out` (by id); false when it is not one.

@@ -105,7 +105,7 @@ void StageProcessor::recover(Step& lost, int cached) {
   if (ctx_.is_first) return replay_from_redis(id, cached, end, last.sample(), last.generation_index());
   ctx_.log("request %s: step at %d but only %d positions cached here; asking stage 0 to replay [%d, %d)", id.c_str(),
            lost.msg.start_pos(), cached, cached, end);
-  ActivationMsg request = replay_request(last, cached);
+  ActivationMsg request = replay_request(last, cached, next_nonce());
   ctx_.send_to_stage(0, request);
 }
 
@@ -121,12 +121,16 @@ void StageProcessor::replay_from_redis(const std::string& id, int from, int end,
     return ctx_.fail_request(id, {error_code::kInternal, "replay to position " + std::to_string(end) + " but Redis holds " +
                                                              std::to_string(tokens.size()) + " tokens"});
   from = std::min(from, caches_.cached_length(id));
-  uint32_t nonce = replay_nonce_++;
-  if (nonce == 0) nonce = replay_nonce_++;
+  const uint32_t nonce = next_nonce();
   ctx_.log("request %s: replaying positions [%d, %d) from Redis", id.c_str(), from, end);
   for (ActivationMsg& m :
        token_steps(id, tokens, from, end, ctx_.config.batching.prefill_chunk, sample, generation_index, nonce))
     ready_.push_back(Step{std::move(m), {}});
+}
+
+uint32_t StageProcessor::next_nonce() {
+  uint32_t n = replay_nonce_++;
+  return n != 0 ? n : replay_nonce_++;
 }
 
 void StageProcessor::run_batch(std::vector<Step>& batch) {
@@ -135,6 +139,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
   for (const Step& s : batch) pinned.insert(s.msg.request_id());
   std::vector<Step*> steps;
   std::vector<SeqChunk> chunks;
+  std::vector<Step> deferred;
   for (Step& s : batch) {
     const std::string& id = s.msg.request_id();
     const int cached = caches_.cached_length(id);
@@ -149,6 +154,11 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
       ctx_.fail_request(id, {error_code::kPromptTooLong, e.what()});
       continue;
     } catch (const std::runtime_error& e) {
+      if (pinned.size() > 1) {  // no room next to the batch's other requests: run it after them
+        pinned.erase(id);
+        deferred.push_back(std::move(s));
+        continue;
+      }
       ctx_.fail_request(id, {error_code::kInternal, std::string(e.what()) + " on " + ctx_.worker_id});
       continue;
     }
@@ -156,6 +166,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     steps.push_back(&s);
     chunks.push_back({cache, s.msg.start_pos(), s.msg.n_tokens()});
   }
+  for (auto it = deferred.rbegin(); it != deferred.rend(); ++it) ready_.push_front(std::move(*it));
   if (steps.empty()) return;
   int64_t rows = 0;
   for (const SeqChunk& c : chunks) rows += c.n_tokens;

@@ -67,6 +67,7 @@ class StageProcessor {
   void recover(Step& lost, int cached);
   void replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index);
   void release(const ActivationMsg& msg);
+  uint32_t next_nonce();  // nonzero, distinct per replay this worker starts
   void publish_stats();
 
   StageContext& ctx_;

@@ -33,11 +33,11 @@ std::vector<ActivationMsg> prefill_steps(const std::string& request_id, const st
   return token_steps(request_id, prompt, 0, static_cast<int>(prompt.size()), chunk, true, 0, 0);
 }
 
-ActivationMsg replay_request(const ActivationMsg& lost, int cached) {
+ActivationMsg replay_request(const ActivationMsg& lost, int cached, uint32_t nonce) {
   ActivationMsg r;
   r.set_request_id(lost.request_id());
   r.set_replay_request(true);
-  r.set_step(lost.step());
+  r.set_step(step_id(nonce, cached));
   r.set_start_pos(cached);
   r.set_replay_end(lost.start_pos() + lost.n_tokens());
   r.set_sample(lost.sample());

@@ -47,8 +47,9 @@ std::vector<ActivationMsg> token_steps(const std::string& request_id, const std:
 std::vector<ActivationMsg> prefill_steps(const std::string& request_id, const std::vector<int32_t>& prompt, int chunk);
 
 // The control message by which a stage that caches only `cached` positions asks stage 0 to
-// replay positions [cached, end of `lost`) and then continue as `lost` would have.
-ActivationMsg replay_request(const ActivationMsg& lost, int cached);
+// replay positions [cached, end of `lost`) and then continue as `lost` would have. Its step id
+// carries the nonce (stage 0 must not take it for a copy of the lost step).
+ActivationMsg replay_request(const ActivationMsg& lost, int cached, uint32_t nonce);
 
 // Takes the next batch from the front of `ready`: at most one step per request (a request's
 // next step needs this one's KV entries) and at most max_rows rows (a single larger step runs

@@ -9,8 +9,9 @@
 // workers) per scenario. Each scenario prints one line:
 //   churn kill-stage1: 25/25 complete, 9.8 s after the fault, longest stall 4.1 s
 // "after the fault": from the fault to the last terminal event; "stall": the longest gap
-// between consecutive token events of one request (Kafka record timestamps, so the test's own
-// waits do not count).
+// between consecutive token events of one request, or between its last token event and its
+// terminal event (Kafka record timestamps, so the test's own waits do not count). A baseline
+// scenario with no fault runs the same workload and checks first.
 #include <signal.h>
 
 #include <algorithm>
@@ -88,7 +89,7 @@ const GenerateResult& reference(const Request& r) {
   return cache.emplace(key, generate(engine, *tok, encode_prompt(*tok, r.prompt), p)).first->second;
 }
 
-enum class Fault { KillAndRestart, AddReplica, RemoveBySigterm, RemoveByKill };
+enum class Fault { None, KillAndRestart, AddReplica, RemoveBySigterm, RemoveByKill };
 
 struct Scenario {
   std::string name;
@@ -171,6 +172,8 @@ void run_scenario(const Scenario& s) {
   // The fault.
   const int64_t fault_ms = now_ms();
   switch (s.fault) {
+    case Fault::None:  // the baseline: the same workload and checks, nothing happens
+      break;
     case Fault::KillAndRestart: {
       const size_t victim = worker_of(d, s.stage);
       d.signal_worker(victim, SIGKILL);
@@ -233,16 +236,15 @@ void run_scenario(const Scenario& s) {
       wrong.push_back(who + ": text/finish_reason/prompt_tokens differ: got \"" + c.text + "\" (" + c.finish_reason +
                       "), reference \"" + ref.text + "\" (" + ref.finish_reason + ")");
     for (const std::string& p : ResultCollector::delivery_problems(*t)) delivery.push_back(ids[i] + ": " + p);
-    int64_t prev = -1;
+    int64_t prev = -1;  // the previous token event's time
     for (const ObservedEvent& e : t->events) {
-      if (e.event.type != ResultEvent::Type::Token) {
-        last_terminal_ms = std::max(last_terminal_ms, e.time_ms);
-        continue;
-      }
+      const bool token = e.event.type == ResultEvent::Type::Token;
+      if (!token) last_terminal_ms = std::max(last_terminal_ms, e.time_ms);
       if (prev >= 0 && e.time_ms - prev > stall_ms) {
         stall_ms = e.time_ms - prev;
-        stall_at = ids[i] + " before token index " + std::to_string(e.event.index);
+        stall_at = ids[i] + " before " + (token ? "token index " + std::to_string(e.event.index) : "its terminal event");
       }
+      if (!token) break;  // events after the terminal one are delivery problems, not stalls
       prev = e.time_ms;
     }
   }
@@ -273,7 +275,7 @@ void run_scenario(const Scenario& s) {
     if (v.size() > 8) out += "  ... and " + std::to_string(v.size() - 8) + " more\n";
     return out;
   };
-  EXPECT_EQ(complete, static_cast<int>(ids.size())) << line;
+  EXPECT_EQ(complete, static_cast<int>(ids.size())) << s.name << ": requests with a done event";
   if (n_errors) ADD_FAILURE() << s.name << ": " << n_errors << " error events (" << codes << "), e.g.:\n"
                               << listing(error_examples);
   if (!finished || !unfinished.empty())
@@ -286,6 +288,8 @@ void run_scenario(const Scenario& s) {
   if (n_errors && unfinished.empty()) std::printf("%s", d.log_tails(15).c_str());
 }
 
+// The workload and checks with no fault (passes without elastic stages): the harness's baseline.
+TEST(FleetChurn, NoFaultBaseline) { run_scenario({"no-fault", Fault::None, 0}); }
 TEST(FleetChurn, KillStage0WorkerAndStartAFreshOne) { run_scenario({"kill-stage0", Fault::KillAndRestart, 0}); }
 TEST(FleetChurn, KillStage1WorkerAndStartAFreshOne) { run_scenario({"kill-stage1", Fault::KillAndRestart, 1}); }
 TEST(FleetChurn, KillStage2WorkerAndStartAFreshOne) { run_scenario({"kill-stage2", Fault::KillAndRestart, 2}); }

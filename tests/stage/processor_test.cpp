@@ -1,0 +1,222 @@
+// The stage layer end to end in one process (MemoryFleet: stories260K in three stages, a real
+// redis-server, queues in place of Kafka): intake, batching, the sampling tail, and recovery by
+// replay after a stage loses its state, each compared with fleet generate's text.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "contracts/result_events.h"
+#include "generate/generate.h"
+#include "stage/memory_fleet.h"
+#include "test_support.h"
+
+namespace fleet::test {
+namespace {
+
+struct Outcome {
+  std::vector<int32_t> tokens;     // by index
+  int duplicate_tokens = 0;        // token events for an index already seen
+  int terminals = 0;               // done + error events
+  std::string text, error_code;
+};
+
+std::map<std::string, Outcome> outcomes(const MemoryFleet& f) {
+  std::map<std::string, Outcome> out;
+  for (const std::string& v : f.results_log()) {
+    auto ev = parse_result_event(v);
+    EXPECT_TRUE(ev.has_value()) << v;
+    if (!ev) continue;
+    Outcome& o = out[ev->id];
+    if (ev->type == ResultEvent::Type::Token) {
+      if (ev->index < static_cast<int>(o.tokens.size())) ++o.duplicate_tokens;
+      else if (ev->index == static_cast<int>(o.tokens.size())) o.tokens.push_back(ev->token_id);
+      else ADD_FAILURE() << "token " << ev->index << " of " << ev->id << " before token " << o.tokens.size();
+    } else {
+      ++o.terminals;
+      if (ev->type == ResultEvent::Type::Done) o.text = ev->text;
+      else o.error_code = ev->error.code;
+    }
+  }
+  return out;
+}
+
+const GenerateResult& reference(const std::string& prompt, int max_tokens) {
+  static std::map<std::pair<std::string, int>, GenerateResult> cache;
+  auto it = cache.find({prompt, max_tokens});
+  if (it != cache.end()) return it->second;
+  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
+  static StageEngine engine(weights, 1);
+  static auto tok = Tokenizer::load(stories_tok());
+  GenerateParams p;
+  p.max_tokens = max_tokens;
+  p.sampling.temperature = 0;
+  return cache.emplace(std::make_pair(prompt, max_tokens), generate(engine, *tok, encode_prompt(*tok, prompt), p))
+      .first->second;
+}
+
+const std::vector<std::string> kPrompts = {"Once upon a time", "The little dog", "Lily and Ben went to the park"};
+
+void submit(MemoryFleet& f, int max_tokens) {
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    f.publish(f.config().prompts_topic(), "r" + std::to_string(i), prompt_record("r" + std::to_string(i), kPrompts[i], max_tokens));
+}
+
+// Every request done once, each token index once, the text of fleet generate.
+void expect_exact(const MemoryFleet& f, int max_tokens) {
+  auto got = outcomes(f);
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    const Outcome& o = got["r" + std::to_string(i)];
+    const GenerateResult& ref = reference(kPrompts[i], max_tokens);
+    EXPECT_EQ(o.error_code, "");
+    EXPECT_EQ(o.terminals, 1) << "r" << i;
+    EXPECT_EQ(o.duplicate_tokens, 0) << "r" << i;
+    EXPECT_EQ(o.tokens, ref.tokens) << "r" << i;
+    EXPECT_EQ(o.text, ref.text) << "r" << i;
+  }
+}
+
+// Runs deliveries until `tokens` token events are out in total.
+void run_until_tokens(MemoryFleet& f, size_t tokens) {
+  for (int round = 0; round < 100000; ++round) {
+    size_t n = 0;
+    for (const auto& [id, o] : outcomes(f)) n += o.tokens.size();
+    if (n >= tokens) return;
+    ASSERT_TRUE(f.deliver_once()) << "the fleet went idle with " << n << " tokens out";
+  }
+}
+
+TEST(StageIntake, PromptIsRecordedWithItsSourceAndPrefilledInChunks) {
+  MemoryFleetOptions o;
+  o.prefill_chunk = 2;
+  MemoryFleet f(o);
+  f.publish(f.config().prompts_topic(), "p1", prompt_record("p1", "Once upon a time", 4));
+  f.deliver_once();  // stage 0 reads the prompt
+  f.deliver_all(0);  // route its outputs without processing them
+  auto rec = f.requests().load("p1");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->source, "mem.prompts:0:0");
+  EXPECT_EQ(rec->params.max_tokens, 4);
+  EXPECT_TRUE(rec->params.seed.has_value());  // chosen by the service, recorded for replay
+  const auto& q = f.queue(f.config().stage_topic(0));
+  EXPECT_EQ(q.size(), (rec->prompt_tokens.size() + 1) / 2);
+}
+
+TEST(StageIntake, BadRecordsGetAnErrorEventAndADeadLetterOnceAndReusedIdsAreRefused) {
+  MemoryFleet f;
+  const std::string prompts = f.config().prompts_topic();
+  f.publish(prompts, "bad1", R"({"id": "bad1", "prompt": "x", "max_token": 3})");
+  f.publish(prompts, "bad2", "not json");
+  f.publish(prompts, "ok", prompt_record("ok", "The little dog", 3));
+  f.deliver_all();
+  // The same records delivered again (a worker died before committing): answered once.
+  f.publish(prompts, "ok", prompt_record("ok", "The little dog", 3));  // a reuse: a new offset
+  auto& q = f.queue(prompts);
+  bus::Message again;
+  again.topic = prompts;
+  again.partition = 0;
+  again.offset = 0;
+  again.key = "bad1";
+  again.value = R"({"id": "bad1", "prompt": "x", "max_token": 3})";
+  q.push_back(again);
+  f.deliver_all();
+  auto got = outcomes(f);
+  EXPECT_EQ(got["bad1"].error_code, "invalid_request");
+  EXPECT_EQ(got["bad1"].terminals, 1);
+  EXPECT_EQ(got["bad2"].error_code, "invalid_json");
+  EXPECT_EQ(got["ok"].text, reference("The little dog", 3).text);
+  EXPECT_EQ(got["ok"].terminals, 2);  // its done event, then duplicate_id for the reuse
+  EXPECT_EQ(got["ok"].error_code, "duplicate_id");
+  EXPECT_EQ(f.dead_letters().size(), 3u);
+}
+
+TEST(StageProcessor, ThreeStagesGiveFleetGeneratesTextWithOneEventPerToken) {
+  MemoryFleet f;
+  submit(f, 40);
+  f.deliver_all();
+  expect_exact(f, 40);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(f.processor(k).stats().replay_requests, 0) << k;
+  EXPECT_EQ(f.processor(0).stats().requests, 0);  // releases freed every cache
+}
+
+TEST(StageReplay, AMiddleStageThatLostItsCachesRebuildsThemByReplay) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  f.restart_stage(1);
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_GE(f.processor(1).stats().replay_requests, 1);
+  EXPECT_GT(f.processor(0).stats().replayed_rows, 0);
+}
+
+TEST(StageReplay, StageZeroReplaysItsOwnLossFromRedis) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  f.restart_stage(0);
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_GE(f.processor(0).stats().replay_requests, 1);
+}
+
+TEST(StageReplay, ACacheEvictedUnderTheBudgetIsReplayed) {
+  MemoryFleetOptions o;
+  // A stage of 2 layers caches 2 x 32 KV values x 2 x 4 B = 512 B per position, allocated 64
+  // positions at a time: 32 KiB per request. A budget of 80 KiB holds two of the three.
+  o.kv_budget = "80KiB";
+  MemoryFleet f(o);
+  submit(f, 40);
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_GT(f.processor(1).stats().evictions, 0);
+}
+
+TEST(StageTail, ATailThatDiedBeforeDeliveringRepublishesTheMissingTokenOnce) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  // The last stage processes a batch (Redis gets its tokens), then dies before the events and
+  // next steps are delivered; its input is delivered again to the new worker.
+  do f.deliver_once();
+  while (f.pending(2) == 0);
+  f.restart_stage(2, /*lose_pending=*/true);
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_GE(f.processor(2).stats().republished, 1);
+}
+
+TEST(StageTail, ATailTakingOverCleanlyRepublishesNothing) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  f.restart_stage(2);
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_GE(f.processor(2).stats().takeovers, 1);
+  EXPECT_EQ(f.processor(2).stats().republished, 0);
+}
+
+TEST(StageTail, DuplicateStepsAreAbsorbed) {
+  MemoryFleet f;
+  submit(f, 30);
+  run_until_tokens(f, 10);
+  for (int k = 0; k < 3; ++k) {  // every queued record delivered twice
+    auto& q = f.queue(f.config().stage_topic(k));
+    std::deque<bus::Message> copy = q;
+    q.insert(q.end(), copy.begin(), copy.end());
+  }
+  f.deliver_all();
+  expect_exact(f, 30);
+}
+
+TEST(StageIntake, APromptRedeliveredAfterStageZeroDiedBeforeItsPrefillLeftCompletesOnce) {
+  MemoryFleet f;
+  submit(f, 20);
+  f.deliver_once();  // stage 0 records the prompts in Redis and queues their prefill steps...
+  f.restart_stage(0, /*lose_pending=*/true);  // ...and dies before they are delivered
+  f.deliver_all();
+  expect_exact(f, 20);
+}
+
+}  // namespace
+}  // namespace fleet::test
