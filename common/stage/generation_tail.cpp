@@ -175,6 +175,8 @@ void GenerationTail::finish(Active& a, const std::string& reason) {
   ctx_.requests->finish(id, reason);
   publish_done(a, reason);
   active_.erase(id);
+  if (verified_finished_.size() > 100000) verified_finished_.clear();  // a bound; a miss costs one check
+  verified_finished_.insert(id);  // late duplicates of its steps need no check
 }
 
 }  // namespace fleet

@@ -58,7 +58,7 @@ class GenerationTail {
   StageContext& ctx_;
   std::vector<int32_t> stop_tokens_;
   std::map<std::string, std::unique_ptr<Active>> active_;
-  std::set<std::string> verified_finished_;  // finished requests checked after a takeover
+  std::set<std::string> verified_finished_;  // finished here, or checked after a takeover
   uint64_t takeovers_ = 0, republished_ = 0;
 };
 

@@ -13,7 +13,8 @@ nlohmann::json StageStats::to_json() const {
           {"max_rows", max_rows}, {"requests", requests},
           {"kv_bytes", kv_bytes}, {"replay_requests", replay_requests},
           {"replayed_rows", replayed_rows}, {"evictions", evictions},
-          {"takeovers", takeovers}, {"republished", republished}};
+          {"takeovers", takeovers}, {"republished", republished},
+          {"hop_ms_p50", hop_ms_p50}, {"hop_ms_p99", hop_ms_p99}};
 }
 
 StageProcessor::StageProcessor(StageContext& ctx)
@@ -53,6 +54,11 @@ void StageProcessor::handle_activation(const bus::Message& record) {
   }
   if (res.status != Reassembler::Status::Complete) return;
   ActivationMsg& msg = *res.message;
+  if (msg.sent_us() > 0) {
+    const double ms = static_cast<double>(now_us() - msg.sent_us()) / 1000.0;
+    if (hop_ms_.size() < 1024) hop_ms_.push_back(ms);
+    else hop_ms_[hop_next_++ % hop_ms_.size()] = ms;
+  }
   if (msg.release()) return release(msg);
   if (msg.replay_request()) {
     if (ctx_.is_first)
@@ -287,6 +293,12 @@ void StageProcessor::publish_stats() {
   if (tail_) {
     stats_.takeovers = static_cast<int64_t>(tail_->takeovers());
     stats_.republished = static_cast<int64_t>(tail_->republished());
+  }
+  if (!hop_ms_.empty()) {
+    std::vector<double> sorted = hop_ms_;
+    std::sort(sorted.begin(), sorted.end());
+    stats_.hop_ms_p50 = sorted[sorted.size() / 2];
+    stats_.hop_ms_p99 = sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)];
   }
   std::lock_guard<std::mutex> lock(stats_mu_);
   shared_stats_ = stats_;

@@ -41,6 +41,9 @@ struct StageStats {
   int64_t evictions = 0;         // caches dropped to stay within the KV budget
   int64_t takeovers = 0;         // last stage: requests rebuilt from Redis with tokens out
   int64_t republished = 0;       // last stage: events found missing after a takeover
+  // One hop: from the sender's produce (sent_us) to this worker holding the whole step, over
+  // the last 1,024 steps received (ms; sender and receiver clocks assumed equal: one host).
+  double hop_ms_p50 = 0, hop_ms_p99 = 0;
   nlohmann::json to_json() const;
 };
 
@@ -80,6 +83,8 @@ class StageProcessor {
   std::map<std::string, int32_t> partition_of_;  // request -> partition of this stage's topic
   uint32_t replay_nonce_;
   StageStats stats_;
+  std::vector<double> hop_ms_;  // ring of recent hop latencies
+  size_t hop_next_ = 0;
   mutable std::mutex stats_mu_;
   StageStats shared_stats_;
 };
