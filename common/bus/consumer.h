@@ -59,18 +59,20 @@ class Consumer {
   //   partition.assignment.strategy=cooperative-sticky (a rebalance moves only the
   //   partitions that change owner; the others keep being consumed),
   //   session.timeout.ms=3000, heartbeat.interval.ms=500 (a member that dies without
-  //   close() has its partitions taken over within ~4 s; the broker must allow it:
-  //   group.min.session.timeout.ms <= 3000, as scripts/stack.sh sets).
+  //   close() has its partitions taken over 3.0-3.5 s later, measured; the broker must
+  //   allow it: group.min.session.timeout.ms <= 3000, as scripts/stack.sh sets).
   // Subscribing to a topic that does not exist is reported by poll() (the broker's
   // UNKNOWN_TOPIC_OR_PART), not waited for: create topics first (Admin::ensure_topics).
   //
   // listener (optional, not owned; must outlive the Consumer or its close()) hears of
   // every non-empty ownership change: on_assigned(added) after the partitions are
   // assigned, on_revoked(removed, lost) before they are given up, including the
-  // remaining ones at close() (lost=false). Calls come from poll(), poll_batch() and
-  // close() on the calling thread; commit() works inside them. An exception thrown by
-  // the listener does not stop the ownership change: it is rethrown by that poll() /
-  // close() once librdkafka's callback has returned.
+  // remaining ones at close() (lost=false). lost=true: this member was out of the group
+  // (its session expired, e.g. it stalled) and the partitions may be another's already.
+  // Calls come from poll(), poll_batch() and close(), on the calling thread; commit()
+  // works inside them. An exception thrown by the listener does not stop the ownership
+  // change: poll() throws it (or the next poll(), if this one returned a message;
+  // poll_batch() returns early) or close() does.
   Consumer(const std::string& brokers, const std::string& group_id, const std::vector<std::string>& topics,
            const Config& overrides = {}, RebalanceListener* listener = nullptr);
   ~Consumer();  // close()
@@ -82,7 +84,8 @@ class Consumer {
   // threads, but assignments are applied here): poll regularly.
   // Throws BusError for every error librdkafka reports to the consumer (unknown
   // topic, offset out of range, broker unreachable, failed async commit, fatal
-  // errors); BusError::retriable() tells which ones a later poll may get past.
+  // errors, a refused (un)assign in a rebalance); BusError::retriable() tells which ones
+  // a later poll may get past. A rebalance listener's exception is rethrown as it was.
   std::optional<Message> poll(int timeout_ms);
 
   // Up to max messages: waits up to timeout_ms for the first, then takes what is
@@ -107,7 +110,10 @@ class Consumer {
 
   // Leaves the group (its partitions move to the other members at once; the listener,
   // if any, first gets on_revoked(remaining, lost=false) and may commit) and releases
-  // the client. Idempotent; later calls other than close() throw.
+  // the client. Messages fetched but not returned yet are dropped (not committed: the
+  // next owner gets them). Usually takes milliseconds; a member whose JoinGroup is
+  // pending waits for that rebalance to end (~1 s measured, at most ~5 s).
+  // Idempotent; later calls other than close() throw.
   void close();
 
   // Follower consumers (no group membership, no rebalance race): every partition of

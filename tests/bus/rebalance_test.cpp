@@ -290,13 +290,14 @@ TEST(BusRebalance, ListenerExceptionIsThrownByPollAndTheAssignmentStands) {
   EXPECT_FALSE(c.poll(100).has_value());  // thrown once
 }
 
-// A group member in a forked child (no exec): reports "<owned count>\n" on a pipe after
-// every change, forever, until killed.
+// A group member in a forked child (no exec): reports "<owned count> <lost count>\n" on a
+// pipe after every change (lost: partitions revoked with lost=true so far), until killed.
 struct ChildMember {
   pid_t pid = -1;
   int fd = -1;
   std::string buffer;
   std::size_t owned = 0;
+  std::size_t lost = 0;
 
   ChildMember(const std::string& brokers, const std::string& group, const std::string& topic) {
     // fork() copies only the calling thread: no librdkafka thread of this process may be
@@ -328,13 +329,17 @@ struct ChildMember {
     try {
       struct Report : RebalanceListener {
         int out;
-        std::size_t owned = 0;
+        std::size_t owned = 0, lost = 0;
         void say() {
-          std::string line = std::to_string(owned) + "\n";
+          std::string line = std::to_string(owned) + " " + std::to_string(lost) + "\n";
           if (write(out, line.data(), line.size()) < 0) _exit(3);
         }
         void on_assigned(const std::vector<TopicPartition>& added) override { owned += added.size(); say(); }
-        void on_revoked(const std::vector<TopicPartition>& removed, bool) override { owned -= removed.size(); say(); }
+        void on_revoked(const std::vector<TopicPartition>& removed, bool gone) override {
+          owned -= removed.size();
+          if (gone) lost += removed.size();
+          say();
+        }
       } report;
       report.out = out;
       Consumer c(brokers, group, {topic}, {}, &report);
@@ -353,14 +358,14 @@ struct ChildMember {
     return n;
   }
 
-  // Reads what the child reported so far; owned is its latest count.
+  // Reads what the child reported so far (its latest counts).
   void read_reports() {
     char buf[256];
     ssize_t n;
     while ((n = read(fd, buf, sizeof buf)) > 0) buffer.append(buf, static_cast<std::size_t>(n));
     std::size_t nl;
     while ((nl = buffer.find('\n')) != std::string::npos) {
-      owned = std::stoul(buffer.substr(0, nl));
+      std::sscanf(buffer.substr(0, nl).c_str(), "%zu %zu", &owned, &lost);
       buffer.erase(0, nl + 1);
     }
   }
@@ -410,6 +415,44 @@ TEST(BusRebalance, SurvivorTakesOverAKilledMembersPartitionsQuickly) {
   EXPECT_LE(took, 6.0);
   EXPECT_EQ(l.revoked_calls.size(), 0u) << "the survivor should keep its partitions throughout";
   EXPECT_EQ(assignment_of(survivor), all);
+}
+
+TEST(BusRebalance, AMemberFrozenPastItsSessionIsToldItsPartitionsWereLost) {
+  const std::string brokers = kafka_brokers();
+  const std::string topic = unique_name("rb-stop");
+  const int partitions = 4;
+  ensure_topics(brokers, {{topic, partitions}});
+  const std::string group = unique_name("g-rb-stop");
+  const Parts all = all_of(topic, partitions);
+  ChildMember child(brokers, group, topic);
+  auto wait_child = [&](auto done, const char* what) {
+    const auto deadline = Clock::now() + kDeadline;
+    for (child.read_reports(); !done(); child.read_reports()) {
+      if (Clock::now() >= deadline) return ::testing::AssertionFailure() << "child never " << what;
+      pollfd pfd{child.fd, POLLIN, 0};
+      ::poll(&pfd, 1, 100);
+    }
+    return ::testing::AssertionSuccess();
+  };
+  ASSERT_TRUE(wait_child([&] { return child.owned == all.size(); }, "owned everything"));
+  Recorder l;
+  Consumer survivor(brokers, group, {topic}, {}, &l);
+  ASSERT_TRUE(poll_until({&survivor}, [&] {
+    child.read_reports();
+    return !l.owned.empty() && l.owned.size() + child.owned == all.size();
+  })) << "never split";
+  ::kill(child.pid, SIGSTOP);  // alive but silent: its session expires
+  ASSERT_TRUE(poll_until({&survivor}, [&] { return l.owned == all; })) << "no takeover: " << text(l.owned);
+  ::kill(child.pid, SIGCONT);
+  // The child learns (at its next heartbeat) that its partitions are gone: revoked with
+  // lost=true, so it must not commit for them.
+  ASSERT_TRUE(wait_child([&] { return child.lost > 0; }, "reported lost partitions"));
+  for (const auto& [removed, lost] : l.revoked_calls) EXPECT_FALSE(lost);
+  // It rejoins and gets a share back.
+  ASSERT_TRUE(poll_until({&survivor}, [&] {
+    child.read_reports();
+    return child.owned > 0 && l.owned.size() + child.owned == all.size();
+  })) << "the child never rejoined: survivor " << text(l.owned) << ", child " << child.owned;
 }
 
 }  // namespace
