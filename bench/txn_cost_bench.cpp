@@ -184,6 +184,9 @@ class Worker {
   }
   // Worker-side time per message: consume() returned -> flush+commitAsync / commit_transaction returned.
   const std::vector<double>& cycle_us() const { return cycle_us_; }
+  // plain: flush / commitAsync; txn: send_offsets_to_transaction / commit_transaction.
+  const std::vector<double>& phase_a_us() const { return phase_a_us_; }
+  const std::vector<double>& phase_b_us() const { return phase_b_us_; }
 
  private:
   void loop(std::size_t size) {
@@ -206,14 +209,21 @@ class Worker {
       auto rc = producer_->produce(out_, 0, RdKafka::Producer::RK_MSG_COPY, payload.data(), payload.size(), "k", 1,
                                    0, nullptr);
       if (rc != RdKafka::ERR_NO_ERROR) throw std::runtime_error("produce: " + RdKafka::err2str(rc));
+      const auto t1 = Clock::now();
       if (txn_) {
         check(producer_->send_offsets_to_transaction(offsets, group_meta_.get(), 10000), "send_offsets_to_transaction");
+        phase_a_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t1).count());
+        const auto t2 = Clock::now();
         check(producer_->commit_transaction(10000), "commit_transaction");
+        phase_b_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t2).count());
       } else {
         rc = producer_->flush(10000);
         if (rc != RdKafka::ERR_NO_ERROR) throw std::runtime_error("flush: " + RdKafka::err2str(rc));
+        phase_a_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t1).count());
+        const auto t2 = Clock::now();
         rc = consumer_->commitAsync(offsets);
         if (rc != RdKafka::ERR_NO_ERROR) throw std::runtime_error("commitAsync: " + RdKafka::err2str(rc));
+        phase_b_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t2).count());
       }
       {
         std::lock_guard<std::mutex> lk(dr_.mu);
@@ -234,11 +244,11 @@ class Worker {
   std::atomic<bool> failed_{false};
   std::mutex err_mu_;
   std::string error_;
-  std::vector<double> cycle_us_;
+  std::vector<double> cycle_us_, phase_a_us_, phase_b_us_;
 };
 
 struct Result {
-  Stats hop, cycle;
+  Stats hop, cycle, phase_a, phase_b;
 };
 
 Result run_mode(const Options& o, bool txn) {
@@ -285,18 +295,24 @@ Result run_mode(const Options& o, bool txn) {
 
   Result r;
   r.hop = stats_ms(us);
-  const auto& cyc = worker.cycle_us();
   // Skip the warmup's cycles (the worker handled exactly warmup + n messages).
-  std::vector<double> tail(cyc.begin() + std::min<std::size_t>(cyc.size(), static_cast<std::size_t>(o.warmup)),
-                           cyc.end());
-  r.cycle = stats_ms(tail);
+  auto measured = [&](const std::vector<double>& v) {
+    return stats_ms(std::vector<double>(v.begin() + std::min<std::size_t>(v.size(), static_cast<std::size_t>(o.warmup)),
+                                        v.end()));
+  };
+  r.cycle = measured(worker.cycle_us());
+  r.phase_a = measured(worker.phase_a_us());
+  r.phase_b = measured(worker.phase_b_us());
   return r;
 }
 
-void print(const char* name, int n, const Result& r) {
+void print(const char* name, int n, const Result& r, bool txn) {
   std::printf("%-6s n=%d  hop p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms"
               "  | worker cycle p50 %.3f ms  p99 %.3f ms\n",
               name, n, r.hop.p50, r.hop.p90, r.hop.p99, r.hop.max, r.hop.mean, r.cycle.p50, r.cycle.p99);
+  std::printf("       worker: %s p50 %.3f ms  p99 %.3f ms;  %s p50 %.3f ms  p99 %.3f ms\n",
+              txn ? "send_offsets_to_transaction" : "flush", r.phase_a.p50, r.phase_a.p99,
+              txn ? "commit_transaction" : "commitAsync", r.phase_b.p50, r.phase_b.p99);
   std::fflush(stdout);
 }
 
@@ -347,8 +363,8 @@ int main(int argc, char** argv) {
                 o.size, o.n, o.warmup, o.fetch_wait.c_str());
     std::fflush(stdout);
     Result plain, txn;
-    if (o.mode != "txn") print("plain", o.n, plain = run_mode(o, false));
-    if (o.mode != "plain") print("txn", o.n, txn = run_mode(o, true));
+    if (o.mode != "txn") print("plain", o.n, plain = run_mode(o, false), false);
+    if (o.mode != "plain") print("txn", o.n, txn = run_mode(o, true), true);
     if (o.mode == "both")
       std::printf("ratio txn/plain: hop p50 %.2fx  p99 %.2fx  worker cycle p50 %.2fx\n", txn.hop.p50 / plain.hop.p50,
                   txn.hop.p99 / plain.hop.p99, txn.cycle.p50 / plain.cycle.p50);

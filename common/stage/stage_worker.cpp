@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <thread>
 
 #include "bus/admin.h"
 #include "engine/matmul.h"
@@ -15,6 +16,7 @@
 namespace fleet {
 
 using Clock = std::chrono::steady_clock;
+constexpr auto kCommitInterval = std::chrono::milliseconds(500);
 
 namespace {
 
@@ -130,9 +132,12 @@ void StageWorker::run(const std::atomic<bool>& stop) {
     try {
       run_until(stop);
     } catch (const bus::BusError& e) {
-      if (!e.retriable()) throw;
-      // e.g. a commit refused during a rebalance: uncommitted records are delivered again.
-      ctx_.log("%s (retrying)", e.what());
+      if (e.fatal()) throw;
+      // e.g. a commit refused during a rebalance (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS):
+      // the records stay uncommitted, their next owner receives them again, and replay and
+      // the idempotent steps absorb the repetition. Nothing here is worth dying for.
+      ctx_.log("%s (continuing)", e.what());
+      if (!e.retriable()) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // back off
     }
   }
   // Graceful exit: everything processed is delivered and committed; leaving the group hands
@@ -162,7 +167,7 @@ void StageWorker::commit(const std::map<bus::TopicPartition, int64_t>& next, boo
 
 void StageWorker::run_until(const std::atomic<bool>& stop) {
   const int window_ms = ctx_.config.batching.window_ms;
-  auto last_sweep = Clock::now();
+  auto last_sweep = Clock::now(), last_commit = Clock::now();
   while (!stop) {
     std::vector<bus::Message> records = consumer_->poll_batch(256, 100);
     if (Clock::now() - last_sweep > std::chrono::seconds(5)) {
@@ -179,7 +184,15 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     std::erase_if(records, [&](const bus::Message& m) { return !owned_.count({m.topic, m.partition}); });
     processor_->process(records);
     ctx_.outbox->flush();  // everything these records caused is delivered...
-    commit(processor_->offsets().processed(records), false);  // ...before they count as processed
+    processor_->offsets().processed(records);  // ...before they count as processed
+    // Committed every kCommitInterval, not every batch: each commit sent while the group
+    // rebalances may be refused (ILLEGAL_GENERATION), and librdkafka 2.0.2 then drops the whole
+    // assignment as lost. What is not committed yet is committed on a hand-over, or delivered
+    // again after a crash (and absorbed).
+    if (Clock::now() - last_commit >= kCommitInterval) {
+      commit(processor_->offsets().commit_points(), false);
+      last_commit = Clock::now();
+    }
   }
 }
 

@@ -167,7 +167,7 @@ void run_scenario(const Scenario& s) {
   auto left = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()); };
   ASSERT_TRUE(results.wait_token_events(kFaultAfterTokenEvents, left()))
       << s.name << ": only " << results.token_events() << " token events within " << kScenarioTimeout.count()
-      << " s, before any fault (" << results.unfinished(ids).size() << " of 25 unfinished)\n" << d.log_tails(40);
+      << " s, before any fault (" << results.unfinished(ids).size() << " of " << ids.size() << " unfinished)\n" << d.log_tails(40);
 
   // The fault.
   const int64_t fault_ms = now_ms();
@@ -211,6 +211,7 @@ void run_scenario(const Scenario& s) {
   std::vector<std::string> error_examples, wrong, delivery;
   int64_t last_terminal_ms = 0, stall_ms = 0;
   std::string stall_at;
+  const int64_t end_ms = now_ms();  // the end of observation (after the grace period)
   for (size_t i = 0; i < ids.size(); ++i) {
     const RequestTrace* t = results.trace(ids[i]);
     if (!t) continue;
@@ -247,8 +248,18 @@ void run_scenario(const Scenario& s) {
       if (!token) break;  // events after the terminal one are delivery problems, not stalls
       prev = e.time_ms;
     }
+    if (!t->finished() && prev >= 0 && end_ms - prev > stall_ms) {  // still stalled
+      stall_ms = end_ms - prev;
+      stall_at = ids[i] + " after token index " + std::to_string(c.tokens.size() - 1) + ", unfinished";
+    }
   }
-  const std::vector<std::string> unfinished = results.unfinished(ids);
+  std::vector<std::string> unfinished = results.unfinished(ids);
+  for (std::string& id : unfinished) {
+    const RequestTrace* t = results.trace(id);
+    const size_t n = t ? t->completion().tokens.size() : 0;
+    id += ": " + std::to_string(n) + " tokens" +
+          (t && n ? ", the last " + std::to_string((end_ms - t->events.back().time_ms) / 1000) + " s ago" : "");
+  }
 
   std::string line = "churn " + s.name + ": " + std::to_string(complete) + "/" + std::to_string(ids.size()) + " complete";
   int n_errors = 0;
@@ -262,9 +273,12 @@ void run_scenario(const Scenario& s) {
   if (!wrong.empty()) line += ", " + std::to_string(wrong.size()) + " differ from the reference";
   if (!delivery.empty()) line += ", " + std::to_string(delivery.size()) + " delivery problems";
   char tail[160];
-  std::snprintf(tail, sizeof tail, ", %.1f s after the fault, longest stall %.1f s", (last_terminal_ms - fault_ms) / 1e3,
-                stall_ms / 1e3);
-  line += last_terminal_ms > 0 ? tail : ", nothing finished";
+  if (last_terminal_ms > 0)
+    std::snprintf(tail, sizeof tail, ", %.1f s after the fault, longest stall %.1f s", (last_terminal_ms - fault_ms) / 1e3,
+                  stall_ms / 1e3);
+  else
+    std::snprintf(tail, sizeof tail, ", nothing finished, longest stall %.1f s", stall_ms / 1e3);
+  line += tail;
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
   if (stall_ms > 0) std::printf("  longest stall: %s\n", stall_at.c_str());

@@ -334,7 +334,7 @@ std::vector<std::string> ResultCollector::delivery_problems(const RequestTrace& 
     if (!count.count(i) && ++n_missing <= 8) missing += " " + std::to_string(i);
   if (n_dups) out.push_back(std::to_string(n_dups) + " token indices more than once:" + dups + (n_dups > 8 ? " ..." : ""));
   if (n_missing) out.push_back(std::to_string(n_missing) + " token indices missing:" + missing + (n_missing > 8 ? " ..." : ""));
-  if (t.terminal_events != 1) out.push_back(std::to_string(t.terminal_events) + " terminal (done/error) events");
+  if (t.terminal_events > 1) out.push_back(std::to_string(t.terminal_events) + " terminal (done/error) events");
   if (after_terminal) out.push_back(std::to_string(after_terminal) + " events after the terminal event");
   return out;
 }

@@ -105,8 +105,9 @@ class ResultCollector {
   std::map<std::string, Completion> completions() const;
   std::vector<std::string> unfinished(const std::vector<std::string>& ids) const;
 
-  // How a request's events break "each token index exactly once, in order, then exactly one
-  // terminal event (done or error) and nothing after it": one line per problem, empty if none.
+  // How a request's events break "each token index exactly once, in order, then one terminal
+  // event (done or error) and nothing after it": one line per problem, empty if none. A request
+  // without a terminal event is not reported here (see unfinished()); more than one is.
   static std::vector<std::string> delivery_problems(const RequestTrace& t);
 
  private:
