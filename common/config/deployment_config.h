@@ -7,7 +7,7 @@
 //   redis:    {url: "redis://127.0.0.1:6379/0"}
 //   model:    {name: stories260K, path: ../models/x.bin, tokenizer: ../models/tok.bin, weights: auto}
 //   stages:   [{layers: [0, 3]}, {layers: [3, 5]}]       # half-open [first, end), contiguous
-//   batching: {max_batch_tokens: 512, window_ms: 2, prefill_chunk: 256}
+//   batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}
 //   kv:       {budget_bytes: 1GiB}                        # integer or with KB/KiB/MB/MiB/GB/GiB
 //   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600}
 //
@@ -58,7 +58,7 @@ struct ModelSection {
 
 struct BatchingConfig {
   int max_batch_tokens = 512;  // rows of one batched forward pass
-  int window_ms = 2;           // how long a worker collects work before running a batch
+  int window_ms = 0;           // how long a worker waits for more work before a batch (0: takes what is there)
   int prefill_chunk = 256;     // prompt tokens per prefill step
 };
 

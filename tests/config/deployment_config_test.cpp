@@ -57,7 +57,7 @@ TEST(DeploymentConfig, MinimalFileGetsDefaults) {
   EXPECT_EQ(c.stage(1), (StageLayers{2, 5}));
   EXPECT_EQ(c.stage(1).count(), 3);
   EXPECT_EQ(c.batching.max_batch_tokens, 512);
-  EXPECT_EQ(c.batching.window_ms, 2);
+  EXPECT_EQ(c.batching.window_ms, 0);
   EXPECT_EQ(c.batching.prefill_chunk, 256);
   EXPECT_EQ(c.kv.budget_bytes, uint64_t{1} << 30);
   EXPECT_EQ(c.timeouts.heartbeat_ttl_s, 10);

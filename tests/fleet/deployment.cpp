@@ -58,7 +58,7 @@ Deployment::Deployment(DeploymentOptions o) : options_(std::move(o)) {
     << "stages:\n";
   for (const StageSpec& s : options_.stages) y << "  - layers: [" << s.first << ", " << s.end << "]\n";
   y << "batching: {max_batch_tokens: " << options_.max_batch_tokens
-    << ", window_ms: 2, prefill_chunk: " << options_.prefill_chunk << "}\n"
+    << ", window_ms: 0, prefill_chunk: " << options_.prefill_chunk << "}\n"
     << "kv: {budget_bytes: " << options_.kv_budget << "}\n"
     << "timeouts: {request_s: 600, heartbeat_ttl_s: " << options_.heartbeat_ttl_s << ", finished_request_ttl_s: 3600}\n";
   config_path_ = dir_ + "/deployment.yaml";
