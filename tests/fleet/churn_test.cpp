@@ -27,6 +27,7 @@
 #include "fleet/deployment.h"
 #include "generate/generate.h"
 #include "support/stack_env.h"
+#include "support/stories_reference.h"
 #include "test_support.h"
 
 namespace fleet::test {
@@ -75,19 +76,6 @@ std::string record(const std::string& id, const Request& r) {
   return j.dump();
 }
 
-// fleet generate's result for the request: the whole model in this process.
-const GenerateResult& reference(const Request& r) {
-  static std::map<std::tuple<std::string, float, uint64_t>, GenerateResult> cache;
-  auto key = std::make_tuple(r.prompt, r.temperature, r.seed);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
-  static StageEngine engine(weights, 1);
-  static auto tok = Tokenizer::load(stories_tok());
-  GenerateParams p;
-  p.max_tokens = kMaxTokens;
-  p.sampling = {r.temperature, 1.0f, 0, r.seed};  // the fleet's defaults: top_p 1, top_k 0
-  return cache.emplace(key, generate(engine, *tok, encode_prompt(*tok, r.prompt), p)).first->second;
-}
 
 enum class Fault { None, KillAndRestart, AddReplica, RemoveBySigterm, RemoveByKill };
 
@@ -140,7 +128,7 @@ void settle(Deployment& d) {
 void run_scenario(const Scenario& s) {
   const std::vector<Request>& reqs = workload();
   size_t reference_tokens = 0;
-  for (const Request& r : reqs) reference_tokens += reference(r).tokens.size();
+  for (const Request& r : reqs) reference_tokens += stories_reference(r.prompt, kMaxTokens, r.temperature, r.seed).tokens.size();
   ASSERT_GT(reference_tokens, 2 * kFaultAfterTokenEvents) << "the workload must outlast the fault";
 
   DeploymentOptions o;
@@ -216,7 +204,7 @@ void run_scenario(const Scenario& s) {
     const RequestTrace* t = results.trace(ids[i]);
     if (!t) continue;
     const Completion c = t->completion();
-    const GenerateResult& ref = reference(reqs[i]);
+    const GenerateResult& ref = stories_reference(reqs[i].prompt, kMaxTokens, reqs[i].temperature, reqs[i].seed);
     const std::string who = ids[i] + " (\"" + reqs[i].prompt + "\"" +
                             (reqs[i].temperature > 0 ? ", seed " + std::to_string(reqs[i].seed) : "") + ")";
     if (!c.error_code.empty()) {

@@ -23,6 +23,7 @@
 #include "state/request_store.h"
 #include "state/weight_manifest.h"
 #include "support/stack_env.h"
+#include "support/stories_reference.h"
 #include "test_support.h"
 
 namespace fleet::test {
@@ -41,20 +42,6 @@ DeploymentOptions stories(std::vector<StageSpec> stages) {
   return o;
 }
 
-// fleet generate's text for a prompt (the whole model in this process, greedy).
-const GenerateResult& reference(const std::string& prompt, int max_tokens) {
-  static std::map<std::pair<std::string, int>, GenerateResult> cache;
-  auto key = std::make_pair(prompt, max_tokens);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
-  static StageEngine engine(weights, 1);
-  static auto tok = Tokenizer::load(stories_tok());
-  GenerateParams p;
-  p.max_tokens = max_tokens;
-  p.sampling.temperature = 0;
-  return cache.emplace(key, generate(engine, *tok, encode_prompt(*tok, prompt), p)).first->second;
-}
 
 void expect_same_as_one_process(const std::map<std::string, Completion>& got, const std::vector<std::string>& prompts,
                                 const std::string& id_prefix, int max_tokens, const std::string& what) {
@@ -63,7 +50,7 @@ void expect_same_as_one_process(const std::map<std::string, Completion>& got, co
     auto it = got.find(id);
     ASSERT_NE(it, got.end()) << what << ": no result for " << id;
     const Completion& c = it->second;
-    const GenerateResult& ref = reference(prompts[i], max_tokens);
+    const GenerateResult& ref = stories_reference(prompts[i], max_tokens);
     EXPECT_EQ(c.error_code, "") << what << ": " << id << ": " << c.text;
     EXPECT_EQ(c.text, ref.text) << what << ": prompt \"" << prompts[i] << "\"";
     EXPECT_EQ(c.tokens, ref.tokens) << what << ": prompt \"" << prompts[i] << "\"";
@@ -241,7 +228,7 @@ TEST(FleetPipeline, MalformedPromptsGetErrorEventsAndTheRestIsServed) {
   EXPECT_EQ(got["bad-field"].error_code, "invalid_request");
   EXPECT_NE(got["bad-field"].text.find("max_token"), std::string::npos) << got["bad-field"].text;
   EXPECT_EQ(got["good"].error_code, "");
-  EXPECT_EQ(got["good"].text, reference("Once upon a time", 8).text);
+  EXPECT_EQ(got["good"].text, stories_reference("Once upon a time", 8).text);
   RedisClient redis(redis_url());
   EXPECT_EQ(redis.hget("fleet:req:bad-type", "status").value_or(""), "error");
   // Each rejected record is on the dead-letter topic too.

@@ -8,6 +8,7 @@
 #include "contracts/result_events.h"
 #include "generate/generate.h"
 #include "stage/memory_fleet.h"
+#include "support/stories_reference.h"
 #include "test_support.h"
 
 namespace fleet::test {
@@ -40,19 +41,6 @@ std::map<std::string, Outcome> outcomes(const MemoryFleet& f) {
   return out;
 }
 
-const GenerateResult& reference(const std::string& prompt, int max_tokens) {
-  static std::map<std::pair<std::string, int>, GenerateResult> cache;
-  auto it = cache.find({prompt, max_tokens});
-  if (it != cache.end()) return it->second;
-  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
-  static StageEngine engine(weights, 1);
-  static auto tok = Tokenizer::load(stories_tok());
-  GenerateParams p;
-  p.max_tokens = max_tokens;
-  p.sampling.temperature = 0;
-  return cache.emplace(std::make_pair(prompt, max_tokens), generate(engine, *tok, encode_prompt(*tok, prompt), p))
-      .first->second;
-}
 
 const std::vector<std::string> kPrompts = {"Once upon a time", "The little dog", "Lily and Ben went to the park"};
 
@@ -66,7 +54,7 @@ void expect_exact(const MemoryFleet& f, int max_tokens) {
   auto got = outcomes(f);
   for (size_t i = 0; i < kPrompts.size(); ++i) {
     const Outcome& o = got["r" + std::to_string(i)];
-    const GenerateResult& ref = reference(kPrompts[i], max_tokens);
+    const GenerateResult& ref = stories_reference(kPrompts[i], max_tokens);
     EXPECT_EQ(o.error_code, "");
     EXPECT_EQ(o.terminals, 1) << "r" << i;
     EXPECT_EQ(o.duplicate_tokens, 0) << "r" << i;
@@ -123,7 +111,7 @@ TEST(StageIntake, BadRecordsGetAnErrorEventAndADeadLetterOnceAndReusedIdsAreRefu
   EXPECT_EQ(got["bad1"].error_code, "invalid_request");
   EXPECT_EQ(got["bad1"].terminals, 1);
   EXPECT_EQ(got["bad2"].error_code, "invalid_json");
-  EXPECT_EQ(got["ok"].text, reference("The little dog", 3).text);
+  EXPECT_EQ(got["ok"].text, stories_reference("The little dog", 3).text);
   EXPECT_EQ(got["ok"].terminals, 2);  // its done event, then duplicate_id for the reuse
   EXPECT_EQ(got["ok"].error_code, "duplicate_id");
   EXPECT_EQ(f.dead_letters().size(), 3u);

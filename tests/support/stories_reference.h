@@ -1,0 +1,16 @@
+#pragma once
+// fleet generate's result for a stories260K prompt: the whole model in this process, the
+// reference every fleet test compares with. Computed once per (prompt, parameters).
+#include <cstdint>
+#include <string>
+
+#include "generate/generate.h"
+
+namespace fleet::test {
+
+// Greedy when temperature is 0; otherwise seeded sampling with top_p 1 and top_k 0 (the
+// prompts topic's defaults).
+const GenerateResult& stories_reference(const std::string& prompt, int max_tokens, float temperature = 0,
+                                        uint64_t seed = 0);
+
+}  // namespace fleet::test
