@@ -180,6 +180,7 @@ std::string stage_topic(const std::string& prefix, int k) { return prefix + ".st
 std::string DeploymentConfig::prompts_topic() const { return fleet::prompts_topic(kafka.topic_prefix); }
 std::string DeploymentConfig::results_topic() const { return fleet::results_topic(kafka.topic_prefix); }
 std::string DeploymentConfig::dead_letter_topic() const { return fleet::dead_letter_topic(kafka.topic_prefix); }
+std::string DeploymentConfig::control_topic() const { return kafka.topic_prefix + ".control"; }
 std::string DeploymentConfig::stage_topic(int k) const {
   stage(k);  // range check
   return fleet::stage_topic(kafka.topic_prefix, k);
@@ -187,7 +188,7 @@ std::string DeploymentConfig::stage_topic(int k) const {
 std::string DeploymentConfig::stage_consumer_group(int k) const { return stage_topic(k); }
 
 std::vector<std::string> DeploymentConfig::all_topics() const {
-  std::vector<std::string> t{prompts_topic(), results_topic(), dead_letter_topic()};
+  std::vector<std::string> t{prompts_topic(), results_topic(), dead_letter_topic(), control_topic()};
   for (int k = 0; k < stage_count(); ++k) t.push_back(stage_topic(k));
   return t;
 }
@@ -321,8 +322,9 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
     rd.bytes_field(kv, "budget_bytes", "kv.budget_bytes", c.kv.budget_bytes, 1);
 
     const YAML::Node timeouts = Reader::child(top, "timeouts");
-    rd.check_map(timeouts, "timeouts", {"request_s", "heartbeat_ttl_s", "finished_request_ttl_s"});
+    rd.check_map(timeouts, "timeouts", {"request_s", "step_s", "heartbeat_ttl_s", "finished_request_ttl_s"});
     rd.seconds_field(timeouts, "request_s", "timeouts.request_s", c.timeouts.request_s);
+    rd.seconds_field(timeouts, "step_s", "timeouts.step_s", c.timeouts.step_s);
     rd.seconds_field(timeouts, "heartbeat_ttl_s", "timeouts.heartbeat_ttl_s", c.timeouts.heartbeat_ttl_s);
     rd.seconds_field(timeouts, "finished_request_ttl_s", "timeouts.finished_request_ttl_s",
                      c.timeouts.finished_request_ttl_s);

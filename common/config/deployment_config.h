@@ -67,7 +67,10 @@ struct KvConfig {
 };
 
 struct TimeoutsConfig {
-  double request_s = 600;              // a request not finished by then fails with "timeout"
+  double request_s = 600;  // default of a request's timeout_s: not finished by then, it fails with "timeout"
+  // A step whose chunks do not all arrive within it fails its request ("timeout"); a KV cache
+  // unused that long is dropped (replayed if its request goes on).
+  double step_s = 60;
   double heartbeat_ttl_s = 10;         // TTL of fleet:worker:<id>
   double finished_request_ttl_s = 3600;  // finished requests expire from Redis after this
 };
@@ -91,6 +94,7 @@ struct DeploymentConfig {
   std::string prompts_topic() const;      // <prefix>.prompts
   std::string results_topic() const;      // <prefix>.results
   std::string dead_letter_topic() const;  // <prefix>.dead-letter
+  std::string control_topic() const;      // <prefix>.control: cancel records
   std::string stage_topic(int k) const;   // <prefix>.stage.<k>: activations into stage k
   std::string stage_consumer_group(int k) const;  // <prefix>.stage.<k> (replicas share it)
   std::vector<std::string> all_topics() const;    // prompts, results, dead-letter, every stage

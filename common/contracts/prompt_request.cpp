@@ -14,8 +14,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::array<const char*, 9> kPromptFields = {"id",    "prompt", "messages", "max_tokens", "temperature",
-                                                      "top_p", "top_k",  "seed",     "stop"};
+constexpr std::array<const char*, 10> kPromptFields = {"id",    "prompt", "messages", "max_tokens", "temperature",
+                                                       "top_p", "top_k",  "seed",     "stop",       "timeout_s"};
 
 // Thrown inside the parser only; turned into a ContractError at the boundary.
 struct Invalid {
@@ -135,6 +135,13 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
         throw Invalid{"seed must be an integer in [0, 2^64), got " + v.dump()};
       r.seed = v.get<uint64_t>();
     }
+  }
+  if (present(body, "timeout_s")) {
+    const double t = number_field(body, "timeout_s");
+    if (!(t > 0 && t <= limits.max_timeout_s))
+      throw Invalid{"timeout_s must be in (0, " + std::to_string(static_cast<int64_t>(limits.max_timeout_s)) +
+                    "] seconds, got " + body.at("timeout_s").dump()};
+    r.timeout_s = t;
   }
   if (present(body, "stop")) {
     const json& v = body.at("stop");

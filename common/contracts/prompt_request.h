@@ -2,7 +2,8 @@
 // The prompts topic (<prefix>.prompts): one JSON object per request, record key = id.
 //
 //   {"id": "...", "prompt": "..." | "messages": [{"role": "user", "content": "..."}, ...],
-//    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": [...] | "..."}
+//    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": [...] | "...",
+//    "timeout_s": T}
 //
 // Everything but prompt/messages is optional; null reads as absent. Unknown fields are
 // rejected (a misspelt "max_token" must not silently fall back to the default). The schema is
@@ -27,7 +28,7 @@ inline constexpr const char* kInvalidRequest = "invalid_request";  // JSON, but 
 inline constexpr const char* kPromptTooLong = "prompt_too_long";   // more tokens than the model's context
 inline constexpr const char* kKvCacheMissing = "kv_cache_missing"; // a decode step found no cache
 inline constexpr const char* kDuplicateId = "duplicate_id";    // the id belongs to a finished request
-inline constexpr const char* kTimeout = "timeout";                 // not finished within timeouts.request_s
+inline constexpr const char* kTimeout = "timeout";  // not finished within its timeout_s (default timeouts.request_s)
 inline constexpr const char* kInternal = "internal";               // anything else
 }  // namespace error_code
 
@@ -59,6 +60,7 @@ struct PromptLimits {
   size_t max_messages = 1024;
   size_t max_stop_strings = 4;
   size_t max_stop_bytes = 256;
+  double max_timeout_s = 86400;
 };
 
 struct PromptParseResult {

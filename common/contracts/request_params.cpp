@@ -8,6 +8,7 @@ nlohmann::json RequestParams::to_json() const {
   nlohmann::json j = {{"max_tokens", max_tokens}, {"temperature", temperature}, {"top_p", top_p},
                       {"top_k", top_k},           {"stop", stop}};
   if (seed) j["seed"] = *seed;
+  if (timeout_s) j["timeout_s"] = *timeout_s;
   return j;
 }
 
@@ -32,6 +33,11 @@ RequestParams RequestParams::from_json(const nlohmann::json& j) {
     uint64_t s = 0;
     read("seed", s);
     p.seed = s;
+  }
+  if (j.contains("timeout_s") && !j["timeout_s"].is_null()) {
+    double t = 0;
+    read("timeout_s", t);
+    p.timeout_s = t;
   }
   return p;
 }

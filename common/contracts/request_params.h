@@ -18,8 +18,11 @@ struct RequestParams {
   int top_k = 0;                 // 0: no limit
   std::optional<uint64_t> seed;  // absent on the prompts topic: the service picks one and records it
   std::vector<std::string> stop;
+  // The request fails with a timeout error once it has run this long (from its creation);
+  // absent on the prompts topic: timeouts.request_s, set at intake.
+  std::optional<double> timeout_s;
 
-  // {"max_tokens", "temperature", "top_p", "top_k", "stop"[, "seed"]}
+  // {"max_tokens", "temperature", "top_p", "top_k", "stop"[, "seed"][, "timeout_s"]}
   nlohmann::json to_json() const;
   // The inverse; absent fields take the defaults above. Throws std::invalid_argument naming
   // the field when one has the wrong type (Redis holds what to_json wrote, so only a hand

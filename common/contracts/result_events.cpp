@@ -27,7 +27,20 @@ std::optional<ResultEvent> reject(std::string* error, const std::string& why) {
 
 }  // namespace
 
-const char* finish_reason_name(FinishReason r) { return r == FinishReason::Stop ? "stop" : "length"; }
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Length: break;
+  }
+  return "length";
+}
+
+FinishReason finish_reason_from_name(const std::string& name) {
+  if (name == "stop") return FinishReason::Stop;
+  if (name == "cancelled") return FinishReason::Cancelled;
+  return FinishReason::Length;
+}
 
 std::string token_event(const std::string& id, int index, int token_id, const std::string& text) {
   return dump({{"id", id}, {"type", "token"}, {"index", index}, {"token_id", token_id}, {"text", text}});
@@ -78,8 +91,9 @@ std::optional<ResultEvent> parse_result_event(std::string_view text, std::string
   } else if (type == "done") {
     ev.type = ResultEvent::Type::Done;
     if (!is_str(j, "text")) return reject(error, "done: text must be a string");
-    if (!is_str(j, "finish_reason") || (j["finish_reason"] != "stop" && j["finish_reason"] != "length"))
-      return reject(error, "done: finish_reason must be \"stop\" or \"length\"");
+    if (!is_str(j, "finish_reason") ||
+        (j["finish_reason"] != "stop" && j["finish_reason"] != "length" && j["finish_reason"] != "cancelled"))
+      return reject(error, "done: finish_reason must be \"stop\", \"length\" or \"cancelled\"");
     if (!j.contains("usage") || !j["usage"].is_object() || !is_count(j["usage"], "prompt_tokens") ||
         !is_count(j["usage"], "completion_tokens"))
       return reject(error, "done: usage must be {prompt_tokens, completion_tokens} integers");

@@ -21,9 +21,11 @@ namespace fleet {
 
 enum class FinishReason {
   Stop,    // end-of-sequence token or a stop string
-  Length,  // max_tokens reached, or the model's context is full
+  Length,     // max_tokens reached, or the model's context is full
+  Cancelled,  // a cancel record on the control topic ended it
 };
-const char* finish_reason_name(FinishReason r);  // "stop", "length"
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled"
+FinishReason finish_reason_from_name(const std::string& name);  // unknown names: Length
 
 struct TokenUsage {
   int prompt_tokens = 0;

@@ -3,6 +3,7 @@
 // results are bit-identical (the build forbids FMA contraction: -ffp-contract=off).
 #include "model/gguf_types.h"
 
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -272,6 +273,7 @@ void gguf_dequantize(GgmlType t, const void* blocks, int64_t n, float* out) {
     throw GgufError(std::string("dequantization of ggml type ") + tr.name +
                     " is not supported (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K)");
   (void)gguf_row_bytes(t, n);  // checks n
+  if (n == 0) return;          // out (and blocks) may be null
   const auto* x = static_cast<const uint8_t*>(blocks);
   const int64_t nb = n / tr.block_size;
   switch (t) {

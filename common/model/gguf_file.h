@@ -14,11 +14,13 @@
 //     gguf_dequantize(t.type, f.tensor_data(t), t.numel, out);
 //
 // Opening validates everything it can without reading tensor bytes: every length and count is
-// checked against the bytes left before anything is allocated, array nesting is bounded, tensor
-// shapes, types, sizes (overflow-checked), offsets (aligned, inside the file) and duplicate
-// names/keys. Every problem throws GgufError (a std::runtime_error) whose message starts with
-// the file's path and says what is wrong and where (byte offset, key or tensor name). Tensor
-// bytes stay in the page cache until touched.
+// checked against the bytes left before anything is allocated (and capped: 2^24 metadata
+// entries / tensors, arrays nested 16 deep, 4 dimensions, alignment a power of two <= 2^30);
+// tensor types, shapes, sizes (overflow-checked) and offsets (aligned, inside the file); no
+// duplicate keys or tensor names. Tensors may lie in any order and with gaps (llama.cpp also
+// insists on packing; here only alignment and bounds matter). Every problem throws GgufError
+// (a std::runtime_error) whose message starts with the file's path and says what is wrong and
+// where (byte offset, metadata key, tensor name). Tensor bytes are not touched at open.
 //
 // Shapes are in ggml order: ne[0] is the row length (the fastest-varying dimension), so a
 // PyTorch/safetensors tensor of shape [rows, cols] is ne = {cols, rows} here.
@@ -43,24 +45,29 @@ enum class GgufValueType : uint32_t {
 };
 const char* gguf_value_type_name(GgufValueType t);  // "u32", "string", "array", ...
 
-// One metadata value. Integers are held widened (u/i kept apart), floats as double (an f32
-// widens exactly), so `type` tells what the file said. Arrays hold their element type and
-// items (which may themselves be arrays).
+// One metadata value. Integers are held widened (unsigned in `u`, signed in `i`), floats as
+// double (an f32 widens exactly), so `type` still tells what the file said. An array is not
+// decoded at open (only checked): it keeps its element type, count and a pointer to its
+// encoded elements inside the file's bytes, and elements() decodes one level on demand. A
+// value therefore refers to the file's bytes and is valid only while its GgufFile lives.
 struct GgufValue {
   GgufValueType type = GgufValueType::U8;
-  uint64_t u = 0;     // U8, U16, U32, U64, Bool (0/1)
-  int64_t i = 0;      // I8, I16, I32, I64
-  double f = 0;       // F32, F64
-  std::string s;      // String
-  GgufValueType elem_type = GgufValueType::U8;  // Array
-  std::vector<GgufValue> items;                 // Array
+  uint64_t u = 0;  // U8, U16, U32, U64, Bool (0 or 1)
+  int64_t i = 0;   // I8, I16, I32, I64
+  double f = 0;    // F32, F64
+  std::string s;   // String
+  GgufValueType elem_type = GgufValueType::U8;  // Array: element type
+  uint64_t count = 0;                           // Array: number of elements
+  const uint8_t* raw = nullptr;                 // Array: encoded elements
+  size_t raw_bytes = 0;                         // Array: their size
 
   bool is_integer() const;
   bool is_float() const { return type == GgufValueType::F32 || type == GgufValueType::F64; }
   bool is_array() const { return type == GgufValueType::Array; }
+  std::vector<GgufValue> elements() const;  // Array: its elements, decoded (arrays stay lazy)
   // Converting accessors; each throws GgufError (naming `what`) on a type mismatch:
-  int64_t as_int(const std::string& what) const;     // any integer type, u64 must fit int64
-  uint64_t as_uint(const std::string& what) const;   // any integer type, must be >= 0
+  int64_t as_int(const std::string& what) const;     // any integer type (u64 must fit int64)
+  uint64_t as_uint(const std::string& what) const;   // any integer type (must be >= 0)
   double as_double(const std::string& what) const;   // F32 or F64
   bool as_bool(const std::string& what) const;       // Bool
   const std::string& as_string(const std::string& what) const;  // String
@@ -79,7 +86,7 @@ struct GgufTensorInfo {
   uint64_t nbytes = 0;      // gguf_row_bytes(type, ne[0]) * rows
   int64_t numel = 0;
   int64_t row_length() const { return ne.empty() ? 1 : ne[0]; }
-  int64_t rows() const { return ne.empty() || ne[0] == 0 ? 0 : numel / ne[0]; }
+  int64_t rows() const { return ne.empty() ? 1 : ne[0] == 0 ? 0 : numel / ne[0]; }
 };
 
 class GgufFile {
@@ -178,10 +185,11 @@ T GgufFile::convert(const GgufValue& v, const std::string& what) const {
     return v.as_string(what);
   } else if constexpr (gguf_is_vector<T>::value) {
     if (!v.is_array()) throw GgufError(what + ": is " + gguf_value_type_name(v.type) + ", expected an array");
+    const std::vector<GgufValue> items = v.elements();
     T out;
-    out.reserve(v.items.size());
-    for (size_t k = 0; k < v.items.size(); ++k)
-      out.push_back(convert<typename T::value_type>(v.items[k], what + "[" + std::to_string(k) + "]"));
+    out.reserve(items.size());
+    for (size_t k = 0; k < items.size(); ++k)
+      out.push_back(convert<typename T::value_type>(items[k], what + "[" + std::to_string(k) + "]"));
     return out;
   } else {
     static_assert(sizeof(T) == 0, "GgufFile::get: unsupported type");

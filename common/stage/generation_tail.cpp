@@ -112,8 +112,41 @@ void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
   }
 }
 
+bool GenerationTail::past_deadline(const Active& a) const {
+  const std::optional<double>& t = a.record.params.timeout_s;
+  return t && static_cast<double>(now_ms() - a.record.created_ms) > *t * 1000.0;
+}
+
+void GenerationTail::cancel(const std::string& id) {
+  std::set<std::string> to_verify;  // a request taken over is checked like any other
+  Active* a = lookup(id, to_verify);
+  if (!to_verify.empty()) verify_taken_over(to_verify);
+  if (!a || !active_.count(id)) {
+    ctx_.log("cancel of %s: it had already ended", id.c_str());
+    return;
+  }
+  ctx_.log("request %s cancelled after %zu tokens", id.c_str(), a->record.generated.size());
+  ctx_.requests->finish(id, "cancelled");
+  a->stream->flush();
+  const RequestRecord& r = a->record;
+  RequestTimings t;
+  t.total_ms = static_cast<double>(now_ms() - r.created_ms);
+  ctx_.outbox->produce(ctx_.config.results_topic(), id,
+                       done_event(id, a->stream->text(), FinishReason::Cancelled,
+                                  {static_cast<int>(r.prompt_tokens.size()), a->stream->generated()}, t));
+  active_.erase(id);
+  verified_finished_.insert(id);
+}
+
 void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits) {
   const std::string& id = step.request_id();
+  if (past_deadline(a)) {
+    ctx_.fail_request(id, {error_code::kTimeout, "request " + id + " ran past its timeout_s of " +
+                                                     std::to_string(*a.record.params.timeout_s) + " s"});
+    verified_finished_.insert(id);
+    active_.erase(id);
+    return;
+  }
   const int index = static_cast<int>(step.generation_index());
   const int n = static_cast<int>(a.record.generated.size());
   const int next_pos = step.start_pos() + step.n_tokens();
@@ -165,7 +198,7 @@ void GenerationTail::publish_done(Active& a, const std::string& reason) {
     if (decode_s > 0 && a.stream->generated() > 1) t.tokens_per_s = (a.stream->generated() - 1) / decode_s;
   }
   ctx_.outbox->produce(ctx_.config.results_topic(), r.id,
-                       done_event(r.id, a.stream->text(), reason == "stop" ? FinishReason::Stop : FinishReason::Length,
+                       done_event(r.id, a.stream->text(), finish_reason_from_name(reason),
                                   {static_cast<int>(r.prompt_tokens.size()), a.stream->generated()}, t));
   ctx_.send_release(r.id);
 }

@@ -34,6 +34,8 @@ class GenerationTail {
   void on_batch(const std::vector<Sampled>& batch);
   // Forgets the request's sampling state (finished, or its partition moved away).
   void forget(const std::string& id) { active_.erase(id); }
+  // Ends the request with a done event, finish_reason "cancelled", unless it already ended.
+  void cancel(const std::string& id);
   size_t active_requests() const { return active_.size(); }
   uint64_t takeovers() const { return takeovers_; }
   uint64_t republished() const { return republished_; }
@@ -51,6 +53,7 @@ class GenerationTail {
   Active* lookup(const std::string& id, std::set<std::string>& to_verify);
   void verify_taken_over(const std::set<std::string>& ids);
   void on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits);
+  bool past_deadline(const Active& a) const;
   void send_next_step(const Active& a, int32_t token, int index, int next_pos);
   void finish(Active& a, const std::string& reason);
   void publish_done(Active& a, const std::string& reason);

@@ -81,6 +81,7 @@ void PromptIntake::handle(const bus::Message& record) {
   rec.model = ctx_.config.model.name;
   rec.params = req;  // the RequestParams part
   if (!rec.params.seed) rec.params.seed = static_cast<uint64_t>(std::random_device{}()) << 16;  // recorded: replayable
+  if (!rec.params.timeout_s) rec.params.timeout_s = ctx_.config.timeouts.request_s;
   if (req.is_chat()) rec.messages = req.to_json()["messages"];
   else rec.prompt = *req.prompt;
   rec.prompt_tokens = prompt;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "contracts/control_request.h"
 #include "contracts/result_events.h"
 #include "stage/worker_identity.h"
 
@@ -29,6 +30,7 @@ void StageProcessor::process(const std::vector<bus::Message>& records) {
   for (const bus::Message& r : records) {
     try {
       if (ctx_.is_first && r.topic == ctx_.config.prompts_topic()) intake_->handle(r);
+      else if (ctx_.is_first && r.topic == ctx_.config.control_topic()) handle_control(r);
       else handle_activation(r);
     } catch (const std::exception& e) {
       ctx_.fail_request(r.key, {error_code::kInternal, e.what()});
@@ -86,6 +88,36 @@ void StageProcessor::handle_activation(const bus::Message& record) {
   ready_.push_back(std::move(step));
 }
 
+void StageProcessor::handle_control(const bus::Message& record) {
+  std::optional<std::string_view> key;
+  if (!record.key.empty()) key = record.key;
+  ControlParseResult parsed = parse_control_record(record.value, key);
+  if (!parsed.ok()) {  // nothing to answer on the results topic: no request asked
+    ctx_.log("control record at %s:%d:%lld rejected: %s", record.topic.c_str(), record.partition,
+             static_cast<long long>(record.offset), parsed.error->message.c_str());
+    DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
+    ctx_.outbox->produce(ctx_.config.dead_letter_topic(), record.key,
+                         dead_letter_record(src, *parsed.error, ctx_.worker_id, now_ms()));
+    return;
+  }
+  const std::string& id = parsed.request->id;
+  std::optional<RequestRecord> rec = ctx_.requests->load(id);
+  if (!rec || rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) {
+    ctx_.log("cancel of %s: %s; nothing to do", id.c_str(), rec ? "it has already ended" : "no such request");
+    return;
+  }
+  // A release that also cancels: every stage drops the request's cache on its way to the last
+  // stage, which ends the request (once) with finish_reason "cancelled". Marked in Redis first,
+  // so that a step still in flight behind it does not replay the request.
+  ctx_.requests->request_cancel(id);
+  ActivationMsg cancel;
+  cancel.set_request_id(id);
+  cancel.set_step(UINT64_MAX);
+  cancel.set_release(true);
+  cancel.set_cancel(true);
+  release(cancel);
+}
+
 void StageProcessor::run_ready() {
   const int max_rows = std::max(1, ctx_.config.batching.max_batch_tokens);
   while (!ready_.empty()) {
@@ -120,7 +152,8 @@ void StageProcessor::replay_from_redis(const std::string& id, int from, int end,
   if (!rec)
     return ctx_.fail_request(id, {error_code::kKvCacheMissing,
                                   "a KV cache was lost and the request's state in Redis is gone: cannot replay it"});
-  if (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) return;  // nothing left to compute
+  if (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error || rec->cancel_requested_ms)
+    return;  // nothing left to compute
   std::vector<int32_t> tokens = rec->prompt_tokens;
   tokens.insert(tokens.end(), rec->generated.begin(), rec->generated.end());
   if (static_cast<int>(tokens.size()) < end)
@@ -247,7 +280,7 @@ void StageProcessor::release(const ActivationMsg& msg) {
   partition_of_.erase(id);
   std::erase_if(ready_, [&](const Step& s) { return s.msg.request_id() == id; });
   ctx_.kv_handles->remove(id, ctx_.stage);
-  if (ctx_.is_last) return tail_->forget(id);
+  if (ctx_.is_last) return msg.cancel() ? tail_->cancel(id) : tail_->forget(id);
   ActivationMsg next = msg;
   ctx_.send_to_stage(ctx_.stage + 1, next);
 }
@@ -274,14 +307,14 @@ void StageProcessor::drop_partitions(const std::vector<bus::TopicPartition>& par
 }
 
 void StageProcessor::sweep() {
-  const auto max_idle = std::chrono::milliseconds(static_cast<int64_t>(ctx_.config.timeouts.request_s * 1000));
+  const auto max_idle = std::chrono::milliseconds(static_cast<int64_t>(ctx_.config.timeouts.step_s * 1000));
   caches_.drop_idle(max_idle);
   for (const Reassembler::Expired& e : reassembler_.drop_expired(max_idle)) {
     offsets_.release_step(e.request_id, e.step);
     ctx_.fail_request(e.request_id, {error_code::kTimeout, "step at position " + std::to_string(e.step) + " got " +
                                                                std::to_string(e.chunks_received) + " of its " +
                                                                std::to_string(e.chunk_count) + " chunks within " +
-                                                               std::to_string(ctx_.config.timeouts.request_s) + " s"});
+                                                               std::to_string(ctx_.config.timeouts.step_s) + " s (timeouts.step_s)"});
   }
   publish_stats();
 }

@@ -7,6 +7,7 @@
 //
 // Per batch of records:  process(records)
 //   prompts record      -> PromptIntake: validate, record in Redis, prefill steps to stage 0
+//   control record      -> (stage 0) cancel: a release that ends the request at the last stage
 //   activation chunk    -> Reassembler -> whole step -> ready queue
 //   release             -> drop the request's cache, pass it on
 //   replay request      -> (stage 0) replay steps from Redis -> ready queue
@@ -56,7 +57,7 @@ class StageProcessor {
   // The partitions moved to another replica: forget their requests' caches, sampling state and
   // partially received steps (the new owner rebuilds what it needs by replay).
   void drop_partitions(const std::vector<bus::TopicPartition>& partitions);
-  // Drops caches idle for timeouts.request_s and fails steps whose chunks stopped arriving.
+  // Drops caches idle for timeouts.step_s and fails steps whose chunks stopped arriving.
   void sweep();
 
   OffsetTracker& offsets() { return offsets_; }
@@ -64,6 +65,7 @@ class StageProcessor {
 
  private:
   void handle_activation(const bus::Message& record);
+  void handle_control(const bus::Message& record);  // stage 0: cancel records
   void run_ready();
   void run_batch(std::vector<Step>& batch);
   // Steps that cannot run here because the cache is short: ask for (or, at stage 0, make) a replay.

@@ -79,7 +79,7 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   ctx_.outbox = std::make_unique<KafkaOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes);
   processor_ = std::make_unique<StageProcessor>(ctx_);
   std::vector<std::string> inputs = {cfg.stage_topic(o.stage)};
-  if (ctx_.is_first) inputs.push_back(cfg.prompts_topic());
+  if (ctx_.is_first) inputs.insert(inputs.end(), {cfg.prompts_topic(), cfg.control_topic()});
   consumer_ = std::make_unique<bus::Consumer>(cfg.kafka.brokers, cfg.stage_consumer_group(o.stage), inputs,
                                               bus::Config{}, this);
   heartbeat_ = std::make_unique<Heartbeat>(cfg.redis.url, seconds_ms(cfg.timeouts.heartbeat_ttl_s),

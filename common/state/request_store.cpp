@@ -192,6 +192,7 @@ std::optional<RequestRecord> RequestStore::load(const std::string& id) {
     }
   }
   r.source = field("source");
+  r.cancel_requested_ms = state_detail::parse_i64(what + " field cancel_requested_ms", field("cancel_requested_ms"), 0);
   r.prompt = field("prompt");
   if (h.count("messages")) r.messages = state_detail::parse_json(what + " field messages", h["messages"]);
   if (h.count("prompt_tokens")) r.prompt_tokens = parse_token_array(id, "prompt_tokens", h["prompt_tokens"]);
@@ -218,6 +219,10 @@ void RequestStore::finalize(const std::string& id, RequestStatus status, const s
     throw RedisError(std::string("RequestStore: cannot mark request '") + id + "' " + to_string(status) +
                      ": no such request in Redis (" + keys::request(id) + ")");
   }
+}
+
+bool RequestStore::request_cancel(const std::string& id) {
+  return redis_.eval(kUpdateScript, {keys::request(id)}, {"cancel_requested_ms", std::to_string(now_ms())}).as_integer() == 1;
 }
 
 void RequestStore::finish(const std::string& id, const std::string& finish_reason) {

@@ -36,6 +36,7 @@ struct RequestRecord {
   int64_t finished_ms = 0;  // 0 while not finished
   std::string finish_reason;
   std::string error;
+  int64_t cancel_requested_ms = 0;  // a cancel record arrived (the last stage ends the request)
 };
 
 struct RequestStoreOptions {
@@ -71,6 +72,9 @@ class RequestStore {
   // status=done, finish_reason, finished_ms; then the request, its tokens and its KV
   // handles expire after finished_ttl.
   void finish(const std::string& id, const std::string& finish_reason);
+  // Marks that a cancel arrived (field cancel_requested_ms): from then on nothing replays the
+  // request, so no stage rebuilds a cache for it. Returns false when the request does not exist.
+  bool request_cancel(const std::string& id);
   // status=error, error message, finished_ms; expires like finish().
   void set_error(const std::string& id, const std::string& message);
 

@@ -74,7 +74,7 @@ TEST(DeploymentConfig, TopicNames) {
   EXPECT_EQ(c.stage_topic(1), "fleet.stage.1");
   EXPECT_EQ(c.stage_consumer_group(0), "fleet.stage.0");
   EXPECT_EQ(c.all_topics(),
-            (std::vector<std::string>{"fleet.prompts", "fleet.results", "fleet.dead-letter", "fleet.stage.0",
+            (std::vector<std::string>{"fleet.prompts", "fleet.results", "fleet.dead-letter", "fleet.control", "fleet.stage.0",
                                       "fleet.stage.1"}));
   EXPECT_NE(error_of([&] { c.stage_topic(2); }).find("stage 2 does not exist"), std::string::npos);
   EXPECT_EQ(stage_topic("x", 3), "x.stage.3");

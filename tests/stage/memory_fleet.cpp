@@ -102,7 +102,7 @@ bool MemoryFleet::deliver_once() {
   for (int k = 0; k < config_.stage_count(); ++k) {
     std::vector<bus::Message> batch;
     std::vector<std::string> inputs = {config_.stage_topic(k)};
-    if (k == 0) inputs.push_back(config_.prompts_topic());
+    if (k == 0) inputs.insert(inputs.end(), {config_.prompts_topic(), config_.control_topic()});
     for (const std::string& t : inputs) {
       std::deque<bus::Message>& q = queues_[t];
       batch.insert(batch.end(), std::make_move_iterator(q.begin()), std::make_move_iterator(q.end()));

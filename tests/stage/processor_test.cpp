@@ -18,7 +18,7 @@ struct Outcome {
   std::vector<int32_t> tokens;     // by index
   int duplicate_tokens = 0;        // token events for an index already seen
   int terminals = 0;               // done + error events
-  std::string text, error_code;
+  std::string text, error_code, finish_reason;
 };
 
 std::map<std::string, Outcome> outcomes(const MemoryFleet& f) {
@@ -34,8 +34,12 @@ std::map<std::string, Outcome> outcomes(const MemoryFleet& f) {
       else ADD_FAILURE() << "token " << ev->index << " of " << ev->id << " before token " << o.tokens.size();
     } else {
       ++o.terminals;
-      if (ev->type == ResultEvent::Type::Done) o.text = ev->text;
-      else o.error_code = ev->error.code;
+      if (ev->type == ResultEvent::Type::Done) {
+        o.text = ev->text;
+        o.finish_reason = ev->finish_reason;
+      } else {
+        o.error_code = ev->error.code;
+      }
     }
   }
   return out;
@@ -204,6 +208,60 @@ TEST(StageIntake, APromptRedeliveredAfterStageZeroDiedBeforeItsPrefillLeftComple
   f.restart_stage(0, /*lose_pending=*/true);  // ...and dies before they are delivered
   f.deliver_all();
   expect_exact(f, 20);
+}
+
+TEST(StageControl, CancelEndsTheRequestOnceWithItsTextSoFarAndFreesEveryStagesCache) {
+  MemoryFleet f;
+  submit(f, 60);
+  run_until_tokens(f, 15);
+  f.publish(f.config().control_topic(), "r0", R"({"id": "r0", "cancel": true})");
+  f.publish(f.config().control_topic(), "nobody", R"({"id": "nobody", "cancel": true})");  // a no-op
+  f.publish(f.config().control_topic(), "bad", R"({"id": "bad", "cancel": false})");       // dead letter
+  f.deliver_all();
+  auto got = outcomes(f);
+  const Outcome& r0 = got["r0"];
+  EXPECT_EQ(r0.terminals, 1);
+  EXPECT_EQ(r0.duplicate_tokens, 0);
+  EXPECT_EQ(r0.finish_reason, "cancelled");
+  const GenerateResult& ref = stories_reference(kPrompts[0], 60);
+  ASSERT_LT(r0.tokens.size(), ref.tokens.size());
+  EXPECT_EQ(r0.tokens, std::vector<int32_t>(ref.tokens.begin(), ref.tokens.begin() + static_cast<long>(r0.tokens.size())));
+  EXPECT_EQ(ref.text.rfind(r0.text, 0), 0u) << "the text so far is a prefix of the whole";
+  for (const char* id : {"r1", "r2"}) EXPECT_EQ(got[id].finish_reason, stories_reference(id == std::string("r1") ? kPrompts[1] : kPrompts[2], 60).finish_reason);
+  EXPECT_EQ(got.count("nobody"), 0u);
+  EXPECT_EQ(got.count("bad"), 0u);
+  EXPECT_EQ(f.dead_letters().size(), 1u);
+  auto rec = f.requests().load("r0");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->finish_reason, "cancelled");
+  KvHandleStore handles(*f.context(0).redis);
+  EXPECT_TRUE(handles.get_all("r0").empty());
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(f.processor(k).stats().requests, 0) << "stage " << k;
+  // A second cancel of the finished request changes nothing.
+  f.publish(f.config().control_topic(), "r0", R"({"id": "r0", "cancel": true})");
+  f.deliver_all();
+  EXPECT_EQ(outcomes(f)["r0"].terminals, 1);
+}
+
+TEST(StageControl, ARequestPastItsTimeoutEndsWithATimeoutError) {
+  MemoryFleet f;
+  f.publish(f.config().prompts_topic(), "slow", R"({"id": "slow", "prompt": "Once upon a time", "max_tokens": 60,
+                                                    "temperature": 0, "timeout_s": 5})");
+  f.publish(f.config().prompts_topic(), "fine", prompt_record("fine", "The little dog", 20));
+  run_until_tokens(f, 4);
+  auto rec = f.requests().load("slow");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->params.timeout_s, 5.0);
+  EXPECT_EQ(f.requests().load("fine")->params.timeout_s, f.config().timeouts.request_s);  // the default
+  // As if it had started 10 s ago (the last stage reads it again after a restart).
+  f.context(0).redis->hset("fleet:req:slow", {{"created_ms", std::to_string(rec->created_ms - 10000)}});
+  f.restart_stage(2);
+  f.deliver_all();
+  auto got = outcomes(f);
+  EXPECT_EQ(got["slow"].error_code, "timeout");
+  EXPECT_EQ(got["slow"].terminals, 1);
+  EXPECT_EQ(got["fine"].text, stories_reference("The little dog", 20).text);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(f.processor(k).stats().requests, 0) << "stage " << k;
 }
 
 }  // namespace
