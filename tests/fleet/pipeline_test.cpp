@@ -18,6 +18,7 @@
 #include "fleet/deployment.h"
 #include "generate/generate.h"
 #include "model/fingerprint.h"
+#include "state/kv_handle_store.h"
 #include "state/membership.h"
 #include "state/redis_client.h"
 #include "state/request_store.h"
@@ -325,6 +326,47 @@ TEST(FleetPipeline, AReplicaWhoseKernelsDifferFromItsStagesLiveReplicasIsRefused
             std::string::npos)
       << log;
   Membership(redis, std::chrono::seconds(60)).deregister(other.worker_id);
+}
+
+TEST(FleetPipeline, ACancelEndsARunningRequestWithinASecondAndFreesEveryStagesCache) {
+  Deployment d(stories({{0, 2, 1}, {2, 4, 1}, {4, 5, 1}}));
+  ResultCollector results(d.config());
+  const std::string id = unique_name("cancel");
+  d.submit({{id, greedy_record(id, "Once upon a time", 400)}});
+  ASSERT_TRUE(results.wait_token_events(20, std::chrono::seconds(60)));
+  bus::Producer producer(kafka_brokers());
+  const int64_t sent_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+  producer.produce(d.config().control_topic(), id, nlohmann::json{{"id", id}, {"cancel", true}}.dump());
+  producer.flush(10000);
+  ASSERT_TRUE(results.wait_all_finished({id}, std::chrono::seconds(10)));
+  results.drain(std::chrono::seconds(1));
+  const RequestTrace& t = *results.trace(id);
+  EXPECT_TRUE(ResultCollector::delivery_problems(t).empty());
+  const ObservedEvent& last = t.events.back();
+  ASSERT_EQ(last.event.type, ResultEvent::Type::Done);
+  EXPECT_EQ(last.event.finish_reason, "cancelled");
+  const int64_t took_ms = last.time_ms - sent_ms;
+  std::printf("cancel: done event %lld ms after the cancel record, %d tokens out\n", static_cast<long long>(took_ms),
+              last.event.usage.completion_tokens);
+  EXPECT_LE(took_ms, 1000);
+  EXPECT_LT(last.event.usage.completion_tokens, 399);
+  const std::string ref = stories_reference("Once upon a time", 400).text;
+  EXPECT_EQ(ref.rfind(last.event.text, 0), 0u) << "the text so far is a prefix of the whole";
+  // Freed everywhere: no KV handle in Redis, and every worker's stats (refreshed with its
+  // heartbeat, every second here) show no request cached.
+  RedisClient redis(redis_url());
+  EXPECT_TRUE(KvHandleStore(redis).get_all(id).empty());
+  EXPECT_EQ(redis.hget("fleet:req:" + id, "finish_reason").value_or(""), "cancelled");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string cached = "?";
+  while (!cached.empty() && std::chrono::steady_clock::now() < deadline) {
+    cached.clear();
+    for (const WorkerInfo& w : Membership(redis, std::chrono::seconds(3)).live_workers())
+      if (w.model == "stories260K" && w.batch_stats.value("requests", 0) != 0) cached += " " + w.worker_id;
+    if (!cached.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));  // next heartbeat
+  }
+  EXPECT_EQ(cached, "") << "workers still caching a request";
 }
 
 }  // namespace
