@@ -159,7 +159,8 @@ struct Consumer::Impl : RdKafka::OffsetCommitCb {
       throw BusError("bus: consumer callbacks: " + err, RdKafka::ERR__INVALID_ARG);
     }
     handle.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-    if (!handle) throw BusError("bus: cannot create " + what + ": " + err, RdKafka::ERR__INVALID_ARG);
+    if (!handle)
+      throw BusError("bus: cannot create " + what + ": " + detail::scrub_secrets(err, all), RdKafka::ERR__INVALID_ARG);
   }
 };
 
@@ -246,6 +247,37 @@ void Consumer::commit_async(const std::vector<Message>& processed) {
   std::vector<const Message*> ptrs;
   for (const auto& m : processed) ptrs.push_back(&m);
   impl_->commit(ptrs, false);
+}
+
+namespace {
+void pause_or_resume(RdKafka::KafkaConsumer& c, const std::vector<TopicPartition>& partitions, bool pause,
+                     const std::string& group_id) {
+  if (partitions.empty()) return;
+  TpListGuard parts;
+  for (const TopicPartition& tp : partitions) parts.list.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition));
+  RdKafka::ErrorCode err = pause ? c.pause(parts.list) : c.resume(parts.list);
+  if (err != RdKafka::ERR_NO_ERROR)
+    throw BusError(std::string("bus: ") + (pause ? "pause" : "resume") + " of " + std::to_string(partitions.size()) +
+                       " partitions (group '" + group_id + "'): " + detail::describe(err),
+                   err, detail::is_retriable(err));
+}
+}  // namespace
+
+void Consumer::pause(const std::vector<TopicPartition>& partitions) {
+  pause_or_resume(impl_->live(), partitions, true, impl_->group_id);
+}
+
+void Consumer::resume(const std::vector<TopicPartition>& partitions) {
+  pause_or_resume(impl_->live(), partitions, false, impl_->group_id);
+}
+
+void Consumer::seek(const TopicPartition& partition, int64_t offset, int timeout_ms) {
+  std::unique_ptr<RdKafka::TopicPartition> tp(RdKafka::TopicPartition::create(partition.topic, partition.partition, offset));
+  RdKafka::ErrorCode err = impl_->live().seek(*tp, timeout_ms);
+  if (err != RdKafka::ERR_NO_ERROR)
+    throw BusError("bus: seek of " + partition.topic + "[" + std::to_string(partition.partition) + "] to " +
+                       std::to_string(offset) + " (group '" + impl_->group_id + "'): " + detail::describe(err),
+                   err, detail::is_retriable(err));
 }
 
 std::vector<TopicPartition> Consumer::assignment() const {

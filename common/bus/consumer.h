@@ -102,6 +102,15 @@ class Consumer {
   // The same, without waiting for the broker; a failure is thrown by a later poll().
   void commit_async(const std::vector<Message>& processed);
 
+  // Stops fetching from these partitions until resume(); records already fetched from them
+  // and not yet returned are fetched again after resume (nothing is skipped). Pausing does not
+  // leave the group. A partition assigned anew after a rebalance starts unpaused.
+  void pause(const std::vector<TopicPartition>& partitions);
+  void resume(const std::vector<TopicPartition>& partitions);
+  // The next poll() returns the partition's records from `offset` on (records fetched but not
+  // yet returned are dropped and fetched again). The partition must be assigned.
+  void seek(const TopicPartition& partition, int64_t offset, int timeout_ms = 5000);
+
   // The partitions currently assigned to this member (changes on rebalance).
   std::vector<TopicPartition> assignment() const;
 

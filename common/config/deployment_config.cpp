@@ -1,6 +1,8 @@
 // Loading and validating the deployment YAML.
 #include "config/deployment_config.h"
 
+#include "config/auth_settings.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -235,11 +237,13 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
   const YAML::Node& top = root;  // const access: a missing key never inserts a node
   DeploymentConfig c;
   c.source = source;
+  std::optional<std::string> redis_password;
   try {
     rd.check_map(top, "", {"kafka", "redis", "model", "stages", "batching", "kv", "timeouts"});
 
     const YAML::Node kafka = Reader::child(top, "kafka");
-    rd.check_map(kafka, "kafka", {"brokers", "topic_prefix", "max_message_bytes", "partitions", "replication_factor"});
+    rd.check_map(kafka, "kafka",
+                 {"brokers", "topic_prefix", "max_message_bytes", "partitions", "replication_factor", "properties"});
     if (auto v = rd.string(kafka, "brokers", "kafka.brokers")) c.kafka.brokers = trim(*v);
     if (auto v = rd.string(kafka, "topic_prefix", "kafka.topic_prefix")) {
       if (!valid_topic_prefix(*v))
@@ -250,10 +254,21 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
     rd.bytes_field(kafka, "max_message_bytes", "kafka.max_message_bytes", c.kafka.max_message_bytes, 65536);
     rd.integer_field(kafka, "partitions", "kafka.partitions", c.kafka.partitions, 1, 10000);
     rd.integer_field(kafka, "replication_factor", "kafka.replication_factor", c.kafka.replication_factor, 1, 100);
+    if (YAML::Node props = Reader::child(kafka, "properties"); Reader::present(props)) {
+      if (!props.IsMap()) rd.fail("kafka.properties", "expected a mapping of librdkafka property -> value", &props);
+      for (const auto& kv : props) {  // errors name the property, never its value
+        const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+        if (std::string why = detail::kafka_property_problem(name); !why.empty())
+          rd.fail("kafka.properties." + name, why, &kv.first);
+        if (!kv.second.IsScalar()) rd.fail("kafka.properties." + name, "expected a single value", &kv.first);
+        c.kafka.properties[name] = kv.second.Scalar();
+      }
+    }
 
     const YAML::Node redis = Reader::child(top, "redis");
-    rd.check_map(redis, "redis", {"url"});
+    rd.check_map(redis, "redis", {"url", "password"});
     if (auto v = rd.string(redis, "url", "redis.url")) c.redis.url = trim(*v);
+    redis_password = rd.string(redis, "password", "redis.password");
 
     const YAML::Node model = Reader::child(top, "model");
     if (!Reader::present(model)) rd.fail("model", "missing (model.path is required)");
@@ -318,8 +333,9 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
                                             std::to_string(c.batching.max_batch_tokens), &batching);
 
     const YAML::Node kv = Reader::child(top, "kv");
-    rd.check_map(kv, "kv", {"budget_bytes"});
+    rd.check_map(kv, "kv", {"budget_bytes", "max_requests"});
     rd.bytes_field(kv, "budget_bytes", "kv.budget_bytes", c.kv.budget_bytes, 1);
+    rd.integer_field(kv, "max_requests", "kv.max_requests", c.kv.max_requests, 1, 1000000);
 
     const YAML::Node timeouts = Reader::child(top, "timeouts");
     rd.check_map(timeouts, "timeouts", {"request_s", "step_s", "heartbeat_ttl_s", "finished_request_ttl_s"});
@@ -338,9 +354,8 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
   if (c.kafka.brokers.empty())
     throw ConfigError(source + ": kafka.brokers: missing (set it in the file or in FLEET_KAFKA_BROKERS)");
   if (c.redis.url.empty()) throw ConfigError(source + ": redis.url: missing (set it in the file or in FLEET_REDIS_URL)");
-  if (!c.redis.url.starts_with("redis://") && !c.redis.url.starts_with("rediss://") &&
-      !c.redis.url.starts_with("unix://"))
-    throw ConfigError(source + ": redis.url: '" + c.redis.url + "' must start with redis://, rediss:// or unix://");
+  detail::finish_redis(c.redis, redis_password, source, env);
+  detail::finish_kafka_properties(c.kafka, source, env);
   return c;
 }
 

@@ -3,19 +3,29 @@
 // stages, batching, the KV budget and timeouts. Example: configs/stories260K-2stage.yaml.
 //
 //   kafka:    {brokers: "host:port,...", topic_prefix: fleet, max_message_bytes: 1000000,
-//              partitions: 8, replication_factor: 1}
-//   redis:    {url: "redis://127.0.0.1:6379/0"}
+//              partitions: 8, replication_factor: 1,
+//              properties: {security.protocol: SASL_SSL, sasl.mechanism: PLAIN, ...}}
+//   redis:    {url: "redis://127.0.0.1:6379/0", password: ...}   # password: optional
 //   model:    {name: stories260K, path: ../models/x.bin, tokenizer: ../models/tok.bin, weights: auto}
 //   stages:   [{layers: [0, 3]}, {layers: [3, 5]}]       # half-open [first, end), contiguous
 //   batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}
-//   kv:       {budget_bytes: 1GiB}                        # integer or with KB/KiB/MB/MiB/GB/GiB
+//   kv:       {budget_bytes: 1GiB, max_requests: 256}     # integer or with KB/KiB/MB/MiB/GB/GiB
 //   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600}
 //
 // FLEET_KAFKA_BROKERS and FLEET_REDIS_URL (when set and non-empty) win over the file. Relative
 // model.path / model.tokenizer resolve against the config file's directory. Unknown keys are
 // errors (a typo must not silently fall back to a default).
+//
+// Secrets (docs/security.md): kafka.properties are librdkafka properties applied to every Kafka
+// client of the fleet (SASL, SSL); FLEET_KAFKA_<NAME> (the property name uppercased, '.' as
+// '_', e.g. FLEET_KAFKA_SASL_PASSWORD) overrides one, for the properties the file names and
+// those of kafka_env_properties(). The Redis password is the URL's (redis://[user]:pw@host),
+// or redis.password, or FLEET_REDIS_PASSWORD (each wins over the one before); after loading,
+// redis.url is the effective URL with the password in it: print it with redacted_url().
+// Error messages never contain a password or a secret property's value.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -43,10 +53,20 @@ struct KafkaConfig {
   uint64_t max_message_bytes = 1000000;  // the broker's message.max.bytes; chunks stay below it
   int partitions = 8;                 // per topic, when the fleet creates its topics
   int replication_factor = 1;
+  // librdkafka properties (name -> value) for every producer, consumer and admin client the fleet
+  // creates, over the bus defaults, e.g. security.protocol, sasl.mechanism, sasl.username,
+  // sasl.password, ssl.ca.location. Those the fleet sets itself are refused (bootstrap.servers:
+  // kafka.brokers; message.max.bytes: kafka.max_message_bytes; group.id, enable.auto.commit,
+  // enable.auto.offset.store, enable.partition.eof, partitioner). The same type as bus::Config.
+  std::map<std::string, std::string> properties;
 };
 
 struct RedisConfig {
-  std::string url;  // redis://[:password@]host:port[/db] or unix:///path/to/socket
+  // redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path/to/socket[?db=N]
+  // (config/redis_url.h). After loading: the effective URL, with the password of redis.password
+  // or FLEET_REDIS_PASSWORD in it (percent-encoded) when one is given. May hold a secret.
+  std::string url;
+  std::string redacted_url() const;  // the URL with the password as ***
 };
 
 struct ModelSection {
@@ -63,7 +83,11 @@ struct BatchingConfig {
 };
 
 struct KvConfig {
-  uint64_t budget_bytes = uint64_t{1} << 30;  // per worker
+  uint64_t budget_bytes = uint64_t{1} << 30;  // per worker; past it, least recently used caches are evicted
+  // Requests a worker holds a KV cache for. Stage 0 stops reading prompts (pauses the prompts
+  // partitions) while it holds this many, or 90% of budget_bytes, and resumes below: admission
+  // control for the whole pipeline, since every admitted request has a cache on each stage.
+  int max_requests = 256;
 };
 
 struct TimeoutsConfig {
@@ -98,6 +122,12 @@ struct DeploymentConfig {
   std::string stage_topic(int k) const;   // <prefix>.stage.<k>: activations into stage k
   std::string stage_consumer_group(int k) const;  // <prefix>.stage.<k> (replicas share it)
   std::vector<std::string> all_topics() const;    // prompts, results, dead-letter, every stage
+
+  // The secret values of this config (the Redis password, secret Kafka properties: see
+  // is_secret_property in config/redact.h), for scrub() and for tests that look for leaks.
+  std::vector<std::string> secrets() const;
+  // "kafka <brokers> (<property>=<value or ***>, ...), redis <redacted URL>": for logs.
+  std::string endpoints_text() const;
 };
 
 // Topic names for a prefix (the same as the members above).
@@ -109,6 +139,13 @@ std::string stage_topic(const std::string& prefix, int k);
 // Returns the value of an environment variable, or nullopt.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 std::optional<std::string> process_env(const std::string& name);
+
+// FLEET_KAFKA_<NAME> for Kafka property `name` ("sasl.password" -> FLEET_KAFKA_SASL_PASSWORD).
+std::string kafka_property_env_var(const std::string& name);
+// The properties overridable from the environment even when the file does not name them:
+// security.protocol, sasl.mechanism, sasl.username, sasl.password, ssl.ca.location,
+// ssl.certificate.location, ssl.key.location, ssl.key.password.
+const std::vector<std::string>& kafka_env_properties();
 
 // Reads and validates path; applies FLEET_KAFKA_BROKERS / FLEET_REDIS_URL from the process.
 DeploymentConfig load_config(const std::string& path);

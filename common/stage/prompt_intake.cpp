@@ -56,23 +56,29 @@ void PromptIntake::reject(const bus::Message& record, const std::string& id, con
   ctx_.outbox->produce(ctx_.config.results_topic(), id, error_event(id, error));
 }
 
-void PromptIntake::handle(const bus::Message& record) {
+std::optional<std::string> PromptIntake::rejected(const bus::Message& record, const std::string& id,
+                                                  const ContractError& error) {
+  reject(record, id, error);
+  return std::nullopt;
+}
+
+std::optional<std::string> PromptIntake::handle(const bus::Message& record) {
   std::optional<std::string_view> key;
   if (!record.key.empty()) key = record.key;
   PromptParseResult parsed = parse_prompt_record(record.value, key);
-  if (!parsed.ok()) return reject(record, parsed.id, *parsed.error);
+  if (!parsed.ok()) return rejected(record, parsed.id, *parsed.error);
   const PromptRequest& req = *parsed.request;
   std::vector<int32_t> prompt;
   try {
     prompt = tokenize(req);
   } catch (const std::exception& e) {
-    return reject(record, req.id, {error_code::kInvalidRequest, e.what()});
+    return rejected(record, req.id, {error_code::kInvalidRequest, e.what()});
   }
   if (prompt.empty())
-    return reject(record, req.id, {error_code::kInvalidRequest, "the prompt encodes to no tokens"});
+    return rejected(record, req.id, {error_code::kInvalidRequest, "the prompt encodes to no tokens"});
   const int context = ctx_.engine->config().max_seq_len;
   if (static_cast<int>(prompt.size()) >= context)
-    return reject(record, req.id,
+    return rejected(record, req.id,
                   {error_code::kPromptTooLong, "prompt has " + std::to_string(prompt.size()) +
                                                    " tokens; the model's context is " + std::to_string(context)});
   RequestRecord rec;
@@ -96,15 +102,16 @@ void PromptIntake::handle(const bus::Message& record) {
       if (old->status == RequestStatus::Queued)
         for (ActivationMsg& step : prefill_steps(req.id, old->prompt_tokens, ctx_.config.batching.prefill_chunk))
           ctx_.send_to_stage(0, step);
-      return;
+      return std::nullopt;
     }
-    return reject(record, req.id,
+    return rejected(record, req.id,
                   {error_code::kDuplicateId, "request id '" + req.id + "' is already used (status " +
                                                  (old ? to_string(old->status) : "unknown") +
                                                  "); ids stay reserved for timeouts.finished_request_ttl_s"});
   }
   for (ActivationMsg& step : prefill_steps(req.id, prompt, ctx_.config.batching.prefill_chunk))
     ctx_.send_to_stage(0, step);
+  return req.id;
 }
 
 }  // namespace fleet

@@ -13,10 +13,13 @@ namespace fleet {
 class PromptIntake {
  public:
   explicit PromptIntake(StageContext& ctx) : ctx_(ctx) {}
-  void handle(const bus::Message& record);
+  // The id of the request it admitted (recorded in Redis, prefill steps sent); nullopt when the
+  // record was rejected or was a redelivery of a request admitted before.
+  std::optional<std::string> handle(const bus::Message& record);
 
  private:
   void reject(const bus::Message& record, const std::string& id, const ContractError& error);
+  std::optional<std::string> rejected(const bus::Message& record, const std::string& id, const ContractError& error);
   std::vector<int32_t> tokenize(const PromptRequest& req);
   StageContext& ctx_;
   std::optional<ChatTemplate> chat_template_;

@@ -11,7 +11,7 @@ namespace fleet {
 
 nlohmann::json StageStats::to_json() const {
   return {{"batches", batches},   {"rows", rows},
-          {"max_rows", max_rows}, {"requests", requests},
+          {"max_rows", max_rows}, {"requests", requests}, {"peak_requests", peak_requests},
           {"kv_bytes", kv_bytes}, {"replay_requests", replay_requests},
           {"replayed_rows", replayed_rows}, {"evictions", evictions},
           {"takeovers", takeovers}, {"republished", republished},
@@ -29,7 +29,9 @@ StageProcessor::StageProcessor(StageContext& ctx)
 void StageProcessor::process(const std::vector<bus::Message>& records) {
   for (const bus::Message& r : records) {
     try {
-      if (ctx_.is_first && r.topic == ctx_.config.prompts_topic()) intake_->handle(r);
+      if (ctx_.is_first && r.topic == ctx_.config.prompts_topic()) {
+        if (std::optional<std::string> id = intake_->handle(r)) admitted_[*id] = KvCachePool::Clock::now();
+      }
       else if (ctx_.is_first && r.topic == ctx_.config.control_topic()) handle_control(r);
       else handle_activation(r);
     } catch (const std::exception& e) {
@@ -202,6 +204,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
       continue;
     }
     if (s.msg.replayed()) stats_.replayed_rows += s.msg.n_tokens();
+    admitted_.erase(id);  // counted by its cache from now on
     steps.push_back(&s);
     chunks.push_back({cache, s.msg.start_pos(), s.msg.n_tokens()});
   }
@@ -275,6 +278,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
 void StageProcessor::release(const ActivationMsg& msg) {
   const std::string& id = msg.request_id();
   caches_.drop(id);
+  admitted_.erase(id);
   reassembler_.forget_request(id);
   offsets_.release_request(id);
   partition_of_.erase(id);
@@ -320,7 +324,13 @@ void StageProcessor::sweep() {
 }
 
 void StageProcessor::publish_stats() {
-  stats_.requests = static_cast<int64_t>(caches_.size());
+  // Admitted prompts whose first step has not run here yet count too; one whose steps went to
+  // another replica of stage 0 stops counting after kAdmittedGrace.
+  constexpr auto kAdmittedGrace = std::chrono::seconds(10);
+  const auto now = KvCachePool::Clock::now();
+  std::erase_if(admitted_, [&](const auto& e) { return now - e.second > kAdmittedGrace; });
+  stats_.requests = static_cast<int64_t>(caches_.size() + admitted_.size());
+  stats_.peak_requests = std::max(stats_.peak_requests, stats_.requests);
   stats_.kv_bytes = static_cast<int64_t>(caches_.bytes());
   stats_.evictions = static_cast<int64_t>(caches_.evictions());
   if (tail_) {

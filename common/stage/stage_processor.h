@@ -35,7 +35,8 @@ namespace fleet {
 
 struct StageStats {
   int64_t batches = 0, rows = 0, max_rows = 0;
-  int64_t requests = 0;          // requests with a KV cache here
+  int64_t requests = 0;          // requests with a KV cache here (stage 0: or admitted, first step pending)
+  int64_t peak_requests = 0;     // the most at once
   int64_t kv_bytes = 0;
   int64_t replay_requests = 0;   // replays this stage asked for (it lacked a cache)
   int64_t replayed_rows = 0;     // rows of replay steps computed here
@@ -83,6 +84,7 @@ class StageProcessor {
   KvCachePool caches_;
   std::deque<Step> ready_;
   std::map<std::string, int32_t> partition_of_;  // request -> partition of this stage's topic
+  std::map<std::string, KvCachePool::Clock::time_point> admitted_;  // stage 0: prompts admitted, no cache yet
   uint32_t replay_nonce_;
   StageStats stats_;
   std::vector<double> hop_ms_;  // ring of recent hop latencies

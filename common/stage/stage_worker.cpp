@@ -169,6 +169,7 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
   const int window_ms = ctx_.config.batching.window_ms;
   auto last_sweep = Clock::now(), last_commit = Clock::now();
   while (!stop) {
+    apply_admission();
     std::vector<bus::Message> records = consumer_->poll_batch(256, 100);
     if (Clock::now() - last_sweep > std::chrono::seconds(5)) {
       processor_->sweep();
@@ -182,6 +183,7 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     // A rebalance inside the second poll may have taken partitions away: their records are
     // the new owner's now.
     std::erase_if(records, [&](const bus::Message& m) { return !owned_.count({m.topic, m.partition}); });
+    defer_prompts_beyond_room(records);
     processor_->process(records);
     ctx_.outbox->flush();  // everything these records caused is delivered...
     processor_->offsets().processed(records);  // ...before they count as processed
@@ -196,8 +198,53 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
   }
 }
 
+std::vector<bus::TopicPartition> StageWorker::owned_prompts() const {
+  std::vector<bus::TopicPartition> out;
+  for (const auto& tp : owned_)
+    if (tp.topic == ctx_.config.prompts_topic()) out.push_back(tp);
+  return out;
+}
+
+void StageWorker::apply_admission() {
+  if (!ctx_.is_first) return;
+  const StageStats s = processor_->stats();
+  const bool full = s.requests >= ctx_.config.kv.max_requests ||
+                    static_cast<double>(s.kv_bytes) >= 0.9 * static_cast<double>(ctx_.config.kv.budget_bytes);
+  if (full == admission_paused_) return;
+  if (full) consumer_->pause(owned_prompts());
+  else consumer_->resume(owned_prompts());
+  admission_paused_ = full;
+  ctx_.log("%s reading prompts: %lld requests cached (kv.max_requests %d), %lld KV bytes (budget %llu)",
+           full ? "pausing" : "resuming", static_cast<long long>(s.requests), ctx_.config.kv.max_requests,
+           static_cast<long long>(s.kv_bytes), static_cast<unsigned long long>(ctx_.config.kv.budget_bytes));
+}
+
+void StageWorker::defer_prompts_beyond_room(std::vector<bus::Message>& records) {
+  if (!ctx_.is_first) return;
+  int64_t room = ctx_.config.kv.max_requests - processor_->stats().requests;
+  std::map<bus::TopicPartition, int64_t> deferred;  // partition -> first offset left out
+  std::erase_if(records, [&](const bus::Message& m) {
+    if (m.topic != ctx_.config.prompts_topic()) return false;
+    const bus::TopicPartition tp{m.topic, m.partition};
+    if (deferred.count(tp)) return true;  // everything after the first deferred record waits too
+    if (room > 0) {
+      --room;
+      return false;
+    }
+    deferred.emplace(tp, m.offset);
+    return true;
+  });
+  for (const auto& [tp, offset] : deferred) consumer_->seek(tp, offset);
+}
+
 void StageWorker::on_assigned(const std::vector<bus::TopicPartition>& added) {
   owned_.insert(added.begin(), added.end());
+  if (admission_paused_) {  // a partition assigned anew starts unpaused
+    std::vector<bus::TopicPartition> prompts;
+    for (const auto& tp : added)
+      if (tp.topic == ctx_.config.prompts_topic()) prompts.push_back(tp);
+    consumer_->pause(prompts);
+  }
   ctx_.log("assigned%s", describe(added).c_str());
   std::vector<bus::TopicPartition> all(owned_.begin(), owned_.end());
   ctx_.log("assignment%s", describe(all).c_str());

@@ -45,6 +45,13 @@ class StageWorker : public bus::RebalanceListener {
   void on_assigned(const std::vector<bus::TopicPartition>& added) override;
   void on_revoked(const std::vector<bus::TopicPartition>& removed, bool lost) override;
   void check_kernel_matches_replicas();
+  // Stage 0: pauses the prompts partitions while the worker holds kv.max_requests requests (or
+  // 90% of its KV budget) and resumes them below; steps and control records always flow.
+  void apply_admission();
+  std::vector<bus::TopicPartition> owned_prompts() const;
+  // Stage 0: leaves out of `records` the prompts beyond the room kv.max_requests leaves, and
+  // seeks their partitions back so that they are read again once admission resumes.
+  void defer_prompts_beyond_room(std::vector<bus::Message>& records);
   WorkerInfo worker_info() const;
 
   StageContext ctx_;
@@ -52,6 +59,7 @@ class StageWorker : public bus::RebalanceListener {
   std::unique_ptr<bus::Consumer> consumer_;
   std::unique_ptr<Heartbeat> heartbeat_;
   std::set<bus::TopicPartition> owned_;
+  bool admission_paused_ = false;
 };
 
 }  // namespace fleet

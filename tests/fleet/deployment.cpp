@@ -38,6 +38,16 @@ size_t process_rss_bytes(pid_t pid) {
 }
 
 namespace {
+// A double-quoted YAML scalar.
+std::string yaml_quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 // A worker's log so far ("" until the child has created it).
 std::string log_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -51,15 +61,21 @@ Deployment::Deployment(DeploymentOptions o) : options_(std::move(o)) {
   const std::string prefix = unique_name(options_.name);
   dir_ = scratch_dir(prefix);
   std::ostringstream y;
-  y << "kafka: {brokers: \"" << kafka_brokers() << "\", topic_prefix: " << prefix << ", partitions: 4}\n"
-    << "redis: {url: \"" << redis_url() << "\"}\n"
+  std::string props;
+  for (const auto& [name, value] : options_.kafka_properties)
+    props += (props.empty() ? "" : ", ") + name + ": " + yaml_quoted(value);
+  y << "kafka: {brokers: \"" << (options_.kafka_brokers.empty() ? kafka_brokers() : options_.kafka_brokers)
+    << "\", topic_prefix: " << prefix << ", partitions: 4" << (props.empty() ? "" : ", properties: {" + props + "}")
+    << "}\n"
+    << "redis: {url: \"" << (options_.redis_url.empty() ? redis_url() : options_.redis_url) << "\""
+    << (options_.redis_password.empty() ? "" : ", password: " + yaml_quoted(options_.redis_password)) << "}\n"
     << "model: {name: " << options_.model_name << ", path: \"" << options_.model_path << "\", tokenizer: \""
     << options_.tokenizer << "\", weights: " << options_.weights << "}\n"
     << "stages:\n";
   for (const StageSpec& s : options_.stages) y << "  - layers: [" << s.first << ", " << s.end << "]\n";
   y << "batching: {max_batch_tokens: " << options_.max_batch_tokens
     << ", window_ms: 0, prefill_chunk: " << options_.prefill_chunk << "}\n"
-    << "kv: {budget_bytes: " << options_.kv_budget << "}\n"
+    << "kv: {budget_bytes: " << options_.kv_budget << ", max_requests: " << options_.max_requests << "}\n"
     << "timeouts: {request_s: 600, heartbeat_ttl_s: " << options_.heartbeat_ttl_s << ", finished_request_ttl_s: 3600}\n";
   config_path_ = dir_ + "/deployment.yaml";
   std::ofstream(config_path_) << y.str();
@@ -172,7 +188,7 @@ void Deployment::wait_ready(std::chrono::seconds timeout) {
 }
 
 void Deployment::submit(const std::vector<std::pair<std::string, std::string>>& records) {
-  bus::Producer producer(kafka_brokers());
+  bus::Producer producer(config_.kafka.brokers, config_.kafka.properties);
   for (const auto& [id, json] : records) producer.produce(config_.prompts_topic(), id, json);
   producer.flush(30000);
 }
@@ -204,7 +220,7 @@ std::map<std::string, Completion> Deployment::run(const std::vector<std::pair<st
 // ---- ResultCollector ----
 
 ResultCollector::ResultCollector(const DeploymentConfig& config)
-    : consumer_(bus::Consumer::from_end(kafka_brokers(), config.results_topic())) {}
+    : consumer_(bus::Consumer::from_end(config.kafka.brokers, config.results_topic(), config.kafka.properties)) {}
 
 ResultCollector::~ResultCollector() = default;
 

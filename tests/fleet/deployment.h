@@ -45,11 +45,18 @@ struct DeploymentOptions {
   std::vector<StageSpec> stages;
   double heartbeat_ttl_s = 3;
   std::string kv_budget = "64MiB";
+  int max_requests = 256;  // kv.max_requests
   std::string weights = "auto";
   int threads = 1;  // compute threads per worker (the machine has 2 cores for everything)
   int prefill_chunk = 256;
   int max_batch_tokens = 512;
   bool wait_ready = true;  // the constructor calls wait_ready()
+  // Another stack than the test binary's (tests/fleet/auth_test.cpp); "" = kafka_brokers() / redis_url().
+  std::string kafka_brokers, redis_url;
+  // Written into the config (kafka.properties, e.g. SASL settings; redis.password, "" = none). The
+  // test's own clients (submit, ResultCollector) use the config's brokers and properties too.
+  std::map<std::string, std::string> kafka_properties;
+  std::string redis_password;
 };
 
 struct Completion {

@@ -369,5 +369,59 @@ TEST(FleetPipeline, ACancelEndsARunningRequestWithinASecondAndFreesEveryStagesCa
   EXPECT_EQ(cached, "") << "workers still caching a request";
 }
 
+TEST(FleetPipeline, FiveHundredRequestsAtOnceAreAdmittedWithinTheLimitAndAllComplete) {
+  DeploymentOptions o = stories({{0, 3, 1}, {3, 5, 1}});
+  o.max_requests = 8;
+  o.kv_budget = "4MiB";
+  Deployment d(o);
+  // Each worker's resident memory may grow by its KV budget and librdkafka's fetch queue
+  // (queued.max.messages.kbytes, 64 MiB by default) over what it holds when idle: a bound from
+  // the config that does not depend on how many requests wait on the prompts topic.
+  std::vector<size_t> idle_rss, peak_rss;
+  for (const auto& w : d.workers()) idle_rss.push_back(process_rss_bytes(w.pid));
+  peak_rss = idle_rss;
+  const size_t allowance = (size_t{4} << 20) + (size_t{64} << 20);
+  std::vector<std::pair<std::string, std::string>> recs;
+  const std::string ids = unique_name("flood") + "-";
+  for (int i = 0; i < 500; ++i) recs.emplace_back(ids + std::to_string(i), greedy_record(ids + std::to_string(i), kPrompts[static_cast<size_t>(i) % kPrompts.size()], 8));
+  ResultCollector results(d.config());
+  d.submit(recs);
+  std::vector<std::string> all;
+  for (const auto& r : recs) all.push_back(r.first);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
+  while (!results.unfinished(all).empty() && std::chrono::steady_clock::now() < deadline) {
+    results.poll(200);
+    for (size_t i = 0; i < d.workers().size(); ++i)
+      peak_rss[i] = std::max(peak_rss[i], process_rss_bytes(d.workers()[i].pid));
+  }
+  ASSERT_TRUE(results.unfinished(all).empty()) << results.unfinished(all).size() << " of 500 unfinished\n" << d.log_tails();
+  auto got = results.completions();
+  for (size_t i = 0; i < recs.size(); ++i) {
+    const Completion& c = got[recs[i].first];
+    ASSERT_EQ(c.error_code, "") << recs[i].first << ": " << c.text;
+    EXPECT_EQ(c.text, stories_reference(kPrompts[i % kPrompts.size()], 8).text) << recs[i].first;
+  }
+  for (size_t i = 0; i < d.workers().size(); ++i) {
+    std::printf("flood: worker %zu (stage %d) RSS idle %.1f MiB, peak %.1f MiB, bound %.1f MiB\n", i,
+                d.workers()[i].stage, idle_rss[i] / 1048576.0, peak_rss[i] / 1048576.0,
+                (idle_rss[i] + allowance) / 1048576.0);
+    EXPECT_LE(peak_rss[i], idle_rss[i] + allowance) << "worker " << i;
+  }
+  // Stage 0 admitted at most kv.max_requests at once (its peak, as its heartbeat reports it).
+  RedisClient redis(redis_url());
+  const std::string stage0 = d.worker_id(0);
+  int64_t peak = -1;
+  for (int tries = 0; tries < 50 && peak < 0; ++tries) {
+    auto w = Membership(redis, std::chrono::seconds(3)).get(stage0);
+    if (w && w->batch_stats.contains("peak_requests") && w->batch_stats.value("batches", 0) > 0)
+      peak = w->batch_stats["peak_requests"].get<int64_t>();
+    else std::this_thread::sleep_for(std::chrono::milliseconds(200));  // next heartbeat
+  }
+  std::printf("flood: stage 0 held at most %lld requests (kv.max_requests 8)\n", static_cast<long long>(peak));
+  EXPECT_GE(peak, 1);
+  EXPECT_LE(peak, 8);
+  EXPECT_NE(read_file(d.workers()[0].log).find("pausing reading prompts"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace fleet::test
