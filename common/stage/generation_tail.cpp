@@ -90,11 +90,15 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
   }
 }
 
+void GenerationTail::forget_all() { active_.clear(); }
+
 void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
   std::set<std::string> to_verify;
   for (const Sampled& s : batch) {
     try {
       lookup(s.step->request_id(), to_verify);
+    } catch (const RedisUnavailable&) {
+      throw;  // not the request's fault: the worker retries the batch
     } catch (const std::exception& e) {
       ctx_.fail_request(s.step->request_id(), {error_code::kInternal, e.what()});
     }
@@ -105,6 +109,8 @@ void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
     if (it == active_.end()) continue;  // finished, failed or gone
     try {
       on_logits(*it->second, *s.step, s.logits);
+    } catch (const RedisUnavailable&) {
+      throw;
     } catch (const std::exception& e) {
       ctx_.fail_request(s.step->request_id(), {error_code::kInternal, e.what()});
       active_.erase(s.step->request_id());

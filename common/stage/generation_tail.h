@@ -34,6 +34,8 @@ class GenerationTail {
   void on_batch(const std::vector<Sampled>& batch);
   // Forgets the request's sampling state (finished, or its partition moved away).
   void forget(const std::string& id) { active_.erase(id); }
+  // Forgets every request's state (after a failed batch: rebuilt from Redis, checked as taken over).
+  void forget_all();
   // Ends the request with a done event, finish_reason "cancelled", unless it already ended.
   void cancel(const std::string& id);
   size_t active_requests() const { return active_.size(); }

@@ -19,6 +19,8 @@ class OffsetTracker {
   // The step completed, failed or was dropped: its chunks no longer hold commits back.
   void release_step(const std::string& request, uint64_t step);
   void release_request(const std::string& request);
+  // Forgets every held chunk (they will be read again from the commit points).
+  void clear_holds() { partial_.clear(); }
   // Forgets the partitions (revoked): their partial steps will be delivered to the new owner.
   void forget(const std::vector<bus::TopicPartition>& partitions);
 

@@ -41,6 +41,8 @@ void StageContext::fail_request(const std::string& id, const ContractError& erro
         requests->create(fresh);
       }
       requests->set_error(id, error.code + ": " + error.message);
+    } catch (const RedisUnavailable&) {
+      throw;  // the failure is recorded and published once Redis is back (the batch is retried)
     } catch (const std::exception& e) {
       log("could not record the error of %s in Redis: %s", id.c_str(), e.what());
     }

@@ -33,7 +33,8 @@ struct StageContext {
   // Publishes an activation message to stage k's topic, chunked below the broker limit.
   void send_to_stage(int k, ActivationMsg& msg);
   // Error event on the results topic, the request's state in Redis set to error, and a
-  // release down the pipeline; does nothing for a request that already finished.
+  // release down the pipeline; does nothing for a request that already finished. Throws
+  // RedisUnavailable (publishing nothing) when Redis cannot be reached.
   void fail_request(const std::string& id, const ContractError& error);
   // A release message into stage 0: every stage drops its KV cache for the request.
   void send_release(const std::string& id);

@@ -34,6 +34,8 @@ void StageProcessor::process(const std::vector<bus::Message>& records) {
       }
       else if (ctx_.is_first && r.topic == ctx_.config.control_topic()) handle_control(r);
       else handle_activation(r);
+    } catch (const RedisUnavailable&) {
+      throw;  // not the record's fault: the worker retries the batch
     } catch (const std::exception& e) {
       ctx_.fail_request(r.key, {error_code::kInternal, e.what()});
     }
@@ -126,6 +128,8 @@ void StageProcessor::run_ready() {
     std::vector<Step> batch = take_batch(ready_, max_rows);
     try {
       run_batch(batch);
+    } catch (const RedisUnavailable&) {
+      throw;
     } catch (const std::exception& e) {
       for (const Step& s : batch) ctx_.fail_request(s.msg.request_id(), {error_code::kInternal, e.what()});
     }
@@ -287,6 +291,14 @@ void StageProcessor::release(const ActivationMsg& msg) {
   if (ctx_.is_last) return msg.cancel() ? tail_->cancel(id) : tail_->forget(id);
   ActivationMsg next = msg;
   ctx_.send_to_stage(ctx_.stage + 1, next);
+}
+
+void StageProcessor::reset_inflight() {
+  reassembler_ = Reassembler();
+  ready_.clear();
+  offsets_.clear_holds();
+  if (tail_) tail_->forget_all();
+  publish_stats();
 }
 
 void StageProcessor::drop_partitions(const std::vector<bus::TopicPartition>& partitions) {

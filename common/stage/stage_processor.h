@@ -58,6 +58,11 @@ class StageProcessor {
   // The partitions moved to another replica: forget their requests' caches, sampling state and
   // partially received steps (the new owner rebuilds what it needs by replay).
   void drop_partitions(const std::vector<bus::TopicPartition>& partitions);
+  // A batch could not be completed (Redis unreachable, outputs not delivered): forgets what is
+  // in flight (partial steps, queued steps, sampling state) so that the same records, read
+  // again from offsets().commit_points(), are processed from scratch. KV caches stay: a step
+  // computed again recomputes the same values.
+  void reset_inflight();
   // Drops caches idle for timeouts.step_s and fails steps whose chunks stopped arriving.
   void sweep();
 

@@ -184,9 +184,19 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     // the new owner's now.
     std::erase_if(records, [&](const bus::Message& m) { return !owned_.count({m.topic, m.partition}); });
     defer_prompts_beyond_room(records);
-    processor_->process(records);
-    ctx_.outbox->flush();  // everything these records caused is delivered...
+    try {
+      processor_->process(records);
+      ctx_.outbox->flush();  // everything these records caused is delivered...
+    } catch (const RedisUnavailable& e) {
+      rewind(records, e.what());
+      continue;
+    } catch (const bus::BusError& e) {
+      if (e.fatal()) throw;
+      rewind(records, e.what());
+      continue;
+    }
     processor_->offsets().processed(records);  // ...before they count as processed
+    backoff_ = std::chrono::milliseconds(100);
     // Committed every kCommitInterval, not every batch: each commit sent while the group
     // rebalances may be refused (ILLEGAL_GENERATION), and librdkafka 2.0.2 then drops the whole
     // assignment as lost. What is not committed yet is committed on a hand-over, or delivered
@@ -217,6 +227,24 @@ void StageWorker::apply_admission() {
   ctx_.log("%s reading prompts: %lld requests cached (kv.max_requests %d), %lld KV bytes (budget %llu)",
            full ? "pausing" : "resuming", static_cast<long long>(s.requests), ctx_.config.kv.max_requests,
            static_cast<long long>(s.kv_bytes), static_cast<unsigned long long>(ctx_.config.kv.budget_bytes));
+}
+
+void StageWorker::rewind(const std::vector<bus::Message>& records, const std::string& why) {
+  ctx_.log("batch of %zu records not completed: %s; reading them again in %lld ms", records.size(), why.c_str(),
+           static_cast<long long>(backoff_.count()));
+  processor_->reset_inflight();
+  std::map<bus::TopicPartition, int64_t> from = processor_->offsets().commit_points();
+  for (const bus::Message& m : records) from.emplace(bus::TopicPartition{m.topic, m.partition}, m.offset);  // if absent
+  for (const auto& [tp, offset] : from) {
+    if (!owned_.count(tp)) continue;
+    try {
+      consumer_->seek(tp, offset);
+    } catch (const bus::BusError& e) {
+      ctx_.log("%s", e.what());
+    }
+  }
+  std::this_thread::sleep_for(backoff_);  // Redis or the broker is away: wait before trying again
+  backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
 }
 
 void StageWorker::defer_prompts_beyond_room(std::vector<bus::Message>& records) {

@@ -52,6 +52,9 @@ class StageWorker : public bus::RebalanceListener {
   // Stage 0: leaves out of `records` the prompts beyond the room kv.max_requests leaves, and
   // seeks their partitions back so that they are read again once admission resumes.
   void defer_prompts_beyond_room(std::vector<bus::Message>& records);
+  // A batch failed for want of Redis or the broker: forget what is in flight, seek back to the
+  // first record not processed, and back off (100 ms, doubling to 5 s) before reading again.
+  void rewind(const std::vector<bus::Message>& records, const std::string& why);
   WorkerInfo worker_info() const;
 
   StageContext ctx_;
@@ -60,6 +63,7 @@ class StageWorker : public bus::RebalanceListener {
   std::unique_ptr<Heartbeat> heartbeat_;
   std::set<bus::TopicPartition> owned_;
   bool admission_paused_ = false;
+  std::chrono::milliseconds backoff_{100};
 };
 
 }  // namespace fleet

@@ -3,24 +3,12 @@
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <signal.h>
+#include <strings.h>
 
 #include <cctype>
-#include <charconv>
 
 namespace fleet {
 namespace {
-
-bool parse_int(std::string_view s, long long lo, long long hi, long long* out) {
-  if (s.empty() || s.size() > 18) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  long long v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
 
 RedisReply convert(const redisReply* r) {
   RedisReply out;
@@ -129,77 +117,6 @@ class SigpipeGuard {
 
 }  // namespace
 
-// ---------------------------------------------------------------------------- URL
-
-std::string RedisUrl::str() const {
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  std::string auth;
-  if (!password.empty()) auth = user + ":***@";
-  return "redis://" + auth + h + ":" + std::to_string(port) + "/" + std::to_string(db);
-}
-
-RedisUrl parse_redis_url(const std::string& url) {
-  auto bad = [&](const std::string& why) {
-    return RedisError("bad Redis URL '" + printable(url, 200) + "': " + why +
-                      " (expected redis://[[user]:password@]host[:port][/db])");
-  };
-  const std::string scheme = "redis://";
-  if (url.compare(0, scheme.size(), scheme) != 0) throw bad("it must start with redis://");
-  std::string rest = url.substr(scheme.size());
-  RedisUrl out;
-
-  std::string path;
-  if (size_t slash = rest.find('/'); slash != std::string::npos) {
-    path = rest.substr(slash + 1);
-    rest = rest.substr(0, slash);
-  }
-  if (size_t at = rest.rfind('@'); at != std::string::npos) {
-    std::string userinfo = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    if (size_t colon = userinfo.find(':'); colon != std::string::npos) {
-      out.user = userinfo.substr(0, colon);
-      out.password = userinfo.substr(colon + 1);
-    } else {
-      out.password = userinfo;
-    }
-    if (out.password.empty()) throw bad("empty password before '@'");
-  }
-
-  std::string port_str;
-  if (!rest.empty() && rest[0] == '[') {
-    size_t close = rest.find(']');
-    if (close == std::string::npos) throw bad("unterminated '[' in IPv6 host");
-    out.host = rest.substr(1, close - 1);
-    std::string after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') throw bad("unexpected text after ']'");
-      port_str = after.substr(1);
-      if (port_str.empty()) throw bad("empty port");
-    }
-  } else {
-    size_t colon = rest.find(':');
-    out.host = rest.substr(0, colon);
-    if (colon != std::string::npos) {
-      port_str = rest.substr(colon + 1);
-      if (port_str.empty()) throw bad("empty port");
-    }
-  }
-  if (out.host.empty()) throw bad("missing host");
-  for (char c : out.host) {
-    if (std::isspace(static_cast<unsigned char>(c)) || c == '?' || c == '#') throw bad("invalid host");
-  }
-  long long v = 0;
-  if (!port_str.empty()) {
-    if (!parse_int(port_str, 1, 65535, &v)) throw bad("port '" + printable(port_str) + "' is not a number in 1..65535");
-    out.port = static_cast<int>(v);
-  }
-  if (!path.empty()) {
-    if (!parse_int(path, 0, 1 << 20, &v)) throw bad("database '" + printable(path) + "' is not a non-negative integer");
-    out.db = static_cast<int>(v);
-  }
-  return out;
-}
-
 // -------------------------------------------------------------------------- Reply
 
 long long RedisReply::as_integer() const {
@@ -235,8 +152,21 @@ std::map<std::string, std::string> RedisReply::as_map() const {
 
 // ------------------------------------------------------------------------- Client
 
-RedisClient::RedisClient(const std::string& url, RedisOptions options)
-    : url_(parse_redis_url(url)), options_(options) {
+namespace {
+RedisUrl parse_for_client(const std::string& url) {
+  RedisUrl u;
+  try {
+    u = parse_redis_url(url);
+  } catch (const RedisUrlError& e) {
+    throw RedisError(e.what());
+  }
+  if (!u.user.empty() && u.password.empty())
+    throw RedisError("bad Redis URL '" + u.str() + "': user '" + u.user + "' without a password");
+  return u;
+}
+}  // namespace
+
+RedisClient::RedisClient(const std::string& url, RedisOptions options) : url_(parse_for_client(url)), options_(options) {
   connect();
 }
 
@@ -250,7 +180,9 @@ void RedisClient::connect() {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(options_.connect_timeout));
+  const timeval connect_timeout = to_timeval(options_.connect_timeout);
+  redisContext* c = url_.unix_socket ? redisConnectUnixWithTimeout(url_.socket_path.c_str(), connect_timeout)
+                                     : redisConnectWithTimeout(url_.host.c_str(), url_.port, connect_timeout);
   if (c == nullptr) throw RedisError("redis: cannot connect to " + url_.str() + ": out of memory");
   if (c->err) {
     std::string err = c->errstr;
@@ -292,6 +224,9 @@ void RedisClient::connect() {
 
 std::string RedisClient::describe(const RedisArgs& args) const {
   if (args.empty()) return "(empty command)";
+  // Never an argument of a command that carries a password.
+  const std::string name = printable(args[0], 32);
+  if (strcasecmp(name.c_str(), "AUTH") == 0 || strcasecmp(name.c_str(), "HELLO") == 0) return name;
   // For a script, the first key says more than the SHA1.
   if (args[0] == "EVALSHA" && args.size() > 3 && args[2] != "0") return "EVALSHA (script on) " + printable(args[3]);
   std::string s = printable(args[0], 32);
@@ -315,7 +250,7 @@ std::vector<RedisReply> RedisClient::pipeline(const std::vector<RedisArgs>& comm
       try {
         connect();
       } catch (const RedisError& e) {
-        throw RedisError("redis " + describe(commands[0]) + ": " + e.what());
+        throw RedisUnavailable("redis " + describe(commands[0]) + ": " + e.what());
       }
     }
     bool io_failed = false;
@@ -355,13 +290,13 @@ std::vector<RedisReply> RedisClient::pipeline(const std::vector<RedisArgs>& comm
       try {
         connect();
       } catch (const RedisError& e) {
-        throw RedisError("redis " + describe(commands[0]) + " on " + url_.str() + ": " + last_error +
-                         "; reconnecting failed: " + e.what());
+        throw RedisUnavailable("redis " + describe(commands[0]) + " on " + url_.str() + ": " + last_error +
+                               "; reconnecting failed: " + e.what());
       }
     }
   }
-  throw RedisError("redis " + describe(commands[0]) + " on " + url_.str() + ": " + last_error +
-                   " (after one reconnect)");
+  throw RedisUnavailable("redis " + describe(commands[0]) + " on " + url_.str() + ": " + last_error +
+                         " (after one reconnect)");
 }
 
 RedisReply RedisClient::command(const RedisArgs& args) { return pipeline({args}).front(); }

@@ -5,6 +5,10 @@
 // thread and its heartbeat thread each open their own). The stores in this directory
 // hold a reference to a client and inherit that rule.
 //
+// The URL (config/redis_url.h, the parser the deployment config uses too): redis://host:port/db
+// or unix:///path/to/socket?db=N, with [user]:password@ for AUTH (user: Redis 6+ ACL).
+// Messages name the URL with the password as ***; rediss:// is refused (no TLS in hiredis 0.14).
+//
 // Every command is sent with binary-safe arguments (redisCommandArgv). When the
 // connection turns out to be dropped (EOF / I/O error), the client reconnects (AUTH and
 // SELECT again) and retries the command, or the whole pipeline, exactly once; a second
@@ -22,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "config/redis_url.h"
+
 struct redisContext;
 
 namespace fleet {
@@ -31,17 +37,12 @@ class RedisError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// redis://[[user]:password@]host[:port][/db]  (port 6379 and db 0 by default)
-struct RedisUrl {
-  std::string host;
-  int port = 6379;
-  int db = 0;
-  std::string user;      // empty: AUTH with password only
-  std::string password;  // empty: no AUTH
-  std::string str() const;  // the URL without the password
+// The server cannot be reached (connect refused, connection lost and not re-established): the
+// command may succeed later. Workers wait and retry instead of failing requests.
+class RedisUnavailable : public RedisError {
+ public:
+  using RedisError::RedisError;
 };
-// Throws RedisError ("bad Redis URL '...': reason") for anything else.
-RedisUrl parse_redis_url(const std::string& url);
 
 // One reply, copied out of hiredis.
 struct RedisReply {
@@ -70,8 +71,8 @@ using RedisArgs = std::vector<std::string>;
 
 class RedisClient {
  public:
-  // Connects immediately; throws RedisError naming the URL on a bad URL, a refused
-  // connection, a failed AUTH or SELECT.
+  // Connects immediately; throws RedisError naming the URL (password masked) on a bad URL
+  // ("bad Redis URL ..."), a refused connection, a failed AUTH (e.g. WRONGPASS) or SELECT.
   explicit RedisClient(const std::string& url, RedisOptions options = {});
   ~RedisClient();
   RedisClient(const RedisClient&) = delete;
