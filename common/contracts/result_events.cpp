@@ -182,8 +182,19 @@ std::string dead_letter_record(const DeadLetterSource& source, const ContractErr
             {"error", {{"code", error.code}, {"message", error.message}}},
             {"service", service},
             {"time_ms", time_ms}};
-  if (is_valid_utf8(source.value)) j["value"] = source.value;
-  else j["value_base64"] = base64_encode(source.value);
+  // The value is kept whole up to kDeadLetterValueBytes; a longer one is cut there (at a
+  // character boundary when it is text), so that the dead letter itself always fits under the
+  // broker's message limit.
+  std::string value = source.value;
+  if (value.size() > kDeadLetterValueBytes) {
+    size_t cut = kDeadLetterValueBytes;
+    while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    value.resize(cut);
+    j["value_truncated"] = true;
+    j["value_bytes"] = source.value.size();
+  }
+  if (is_valid_utf8(value)) j["value"] = value;
+  else j["value_base64"] = base64_encode(value);
   return dump(j);
 }
 

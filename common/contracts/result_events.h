@@ -69,6 +69,9 @@ struct DeadLetterSource {
   std::optional<std::string> key;
   std::string value;
 };
+// At most this many bytes of the original value are kept in a dead letter (whole records of up
+// to the broker's 1 MB would not fit once escaped or base64-encoded).
+inline constexpr size_t kDeadLetterValueBytes = 64 * 1024;
 // {"source": {"topic", "partition", "offset", "key"}, "value": "..." (when valid UTF-8) or
 //  "value_base64": "...", "error": {"code", "message"}, "service": "...", "time_ms": N}
 std::string dead_letter_record(const DeadLetterSource& source, const ContractError& error, const std::string& service,

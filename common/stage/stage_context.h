@@ -8,6 +8,7 @@
 #include "contracts/prompt_request.h"
 #include "engine/stage_engine.h"
 #include "stage/outbox.h"
+#include "stage/stage_fingerprints.h"
 #include "state/kv_handle_store.h"
 #include "state/redis_client.h"
 #include "state/request_store.h"
@@ -29,6 +30,7 @@ struct StageContext {
   std::unique_ptr<RedisClient> redis;
   std::unique_ptr<RequestStore> requests;
   std::unique_ptr<KvHandleStore> kv_handles;
+  std::unique_ptr<StageFingerprints> fingerprints;  // what each stage's messages must carry
 
   // Publishes an activation message to stage k's topic, chunked below the broker limit.
   void send_to_stage(int k, ActivationMsg& msg);

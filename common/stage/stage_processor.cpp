@@ -60,6 +60,16 @@ void StageProcessor::handle_activation(const bus::Message& record) {
   }
   if (res.status != Reassembler::Status::Complete) return;
   ActivationMsg& msg = *res.message;
+  if (std::string why = ctx_.fingerprints->check(msg.source_stage(), msg.model_fingerprint()); !why.empty()) {
+    ContractError err{error_code::kInternal, "activation message for request " + msg.request_id() + " from stage " +
+                                                 std::to_string(msg.source_stage()) + " (" + msg.source_worker() +
+                                                 ") refused: " + why};
+    ctx_.log("%s", err.message.c_str());
+    DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
+    ctx_.outbox->produce(ctx_.config.dead_letter_topic(), record.key,
+                         dead_letter_record(src, err, ctx_.worker_id, now_ms()));
+    return;
+  }
   if (msg.sent_us() > 0) {
     const double ms = static_cast<double>(now_us() - msg.sent_us()) / 1000.0;
     if (hop_ms_.size() < 1024) hop_ms_.push_back(ms);

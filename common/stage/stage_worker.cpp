@@ -9,6 +9,7 @@
 #include "engine/matmul.h"
 #include "generate/generate.h"
 #include "model/fingerprint.h"
+#include "stage/stage_fingerprints.h"
 #include "stage/worker_identity.h"
 #include "state/weight_manifest.h"
 #include "util/process_memory.h"
@@ -19,14 +20,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kCommitInterval = std::chrono::milliseconds(500);
 
 namespace {
-
-std::string combined_fingerprint(const std::map<int, std::string>& fps) {
-  std::string all;
-  for (const auto& [layer, h] : fps) all += std::to_string(layer) + ":" + h + ";";
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash_bytes(all.data(), all.size())));
-  return buf;
-}
 
 std::string describe(const std::vector<bus::TopicPartition>& parts) {
   std::string text;
@@ -72,6 +65,7 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   ro.finished_ttl = seconds_ms(cfg.timeouts.finished_request_ttl_s);
   ctx_.requests = std::make_unique<RequestStore>(*ctx_.redis, ro);
   ctx_.kv_handles = std::make_unique<KvHandleStore>(*ctx_.redis);
+  ctx_.fingerprints = std::make_unique<StageFingerprints>(ctx_.config, src.config.n_layers, *ctx_.redis);
 
   std::vector<bus::TopicSpec> topics;
   for (const std::string& t : cfg.all_topics()) topics.push_back({t, cfg.kafka.partitions, cfg.kafka.replication_factor});

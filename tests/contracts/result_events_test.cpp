@@ -103,6 +103,25 @@ TEST(DeadLetter, RecordsCarryTheOriginalAndTheError) {
   EXPECT_FALSE(j["source"].contains("key"));
 }
 
+TEST(DeadLetter, AValueLargerThanTheLimitIsCutSoTheDeadLetterFitsTheBroker) {
+  // A 990 KB prompt of quotes: escaped whole it would be ~2 MB, over the broker's 1 MB.
+  std::string quotes(990000, '"');
+  json j = json::parse(dead_letter_record({"p", 0, 1, std::string("k"), quotes}, {"c", "m"}, "s", 1));
+  EXPECT_EQ(j["value"].get<std::string>().size(), kDeadLetterValueBytes);
+  EXPECT_EQ(j["value_truncated"], true);
+  EXPECT_EQ(j["value_bytes"], 990000);
+  EXPECT_LT(j.dump().size(), 200000u);
+  // Text is cut at a character boundary (stays UTF-8); binary is cut and base64-encoded.
+  std::string euros;
+  for (int i = 0; i < 30000; ++i) euros += "\xe2\x82\xac";
+  j = json::parse(dead_letter_record({"p", 0, 1, std::nullopt, euros}, {"c", "m"}, "s", 1));
+  EXPECT_TRUE(j.contains("value"));
+  EXPECT_EQ(j["value"].get<std::string>().size() % 3, 0u);
+  j = json::parse(dead_letter_record({"p", 0, 1, std::nullopt, std::string(200000, '\xff')}, {"c", "m"}, "s", 1));
+  EXPECT_EQ(j["value_base64"].get<std::string>().size(), (kDeadLetterValueBytes + 2) / 3 * 4);
+  EXPECT_EQ(j["value_bytes"], 200000);
+}
+
 TEST(DeadLetter, Utf8AndBase64Helpers) {
   EXPECT_TRUE(is_valid_utf8("plain"));
   EXPECT_TRUE(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀

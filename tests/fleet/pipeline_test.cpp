@@ -253,6 +253,13 @@ TEST(FleetPipeline, ADecodeStepOfARequestWithoutStateBecomesAnErrorEvent) {
   Deployment d(stories({{0, 2, 1}, {2, 5, 1}}));
   auto results = bus::Consumer::from_end(kafka_brokers(), d.config().results_topic());
   ActivationMsg step;
+  // Sent as the last stage would send it (with that stage's weight fingerprint): anything else
+  // is refused before it is looked at.
+  RedisClient redis_for_fp(redis_url());
+  for (const WorkerInfo& w : Membership(redis_for_fp, std::chrono::seconds(3)).live_workers())
+    if (w.worker_id == d.worker_id(1)) step.set_model_fingerprint(w.fingerprint);
+  ASSERT_FALSE(step.model_fingerprint().empty());
+  step.set_source_stage(1);
   step.set_request_id("orphan-step");
   step.set_step(7);
   step.set_start_pos(7);

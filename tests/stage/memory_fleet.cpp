@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "generate/generate.h"
+#include "model/fingerprint.h"
+#include "state/weight_manifest.h"
 #include "test_support.h"
 
 namespace fleet::test {
@@ -53,13 +55,18 @@ std::unique_ptr<StageContext> MemoryFleet::make_context(int k) {
   LoadOptions lo;
   lo.layer_begin = config_.stage(k).first;
   lo.layer_end = config_.stage(k).end;
-  auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), lo));
+  ModelSource src = open_model(stories_bin());
+  auto weights = std::make_shared<StageWeights>(load_stage_weights(src, lo));
+  const std::map<int, std::string> fps = stage_fingerprints(src, *weights);
+  ctx->model_fingerprint = combined_fingerprint(fps);
   ctx->engine = std::make_unique<StageEngine>(weights, 1);
   if (ctx->is_first || ctx->is_last) ctx->tokenizer = Tokenizer::load(stories_tok());
   ctx->outbox = std::make_unique<MemoryOutbox>(broker_);
   ctx->redis = std::make_unique<RedisClient>(redis_server_->url());
   ctx->requests = std::make_unique<RequestStore>(*ctx->redis);
   ctx->kv_handles = std::make_unique<KvHandleStore>(*ctx->redis);
+  WeightManifest(*ctx->redis).register_layer_hashes(config_.model.name, fps);
+  ctx->fingerprints = std::make_unique<StageFingerprints>(ctx->config, src.config.n_layers, *ctx->redis);
   return ctx;
 }
 
