@@ -6,6 +6,9 @@
 # Usage:
 #   scripts/stack.sh fetch        download/cache the pinned Kafka jars (idempotent)
 #   scripts/stack.sh up DIR       start (or reuse) the stack; writes DIR/stack.env
+#       [--sasl-plain USER:PASS]  also a SASL_PLAINTEXT listener (PLAIN) for USER
+#       [--redis-password PASS]   redis-server requires PASS; DIR/stack.auth.env (mode 600)
+#                                 then holds the client settings (scripts/stack-auth.sh)
 #   scripts/stack.sh down DIR     stop both and wait until they are gone
 #   scripts/stack.sh status DIR   exit 0 iff the stack in DIR is up and answering
 #   scripts/stack.sh topics DIR ARGS...  kafka-topics against it, e.g.
@@ -38,9 +41,11 @@ TIMEOUT=${FLEET_STACK_TIMEOUT:-120}
 log() { echo "stack: $*" >&2; }
 die() { echo "stack: error: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
+# shellcheck source=scripts/stack-auth.sh
+. "$ROOT/scripts/stack-auth.sh"
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -168,7 +173,7 @@ env_get() {  # env_get FILE KEY
   sed -n "s/^$2=//p" "$1" | tail -n 1
 }
 
-redis_ok() { [ "$(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = "PONG" ]; }
+redis_ok() { [ "$(redis_cli_auth "$2" -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = "PONG" ]; }  # PORT DIR
 kafka_ok() {
   # Metadata answered by the broker and it lists itself: it is registered and unfenced.
   local md
@@ -178,14 +183,15 @@ kafka_ok() {
 }
 
 stack_answering() {  # stack_answering DIR
-  local dir=$1 env="$1/stack.env" kp rp
+  local dir=$1 env="$1/stack.env" kp rp sp
   [ -f "$env" ] || return 1
   pid_is "$dir/kafka.pid" kafka.Kafka >/dev/null || return 1
   pid_is "$dir/redis.pid" redis-server >/dev/null || return 1
   kp=$(env_get "$env" FLEET_KAFKA_BROKERS); kp=${kp##*:}
   rp=$(env_get "$env" FLEET_REDIS_URL); rp=${rp##*:}; rp=${rp%%/*}
   [ -n "$kp" ] && [ -n "$rp" ] || return 1
-  redis_ok "$rp" && kafka_ok "$kp"
+  sp=$(env_get "$env" FLEET_KAFKA_SASL_BROKERS); sp=${sp##*:}
+  redis_ok "$rp" "$dir" && kafka_ok "$kp" && { [ -z "$sp" ] || sasl_ok "$dir" "$sp"; }
 }
 
 abs_dir() {
@@ -198,12 +204,14 @@ start_redis() {  # start_redis DIR PORT
   local dir=$1 port=$2 deadline
   rm -rf "$dir/redis" "$dir/redis.pid"
   mkdir -p "$dir/redis"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+  # The password is read from a mode-600 file, never from the command line.
+  (umask 077; if [ -n "$REDIS_PASS" ]; then echo "requirepass \"$REDIS_PASS\""; fi >"$dir/redis/redis.conf")
+  redis-server "$dir/redis/redis.conf" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis/redis.log" \
     --dir "$dir/redis" </dev/null >/dev/null 2>&1 8>&- 9>&- \
     || { tail -n 20 "$dir/redis/redis.log" >&2 2>/dev/null; return 1; }
   deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
-  until redis_ok "$port"; do
+  until redis_ok "$port" "$dir"; do
     if [ "$(now_ms)" -gt "$deadline" ] || { [ -s "$dir/redis.pid" ] && ! pid_is "$dir/redis.pid" redis-server >/dev/null; } \
        || grep -q "Address already in use\|Could not create server TCP" "$dir/redis/redis.log" 2>/dev/null; then
       grep -q "Address already in use" "$dir/redis/redis.log" 2>/dev/null && PORT_CONFLICT=1
@@ -216,8 +224,9 @@ start_redis() {  # start_redis DIR PORT
 }
 
 # --------------------------------------------------------------------------- kafka
-write_kafka_config() {  # DIR BROKER_PORT CONTROLLER_PORT
+write_kafka_config() {  # DIR BROKER_PORT CONTROLLER_PORT SASL_PORT
   local dir=$1 bport=$2 cport=$3 k="$1/kafka"
+  touch "$k/server.properties" && chmod 600 "$k/server.properties"  # may hold a JAAS password
   cat >"$k/server.properties" <<EOF
 # Written by scripts/stack.sh up: a single-node KRaft broker+controller for tests.
 process.roles=broker,controller
@@ -262,6 +271,10 @@ log.segment.bytes=67108864
 log.retention.hours=24
 log.retention.check.interval.ms=300000
 EOF
+  if [ -n "$SASL_USER" ]; then
+    sasl_listener_properties "$bport" "$cport" "$4" >>"$k/server.properties"
+    write_kcat_sasl_conf "$dir"
+  fi
   cat >"$k/log4j.properties" <<EOF
 # Written by scripts/stack.sh up: everything at INFO+ to kafka/server.log, quiet console.
 log4j.rootLogger=INFO, file
@@ -294,13 +307,13 @@ kafka_java() {
     -cp "$KAFKA_LIBS/*")
 }
 
-start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT
-  local dir=$1 bport=$2 cport=$3 k="$1/kafka" cid pid t0 deadline
+start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT SASL_PORT
+  local dir=$1 bport=$2 cport=$3 sport=$4 k="$1/kafka" cid pid t0 deadline
   # A fresh start gets a fresh data dir: the stack holds test data only, and the
   # controller's address (part of the quorum state) changes with the port.
   rm -rf "$k"
   mkdir -p "$k/data"
-  write_kafka_config "$dir" "$bport" "$cport"
+  write_kafka_config "$dir" "$bport" "$cport" "$sport"
   # A cluster id starting with '-' would be read as an option by StorageTool: draw again.
   cid=-
   while [ "${cid#-}" != "$cid" ]; do
@@ -322,7 +335,7 @@ start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT
   pid=$!
   echo "$pid" >"$dir/kafka.pid"
   deadline=$(( t0 + TIMEOUT * 1000 ))
-  until kafka_ok "$bport"; do
+  until kafka_ok "$bport" && { [ -z "$SASL_USER" ] || sasl_ok "$dir" "$sport"; }; do
     if ! alive "$pid"; then
       grep -q "BindException\|Address already in use" "$k/server.log" "$k/kafka.out" 2>/dev/null && PORT_CONFLICT=1
       log "kafka exited during startup; tail of $k/server.log and $k/kafka.out:"
@@ -381,11 +394,11 @@ wait_port_closed() {  # PORT SECONDS
 
 # --------------------------------------------------------------------------- up / down
 up() {
-  local dir bport cport rport attempt t0
+  local dir bport cport rport sport attempt t0
   dir=$(abs_dir "$1")
   exec 8>"$dir/.stack.lock"
   flock -w "$TIMEOUT" 8 || die "another 'up'/'down' holds $dir/.stack.lock"
-  if stack_answering "$dir"; then
+  if auth_options_match "$dir" && stack_answering "$dir"; then
     log "already up in $dir (reusing)"
     cat "$dir/stack.env"
     return 0
@@ -398,9 +411,10 @@ up() {
   t0=$(now_ms)
   for attempt in 1 2 3; do
     PORT_CONFLICT=0
-    read -r bport cport rport < <(free_ports 3)
+    read -r bport cport rport sport < <(free_ports 4)
+    write_auth_env "$dir" "$sport"
     if start_redis "$dir" "$rport"; then
-      if start_kafka "$dir" "$bport" "$cport"; then
+      if start_kafka "$dir" "$bport" "$cport" "$sport"; then
         break
       fi
     fi
@@ -414,18 +428,21 @@ FLEET_REDIS_URL=redis://127.0.0.1:$rport/0
 FLEET_KAFKA_CONTROLLER=127.0.0.1:$cport
 FLEET_KAFKA_VERSION=$KAFKA_VERSION
 EOF
+  [ -n "$SASL_USER" ] && echo "FLEET_KAFKA_SASL_BROKERS=127.0.0.1:$sport" >>"$dir/stack.env.tmp"
   mv "$dir/stack.env.tmp" "$dir/stack.env"
   log "up in $dir: kafka $KAFKA_VERSION on 127.0.0.1:$bport (ready ${KAFKA_START_MS} ms after launch)," \
       "redis on 127.0.0.1:$rport; total $(( $(now_ms) - t0 )) ms"
-  echo "$(date -Is) up kafka_start_ms=$KAFKA_START_MS broker=127.0.0.1:$bport redis=127.0.0.1:$rport" >>"$dir/stack.log"
+  echo "$(date -Is) up kafka_start_ms=$KAFKA_START_MS broker=127.0.0.1:$bport redis=127.0.0.1:$rport" \
+       "${SASL_USER:+sasl=127.0.0.1:$sport}${REDIS_PASS:+ redis_auth=on}" >>"$dir/stack.log"
   cat "$dir/stack.env"
 }
 
 down_locked() {  # DIR [quiet]
-  local dir=$1 pid kp="" rp=""
+  local dir=$1 pid kp="" rp="" sp=""
   if [ -f "$dir/stack.env" ]; then
     kp=$(env_get "$dir/stack.env" FLEET_KAFKA_BROKERS); kp=${kp##*:}
     rp=$(env_get "$dir/stack.env" FLEET_REDIS_URL); rp=${rp##*:}; rp=${rp%%/*}
+    sp=$(env_get "$dir/stack.env" FLEET_KAFKA_SASL_BROKERS); sp=${sp##*:}
   fi
   if pid=$(pid_is "$dir/kafka.pid" kafka.Kafka); then
     [ -z "${2:-}" ] && log "stopping kafka (pid $pid)"
@@ -435,9 +452,10 @@ down_locked() {  # DIR [quiet]
     [ -z "${2:-}" ] && log "stopping redis-server (pid $pid)"
     stop_pid "$pid" 30
   fi
-  rm -f "$dir/kafka.pid" "$dir/redis.pid" "$dir/stack.env"
+  rm -f "$dir/kafka.pid" "$dir/redis.pid" "$dir/stack.env" "$dir/stack.auth.env" "$dir/stack.opts"
   [ -n "$kp" ] && wait_port_closed "$kp" 30
   [ -n "$rp" ] && wait_port_closed "$rp" 30
+  [ -n "$sp" ] && wait_port_closed "$sp" 30
   return 0
 }
 
@@ -477,7 +495,7 @@ case "$cmd" in
   groups) [ $# -ge 2 ] || usage; d=$2; shift 2
           kafka_tool "$d" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
   fetch)  fetch ;;
-  up)     [ $# -eq 2 ] || usage; up "$2" ;;
+  up)     [ $# -ge 2 ] || usage; d=$2; shift 2; parse_up_options "$@"; up "$d" ;;
   down)   [ $# -eq 2 ] || usage; down "$2" ;;
   status) [ $# -eq 2 ] || usage; status "$2" ;;
   *)      usage ;;

@@ -129,13 +129,14 @@ Admin::Admin(const std::string& brokers, const Config& overrides) : impl_(std::m
   for (const auto& [k, v] : all) {
     if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      throw BusError("bus: invalid configuration " + k + "=" + v + ": " + errstr, RD_KAFKA_RESP_ERR__INVALID_ARG);
+      throw detail::invalid_property(k, v, errstr, all);
     }
   }
   impl_->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);  // takes conf on success
   if (!impl_->rk) {
     rd_kafka_conf_destroy(conf);
-    throw BusError("bus: cannot create admin client for " + brokers + ": " + errstr, RD_KAFKA_RESP_ERR__INVALID_ARG);
+    throw BusError("bus: cannot create admin client for " + brokers + ": " + detail::scrub_secrets(errstr, all),
+                   RD_KAFKA_RESP_ERR__INVALID_ARG);
   }
 }
 
@@ -212,8 +213,9 @@ bool Admin::exists(const std::string& topic, int timeout_ms) {
   return it != known.end() && it->second.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
 }
 
-void ensure_topics(const std::string& brokers, const std::vector<TopicSpec>& topics, int timeout_ms) {
-  Admin(brokers).ensure_topics(topics, timeout_ms);
+void ensure_topics(const std::string& brokers, const std::vector<TopicSpec>& topics, int timeout_ms,
+                   const Config& overrides) {
+  Admin(brokers, overrides).ensure_topics(topics, timeout_ms);
 }
 
 }  // namespace fleet::bus

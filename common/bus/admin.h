@@ -43,7 +43,9 @@ class Admin {
   std::unique_ptr<Impl> impl_;
 };
 
-// Admin(brokers).ensure_topics(topics, timeout_ms).
-void ensure_topics(const std::string& brokers, const std::vector<TopicSpec>& topics, int timeout_ms = 30000);
+// Admin(brokers, overrides).ensure_topics(topics, timeout_ms). overrides: client properties,
+// e.g. a deployment's kafka.properties (SASL/SSL settings).
+void ensure_topics(const std::string& brokers, const std::vector<TopicSpec>& topics, int timeout_ms = 30000,
+                   const Config& overrides = {});
 
 }  // namespace fleet::bus

@@ -7,8 +7,17 @@
 namespace fleet::bus {
 
 // librdkafka configuration properties, e.g. {"linger.ms", "5"}. Passed as overrides:
-// they replace the defaults each class documents.
+// they replace the defaults each class documents. The values of secret properties
+// (sasl.password, ssl.key.password, ...: fleet::is_secret_property in config/redact.h) never
+// appear in a BusError's message. A deployment's kafka.properties is such a map.
 using Config = std::map<std::string, std::string>;
+
+// base with extra's properties added (extra wins), e.g.
+// Producer(brokers, with(cfg.kafka.properties, {{"message.max.bytes", "1000000"}})).
+inline Config with(Config base, const Config& extra) {
+  for (const auto& [k, v] : extra) base[k] = v;
+  return base;
+}
 
 // Every failure the bus reports is a BusError: the message names the operation, the
 // topic and librdkafka's own error text; code() is librdkafka's rd_kafka_resp_err_t.

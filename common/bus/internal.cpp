@@ -5,6 +5,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "config/redact.h"
+
 namespace fleet::bus {
 
 std::string BusError::code_name() const {
@@ -19,17 +21,32 @@ Config merged(const Config& defaults, const Config& overrides) {
   return all;
 }
 
+std::string scrub_secrets(const std::string& text, const Config& conf) {
+  std::vector<std::string> secrets;
+  for (const auto& [k, v] : conf)
+    if (is_secret_property(k)) secrets.push_back(v);
+  return scrub(text, secrets);
+}
+
+BusError invalid_property(const std::string& name, const std::string& value, const std::string& err,
+                          const Config& all) {
+  std::string text = "bus: invalid configuration " + name + "=" + redacted_property(name, value) + ": " + err;
+  if (is_secret_property(name)) text = scrub(text, {value});
+  return BusError(scrub_secrets(text, all), RdKafka::ERR__INVALID_ARG);
+}
+
 void set(RdKafka::Conf& conf, const std::string& name, const std::string& value) {
   std::string err;
-  if (conf.set(name, value, err) != RdKafka::Conf::CONF_OK) {
-    throw BusError("bus: invalid configuration " + name + "=" + value + ": " + err,
-                   RdKafka::ERR__INVALID_ARG);
-  }
+  if (conf.set(name, value, err) != RdKafka::Conf::CONF_OK) throw invalid_property(name, value, err);
 }
 
 std::unique_ptr<RdKafka::Conf> make_conf(const Config& defaults, const Config& overrides) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  for (const auto& [k, v] : merged(defaults, overrides)) set(*conf, k, v);
+  const Config all = merged(defaults, overrides);
+  for (const auto& [k, v] : all) {
+    std::string err;
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) throw invalid_property(k, v, err, all);
+  }
   return conf;
 }
 

@@ -21,6 +21,15 @@ std::unique_ptr<RdKafka::Conf> make_conf(const Config& defaults, const Config& o
 // Sets one property (throws BusError like make_conf).
 void set(RdKafka::Conf& conf, const std::string& name, const std::string& value);
 
+// "bus: invalid configuration name=value: err", the value shown as *** for a secret property
+// and every secret value of `all` scrubbed from the whole text.
+BusError invalid_property(const std::string& name, const std::string& value, const std::string& err,
+                          const Config& all = {});
+
+// text with the value of every secret property of conf replaced by *** (for librdkafka's own
+// error texts, which may quote a value).
+std::string scrub_secrets(const std::string& text, const Config& conf);
+
 // True for error codes where a later retry may succeed.
 bool is_retriable(RdKafka::ErrorCode code);
 

@@ -92,7 +92,9 @@ Producer::Producer(const std::string& brokers, const Config& overrides) : impl_(
     // Only used in error texts and the queue-full wait; librdkafka validated the values.
   }
   impl_->handle.reset(RdKafka::Producer::create(conf.get(), err));
-  if (!impl_->handle) throw BusError("bus: cannot create producer for " + brokers + ": " + err, RdKafka::ERR__INVALID_ARG);
+  if (!impl_->handle)
+    throw BusError("bus: cannot create producer for " + brokers + ": " + detail::scrub_secrets(err, all),
+                   RdKafka::ERR__INVALID_ARG);
 }
 
 Producer::~Producer() {

@@ -27,23 +27,27 @@ struct TpList {
 }  // namespace
 
 void scan_topic_since(const std::string& brokers, const std::string& topic, int64_t since_ms,
-                      const std::function<void(const Message&)>& on_record, int timeout_ms) {
+                      const std::function<void(const Message&)>& on_record, int timeout_ms,
+                      const Config& overrides) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   auto ms_left = [&] {
     return static_cast<int>(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
   };
   std::random_device rd;
-  Config cfg = {{"bootstrap.servers", brokers},
-                {"group.id", "fleet-scan-" + std::to_string(rd()) + std::to_string(rd())},
-                {"enable.auto.commit", "false"},
-                {"enable.partition.eof", "false"},
-                {"fetch.wait.max.ms", "10"},
-                {"socket.nagle.disable", "true"}};
+  Config cfg = detail::merged({{"enable.auto.commit", "false"},
+                               {"enable.partition.eof", "false"},
+                               {"fetch.wait.max.ms", "10"},
+                               {"socket.nagle.disable", "true"}},
+                              overrides);
+  cfg["bootstrap.servers"] = brokers;
+  cfg["group.id"] = "fleet-scan-" + std::to_string(rd()) + std::to_string(rd());
   auto conf = detail::make_conf({}, cfg);
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!c) throw BusError("bus: cannot create a scan client for " + brokers + ": " + err, RdKafka::ERR__INVALID_ARG);
+  if (!c)
+    throw BusError("bus: cannot create a scan client for " + brokers + ": " + detail::scrub_secrets(err, cfg),
+                   RdKafka::ERR__INVALID_ARG);
 
   RdKafka::Metadata* raw = nullptr;
   std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(c.get(), topic, nullptr, err));

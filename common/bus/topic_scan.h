@@ -12,8 +12,11 @@
 namespace fleet::bus {
 
 // Calls on_record for each record, partition by partition, in offset order. Throws BusError
-// when the topic's metadata, offsets or records cannot be read within timeout_ms.
+// when the topic's metadata, offsets or records cannot be read within timeout_ms. overrides:
+// client properties (e.g. a deployment's kafka.properties), over the scan's own settings
+// except bootstrap.servers and group.id.
 void scan_topic_since(const std::string& brokers, const std::string& topic, int64_t since_ms,
-                      const std::function<void(const Message&)>& on_record, int timeout_ms = 10000);
+                      const std::function<void(const Message&)>& on_record, int timeout_ms = 10000,
+                      const Config& overrides = {});
 
 }  // namespace fleet::bus

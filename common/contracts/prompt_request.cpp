@@ -70,7 +70,8 @@ std::string string_field(const json& obj, const char* field) {
 }
 
 PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
-  for (const auto& [k, v] : body.items()) {
+  for (const auto& item : body.items()) {
+    const std::string& k = item.key();  // not a structured binding: clang 14 cannot capture one
     if (std::find_if(kPromptFields.begin(), kPromptFields.end(), [&](const char* f) { return k == f; }) ==
         kPromptFields.end()) {
       std::string known;

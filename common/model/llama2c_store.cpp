@@ -2,7 +2,9 @@
 // (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size
 // means an untied classifier follows), then f32 tensors with all layers stacked. The store
 // exposes each layer's slice under the Hugging Face name, in llama2.c's RoPE layout.
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "model/tensor_store.h"
@@ -54,6 +56,8 @@ Llama2cStore::Llama2cStore(const std::string& path, ModelConfig* config) {
   c.n_heads = h[3];
   c.n_kv_heads = h[4];
   c.tie_embeddings = h[5] > 0;
+  if (h[5] == std::numeric_limits<int32_t>::min())  // -h[5] would overflow
+    throw std::runtime_error(path + ": not a llama2.c checkpoint (vocab_size " + std::to_string(h[5]) + ")");
   c.vocab_size = h[5] > 0 ? h[5] : -h[5];
   c.max_seq_len = h[6];
   c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;

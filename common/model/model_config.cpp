@@ -1,23 +1,53 @@
 #include "model/model_config.h"
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 namespace fleet {
 
 namespace {
 
+// An integer JSON value that fits in int (a float with an integral value, e.g. 4.0, counts).
+// json's get<int>() would convert any float by a cast (undefined behaviour out of range) and
+// wrap a large integer; both are errors here.
+int checked_int(const nlohmann::json& v, const char* key, const std::string& source) {
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!(d >= std::numeric_limits<int>::min() && d <= std::numeric_limits<int>::max()) || d != std::trunc(d))
+      throw std::runtime_error(source + ": \"" + key + "\" must be an integer, got " + v.dump());
+    return static_cast<int>(d);
+  }
+  if (!v.is_number_integer()) throw std::runtime_error(source + ": \"" + key + "\" must be an integer");
+  const bool fits = v.is_number_unsigned()
+                        ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
+                        : v.get<int64_t>() >= std::numeric_limits<int>::min() &&
+                              v.get<int64_t>() <= std::numeric_limits<int>::max();
+  if (!fits) throw std::runtime_error(source + ": \"" + key + "\" is out of range: " + v.dump());
+  return static_cast<int>(v.get<int64_t>());
+}
+
 int require_int(const nlohmann::json& j, const char* key, const std::string& source) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_integer())
     throw std::runtime_error(source + ": missing or non-integer \"" + key + "\"");
-  return it->get<int>();
+  return checked_int(*it, key, source);
 }
 
 template <typename T>
 T get_or(const nlohmann::json& j, const char* key, T fallback) {
+  static_assert(!std::is_same_v<T, int>, "use get_int_or");
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
   return it->get<T>();
+}
+
+int get_int_or(const nlohmann::json& j, const char* key, int fallback, const std::string& source) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  return checked_int(*it, key, source);
 }
 
 }  // namespace
@@ -47,17 +77,17 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
   c.hidden_dim = require_int(j, "intermediate_size", source);
   c.n_layers = require_int(j, "num_hidden_layers", source);
   c.n_heads = require_int(j, "num_attention_heads", source);
-  c.n_kv_heads = get_or<int>(j, "num_key_value_heads", c.n_heads);
-  c.head_dim = get_or<int>(j, "head_dim", c.n_heads > 0 ? c.dim / c.n_heads : 0);
+  c.n_kv_heads = get_int_or(j, "num_key_value_heads", c.n_heads, source);
+  c.head_dim = get_int_or(j, "head_dim", c.n_heads > 0 ? c.dim / c.n_heads : 0, source);
   c.vocab_size = require_int(j, "vocab_size", source);
-  c.max_seq_len = get_or<int>(j, "max_position_embeddings", 2048);
+  c.max_seq_len = get_int_or(j, "max_position_embeddings", 2048, source);
   c.rms_eps = get_or<float>(j, "rms_norm_eps", 1e-6f);
   c.rope_theta = get_or<double>(j, "rope_theta", 10000.0);
   c.tie_embeddings = get_or<bool>(j, "tie_word_embeddings", false);
-  c.bos_token_id = get_or<int>(j, "bos_token_id", -1);
+  c.bos_token_id = get_int_or(j, "bos_token_id", -1, source);
   auto eos = j.find("eos_token_id");
-  if (eos != j.end() && eos->is_array() && !eos->empty()) c.eos_token_id = (*eos)[0].get<int>();
-  else c.eos_token_id = get_or<int>(j, "eos_token_id", -1);
+  if (eos != j.end() && eos->is_array() && !eos->empty()) c.eos_token_id = checked_int((*eos)[0], "eos_token_id", source);
+  else c.eos_token_id = get_int_or(j, "eos_token_id", -1, source);
   c.rope_layout = RopeLayout::HalfSplit;
   auto rs = j.find("rope_scaling");
   if (rs != j.end() && rs->is_object()) {

@@ -15,9 +15,10 @@ bool note_published_result(const std::string& value, const std::set<std::string>
   return true;
 }
 
-KafkaOutbox::KafkaOutbox(std::string brokers, uint64_t max_message_bytes)
+KafkaOutbox::KafkaOutbox(std::string brokers, uint64_t max_message_bytes, bus::Config properties)
     : brokers_(std::move(brokers)),
-      producer_(brokers_, bus::Config{{"message.max.bytes", std::to_string(max_message_bytes)}}) {}
+      properties_(std::move(properties)),
+      producer_(brokers_, bus::with(properties_, {{"message.max.bytes", std::to_string(max_message_bytes)}})) {}
 
 void KafkaOutbox::produce(const std::string& topic, const std::string& key, const std::string& value) {
   producer_.produce(topic, key, value);
@@ -32,7 +33,8 @@ std::map<std::string, PublishedResults> KafkaOutbox::published_results(const std
   bus::scan_topic_since(brokers_, results_topic, since_ms,
                         [&](const bus::Message& m) {
                           if (ids.count(m.key)) note_published_result(m.value, ids, out);
-                        });
+                        },
+                        10000, properties_);
   return out;
 }
 

@@ -35,7 +35,7 @@ class Outbox {
 
 class KafkaOutbox : public Outbox {
  public:
-  KafkaOutbox(std::string brokers, uint64_t max_message_bytes);
+  KafkaOutbox(std::string brokers, uint64_t max_message_bytes, bus::Config properties = {});
   void produce(const std::string& topic, const std::string& key, const std::string& value) override;
   void flush() override;
   std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
@@ -44,6 +44,7 @@ class KafkaOutbox : public Outbox {
 
  private:
   std::string brokers_;
+  bus::Config properties_;  // the deployment's kafka.properties (SASL/SSL), also for the scans
   bus::Producer producer_;
 };
 

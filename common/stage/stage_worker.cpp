@@ -69,13 +69,13 @@ StageWorker::StageWorker(StageWorkerOptions o) {
 
   std::vector<bus::TopicSpec> topics;
   for (const std::string& t : cfg.all_topics()) topics.push_back({t, cfg.kafka.partitions, cfg.kafka.replication_factor});
-  bus::ensure_topics(cfg.kafka.brokers, topics);
-  ctx_.outbox = std::make_unique<KafkaOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes);
+  bus::ensure_topics(cfg.kafka.brokers, topics, 30000, cfg.kafka.properties);
+  ctx_.outbox = std::make_unique<KafkaOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes, cfg.kafka.properties);
   processor_ = std::make_unique<StageProcessor>(ctx_);
   std::vector<std::string> inputs = {cfg.stage_topic(o.stage)};
   if (ctx_.is_first) inputs.insert(inputs.end(), {cfg.prompts_topic(), cfg.control_topic()});
   consumer_ = std::make_unique<bus::Consumer>(cfg.kafka.brokers, cfg.stage_consumer_group(o.stage), inputs,
-                                              bus::Config{}, this);
+                                              cfg.kafka.properties, this);
   heartbeat_ = std::make_unique<Heartbeat>(cfg.redis.url, seconds_ms(cfg.timeouts.heartbeat_ttl_s),
                                            [this] { return worker_info(); });
   ctx_.log("stage %d: layers [%d, %d) of %s, %.1f MiB of weights, fingerprint %s, kernels %s", o.stage, layers.first,

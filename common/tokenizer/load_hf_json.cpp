@@ -61,6 +61,16 @@ struct Loader {
 
   std::runtime_error error(const std::string& what) const { return std::runtime_error(path + ": " + what); }
 
+  // A token id: an integer in [0, 10^7]. json's get<int32_t>() would cast a float (undefined
+  // behaviour out of range) and wrap a large integer; a negative added-token id indexed pieces.
+  int32_t token_id(const json& v, const std::string& what) const {
+    if (!v.is_number() && !v.is_boolean()) (void)v.get<int32_t>();  // json's type_error: "unexpected structure"
+    if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() > 10'000'000
+                                                          : v.get<int64_t>() < 0 || v.get<int64_t>() > 10'000'000))
+      throw error("bad " + what + " id " + v.dump());
+    return static_cast<int32_t>(v.get<int64_t>());
+  }
+
   std::string pattern_of(const json& pat, bool* is_regex) const {
     if (pat.contains("Regex")) {
       *is_regex = true;
@@ -230,13 +240,12 @@ struct Loader {
     StringIdMap piece_to_id;
     int32_t max_id = -1;
     for (const auto& [piece, id] : model.at("vocab").items()) {
-      const auto i = id.get<int32_t>();
-      if (i < 0 || i > 10'000'000) throw error("bad vocabulary id " + std::to_string(i));
+      const int32_t i = token_id(id, "vocabulary");
       piece_to_id.emplace(piece, i);
       max_id = std::max(max_id, i);
     }
     const json added = j.value("added_tokens", json::array());
-    for (const auto& a : added) max_id = std::max(max_id, a.at("id").get<int32_t>());
+    for (const auto& a : added) max_id = std::max(max_id, token_id(a.at("id"), "added token"));
     d.pieces.assign(static_cast<size_t>(max_id + 1), std::string());
     for (const auto& [piece, id] : piece_to_id) d.pieces[id] = piece;
 
@@ -294,7 +303,7 @@ struct Loader {
 
     for (const auto& a : added) {
       AddedToken t;
-      t.id = a.at("id").get<int32_t>();
+      t.id = token_id(a.at("id"), "added token");
       t.content = a.at("content").get<std::string>();
       t.special = a.value("special", false);
       t.lstrip = a.value("lstrip", false);

@@ -61,8 +61,10 @@ std::string one_line(const std::string& value) {
 // The prompts and results topics exist before we follow/produce (the stage workers create the
 // same topics with the same settings; creating them here lets a submit precede the workers).
 void ensure_client_topics(const DeploymentConfig& cfg) {
-  bus::ensure_topics(cfg.kafka.brokers, {{cfg.prompts_topic(), cfg.kafka.partitions, cfg.kafka.replication_factor},
-                                         {cfg.results_topic(), cfg.kafka.partitions, cfg.kafka.replication_factor}});
+  bus::ensure_topics(cfg.kafka.brokers,
+                     {{cfg.prompts_topic(), cfg.kafka.partitions, cfg.kafka.replication_factor},
+                      {cfg.results_topic(), cfg.kafka.partitions, cfg.kafka.replication_factor}},
+                     30000, cfg.kafka.properties);
 }
 
 struct SubmitOpts {
@@ -102,8 +104,8 @@ int run_submit(const SubmitOpts& o) {
 
   ensure_client_topics(cfg);
   // Follow the results first: everything produced after this returns is seen.
-  auto results = bus::Consumer::from_end(cfg.kafka.brokers, cfg.results_topic());
-  bus::Producer producer(cfg.kafka.brokers);
+  auto results = bus::Consumer::from_end(cfg.kafka.brokers, cfg.results_topic(), cfg.kafka.properties);
+  bus::Producer producer(cfg.kafka.brokers, cfg.kafka.properties);
   const auto t0 = Clock::now();
   producer.produce(cfg.prompts_topic(), req.id, record);
   producer.flush(10000);
@@ -200,8 +202,9 @@ struct TailOpts {
 int run_tail(const TailOpts& o) {
   DeploymentConfig cfg = load_config(o.config);
   ensure_client_topics(cfg);
-  auto results = o.from_beginning ? bus::Consumer::from_beginning(cfg.kafka.brokers, cfg.results_topic())
-                                  : bus::Consumer::from_end(cfg.kafka.brokers, cfg.results_topic());
+  auto results = o.from_beginning
+                     ? bus::Consumer::from_beginning(cfg.kafka.brokers, cfg.results_topic(), cfg.kafka.properties)
+                     : bus::Consumer::from_end(cfg.kafka.brokers, cfg.results_topic(), cfg.kafka.properties);
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
   // Every partition is assigned by now: what is produced from here on will be printed.

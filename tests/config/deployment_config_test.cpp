@@ -177,7 +177,7 @@ TEST(DeploymentConfig, ClearErrorsNameTheFileAndKey) {
       {"kafka: {brokers: k:1, max_message_bytes: 1000}\nredis: {url: 'redis://r:1'}\n" + model + stages,
        "kafka.max_message_bytes: 1000 is below the minimum"},
       {"kafka: {brokers: k:1}\nredis: {url: 'http://r:1'}\n" + model + stages,
-       "redis.url: 'http://r:1' must start with redis://"},
+       "redis.url: bad Redis URL 'http://r:1': it must start with redis:// or unix://"},
       {"kafka: {brokers: k:1}\n" + model + stages, "redis.url: missing"},
       {endpoints + "model: {path: m.bin, weights: int4}\n" + stages, "model.weights: 'int4' is not one of"},
       {endpoints + "model: {path: m.bin, name: 'a b'}\n" + stages, "model.name: 'a b' must be non-empty"},

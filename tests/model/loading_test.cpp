@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -98,6 +99,17 @@ TEST(ModelLoading, TruncatedLlama2cNamesTheTensor) {
   EXPECT_TRUE(contains(error_of([&] { open_model(d + "/garbage.bin"); }), "not a llama2.c checkpoint"));
 }
 
+// Found by fuzz/fuzz_llama2c_checkpoint (UBSan): vocab_size -2^31 was negated (signed overflow).
+TEST(ModelLoading, Llama2cVocabSizeMinusTwoToThe31IsRejected) {
+  std::string d = test::scratch_dir("llama2c-intmin");
+  const int32_t h[7] = {8, 16, 1, 2, 2, std::numeric_limits<int32_t>::min(), 4};
+  std::string bytes(reinterpret_cast<const char*>(h), sizeof h);
+  bytes.resize(4096, '\0');
+  write_bytes(d + "/intmin.bin", bytes);
+  std::string err = error_of([&] { open_model(d + "/intmin.bin"); });
+  EXPECT_TRUE(contains(err, "vocab_size -2147483648")) << err;
+}
+
 // A small valid Hugging Face directory to damage in various ways.
 std::string hf_copy(const std::string& name) {
   std::string d = test::scratch_dir(name);
@@ -155,6 +167,16 @@ TEST(ModelLoading, ConfigMismatchesAreClearErrors) {
   EXPECT_TRUE(contains(err, "multiple of num_key_value_heads")) << err;
   err = with([](nlohmann::json& j) { j.erase("hidden_size"); });
   EXPECT_TRUE(contains(err, "config.json: missing or non-integer \"hidden_size\"")) << err;
+  // Found by fuzz/fuzz_model_config (UBSan): get<int>() cast an out-of-range float to int.
+  err = with([](nlohmann::json& j) { j["num_key_value_heads"] = 1e12; });
+  EXPECT_TRUE(contains(err, "config.json: \"num_key_value_heads\" must be an integer")) << err;
+  err = with([](nlohmann::json& j) { j["eos_token_id"] = {2.5}; });
+  EXPECT_TRUE(contains(err, "\"eos_token_id\" must be an integer")) << err;
+  err = with([](nlohmann::json& j) { j["hidden_size"] = 4294967424LL; });  // 2^32 + 128 used to wrap to 128
+  EXPECT_TRUE(contains(err, "\"hidden_size\" is out of range")) << err;
+  auto integral_float = cfg;
+  integral_float["num_key_value_heads"] = static_cast<double>(cfg["num_key_value_heads"].get<int>());
+  EXPECT_EQ(ModelConfig::from_hf_json(integral_float, "c").n_kv_heads, cfg["num_key_value_heads"].get<int>());
   write_bytes(d + "/config.json", "{not json");
   EXPECT_TRUE(contains(error_of([&] { open_model(d); }), "config.json"));
   EXPECT_TRUE(contains(error_of([&] { open_model(d + "/nope"); }), "no such file or directory"));

@@ -1,7 +1,7 @@
 #pragma once
 // A real redis-server for one test: a free loopback port (bind port 0), launched as a
 // child process without persistence, ready when PING answers (bounded polling), killed
-// and reaped on destruction.
+// and reaped on destruction. Optionally with a password (--requirepass) and a unix socket.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "state/redis_client.h"
 
@@ -39,10 +40,18 @@ inline int free_loopback_port() {
   return port;
 }
 
+struct RedisServerOptions {
+  std::string log_path;     // where the server's stdout/stderr go ("" = /dev/null)
+  std::string password;     // --requirepass ("" = none)
+  bool unix_socket = false;  // also listen on a unix socket (socket_path())
+};
+
 class RedisServer {
  public:
   // log_path: where the server's stdout/stderr go ("" = /dev/null).
-  explicit RedisServer(const std::string& log_path = "") {
+  explicit RedisServer(const std::string& log_path = "") : RedisServer(RedisServerOptions{log_path, "", false}) {}
+  explicit RedisServer(RedisServerOptions options) : options_(std::move(options)) {
+    const std::string& log_path = options_.log_path;
     std::string last_error;
     for (int attempt = 0; attempt < 3; ++attempt) {  // the port may be taken in between
       port_ = free_loopback_port();
@@ -58,7 +67,14 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   int port() const { return port_; }
+  // Without the password.
   std::string url(int db = 0) const { return "redis://127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db); }
+  // With the password (as given: tests use URL-safe ones here).
+  std::string url_with_password(int db = 0) const {
+    return "redis://:" + options_.password + "@127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);
+  }
+  const std::string& socket_path() const { return socket_path_; }
+  std::string socket_url(int db = 0) const { return "unix://" + socket_path_ + "?db=" + std::to_string(db); }
 
   void stop() {
     if (pid_ <= 0) return;
@@ -66,11 +82,22 @@ class RedisServer {
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
+    if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
   }
 
  private:
   void launch(const std::string& log_path) {
     std::string port = std::to_string(port_);
+    std::vector<std::string> args = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no"};
+    if (!options_.password.empty()) args.insert(args.end(), {"--requirepass", options_.password});
+    if (options_.unix_socket) {
+      socket_path_ = "/tmp/fleet-test-redis-" + std::to_string(::getpid()) + "-" + port + ".sock";
+      args.insert(args.end(), {"--unixsocket", socket_path_, "--unixsocketperm", "700"});
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error("fork() failed");
     if (pid == 0) {
@@ -80,8 +107,7 @@ class RedisServer {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
-      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", static_cast<char*>(nullptr));
+      ::execvp("redis-server", argv.data());
       ::_exit(127);
     }
     pid_ = pid;
@@ -100,7 +126,7 @@ class RedisServer {
       try {
         RedisOptions opt;
         opt.connect_timeout = std::chrono::milliseconds(200);
-        RedisClient c(url(), opt);
+        RedisClient c(options_.password.empty() ? url() : url_with_password(), opt);
         c.ping();
         return "";
       } catch (const std::exception& e) {
@@ -111,8 +137,10 @@ class RedisServer {
     return "PING did not answer within the limit: " + last;
   }
 
+  RedisServerOptions options_;
   int port_ = 0;
   pid_t pid_ = -1;
+  std::string socket_path_;
 };
 
 // Polls cond until it is true or `limit` passes; returns its last value.

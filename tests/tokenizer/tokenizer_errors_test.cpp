@@ -47,6 +47,23 @@ TEST(TokenizerErrors, TruncatedTokenizerBin) {
   expect_error_mentioning(write_file("badlen.bin", bad_len), "bad length");
 }
 
+// Found by fuzz/fuzz_tokenizer_json (UBSan): ids were read with get<int32_t>(), which casts a
+// float out of range (undefined behaviour); a negative added-token id indexed the piece table.
+TEST(TokenizerErrors, TokenIdsMustBeIntegersInRange) {
+  const std::string vocab = R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []})";
+  expect_error_mentioning(
+      write_file("float_id.json", R"({"model": {"type": "BPE", "vocab": {"a": 1e127}, "merges": []}})"),
+      "bad vocabulary id 1e+127");
+  expect_error_mentioning(
+      write_file("added_negative.json", "{" + vocab + R"(, "added_tokens": [{"id": -3, "content": "<x>"}]})"),
+      "bad added token id -3");
+  expect_error_mentioning(
+      write_file("added_huge.json", "{" + vocab + R"(, "added_tokens": [{"id": 2147483647, "content": "<x>"}]})"),
+      "bad added token id 2147483647");
+  EXPECT_NO_THROW(
+      Tokenizer::load(write_file("added_ok.json", "{" + vocab + R"(, "added_tokens": [{"id": 2, "content": "<x>"}]})")));
+}
+
 TEST(TokenizerErrors, InvalidJson) {
   expect_error_mentioning(write_file("broken.json", "{\"model\": "), "invalid JSON");
   expect_error_mentioning(write_file("nomodel.json", "{\"version\": \"1.0\"}"), "no \"model\"");
