@@ -11,6 +11,11 @@
 #                                 then holds the client settings (scripts/stack-auth.sh)
 #   scripts/stack.sh down DIR     stop both and wait until they are gone
 #   scripts/stack.sh status DIR   exit 0 iff the stack in DIR is up and answering
+#   scripts/stack.sh kafka-stop DIR / kafka-start DIR   stop the broker, start it again (same
+#                                 data, same ports): broker outages for tests
+#   scripts/stack.sh redis-stop DIR / redis-start DIR / redis-restart DIR   SHUTDOWN
+#                                 redis-server (the append-only file keeps its data), start it
+#                                 again on the same port
 #   scripts/stack.sh topics DIR ARGS...  kafka-topics against it, e.g.
 #                                 topics DIR --create --topic T --partitions 8
 #   scripts/stack.sh groups DIR ARGS...  kafka-consumer-groups, e.g.
@@ -200,13 +205,20 @@ abs_dir() {
 }
 
 # --------------------------------------------------------------------------- redis
-start_redis() {  # start_redis DIR PORT
-  local dir=$1 port=$2 deadline
+start_redis() {  # start_redis DIR PORT: a fresh redis-server
+  local dir=$1 port=$2
   rm -rf "$dir/redis" "$dir/redis.pid"
   mkdir -p "$dir/redis"
   # The password is read from a mode-600 file, never from the command line.
   (umask 077; if [ -n "$REDIS_PASS" ]; then echo "requirepass \"$REDIS_PASS\""; fi >"$dir/redis/redis.conf")
-  redis-server "$dir/redis/redis.conf" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+  launch_redis "$dir" "$port"
+}
+
+# launch_redis DIR PORT: redis-server over what DIR/redis holds. The append-only file is on
+# (fsync every second; SHUTDOWN writes it out), so a restart keeps the fleet's state.
+launch_redis() {
+  local dir=$1 port=$2 deadline
+  redis-server "$dir/redis/redis.conf" --port "$port" --bind 127.0.0.1 --save '' --appendonly yes \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis/redis.log" \
     --dir "$dir/redis" </dev/null >/dev/null 2>&1 8>&- 9>&- \
     || { tail -n 20 "$dir/redis/redis.log" >&2 2>/dev/null; return 1; }
@@ -307,8 +319,8 @@ kafka_java() {
     -cp "$KAFKA_LIBS/*")
 }
 
-start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT SASL_PORT
-  local dir=$1 bport=$2 cport=$3 sport=$4 k="$1/kafka" cid pid t0 deadline
+start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT SASL_PORT: a fresh broker
+  local dir=$1 bport=$2 cport=$3 sport=$4 k="$1/kafka" cid
   # A fresh start gets a fresh data dir: the stack holds test data only, and the
   # controller's address (part of the quorum state) changes with the port.
   rm -rf "$k"
@@ -327,6 +339,13 @@ start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT SASL_PORT
     log "kafka storage format failed (log: $k/format.log)"
     return 1
   fi
+  launch_kafka "$dir" "$bport" "$sport"
+}
+
+# launch_kafka DIR BROKER_PORT SASL_PORT: the broker over what DIR/kafka holds (formatted).
+launch_kafka() {
+  local dir=$1 bport=$2 sport=$3 k="$1/kafka" pid t0 deadline
+  kafka_java "$dir"
   t0=$(now_ms)
   # The broker outlives this script and its terminal; stdio to files so a
   # caller capturing our output (ctest) is not held open by the broker; the lock
@@ -470,6 +489,57 @@ down() {
   log "down in $dir"
 }
 
+# Outages for tests: the broker stopped and started again over its data (same ports), and
+# redis-server shut down (SHUTDOWN: the append-only file is written) and started again.
+kafka_stop() {
+  local dir pid
+  dir=$(abs_dir "$1")
+  pid=$(pid_is "$dir/kafka.pid" kafka.Kafka) || die "no broker running in $dir"
+  stop_pid "$pid" "$TIMEOUT"
+  echo "$(date -Is) kafka-stop" >>"$dir/stack.log"
+}
+
+kafka_start() {
+  local dir bport sport=""
+  dir=$(abs_dir "$1")
+  [ -f "$dir/stack.env" ] || die "no stack in $dir"
+  pid_is "$dir/kafka.pid" kafka.Kafka >/dev/null && die "the broker in $dir is running"
+  bport=$(env_get "$dir/stack.env" FLEET_KAFKA_BROKERS); bport=${bport##*:}
+  sport=$(env_get "$dir/stack.env" FLEET_KAFKA_SASL_BROKERS); sport=${sport##*:}
+  SASL_USER=""  # readiness: the plain listener answering is enough
+  launch_kafka "$dir" "$bport" "${sport:-0}" || die "the broker did not start again (log: $dir/kafka/server.log)"
+  echo "$(date -Is) kafka-start ready_ms=$KAFKA_START_MS" >>"$dir/stack.log"
+  log "kafka up again on 127.0.0.1:$bport (${KAFKA_START_MS} ms)"
+}
+
+redis_port() { local p; p=$(env_get "$1/stack.env" FLEET_REDIS_URL); p=${p##*:}; echo "${p%%/*}"; }
+
+redis_stop() {
+  local dir rport pid deadline
+  dir=$(abs_dir "$1")
+  [ -f "$dir/stack.env" ] || die "no stack in $dir"
+  rport=$(redis_port "$dir")
+  pid=$(pid_is "$dir/redis.pid" redis-server) || die "no redis-server running in $dir"
+  redis_cli_auth "$dir" -h 127.0.0.1 -p "$rport" SHUTDOWN >/dev/null 2>&1 || true
+  deadline=$(( $(now_ms) + 30000 ))
+  while alive "$pid"; do
+    [ "$(now_ms)" -gt "$deadline" ] && die "redis-server (pid $pid) did not shut down"
+    sleep 0.05
+  done
+  rm -f "$dir/redis.pid"
+  wait_port_closed "$rport" 30
+  echo "$(date -Is) redis-stop" >>"$dir/stack.log"
+}
+
+redis_start() {
+  local dir
+  dir=$(abs_dir "$1")
+  [ -f "$dir/stack.env" ] || die "no stack in $dir"
+  launch_redis "$dir" "$(redis_port "$dir")" || die "redis-server did not start again (log: $dir/redis/redis.log)"
+  echo "$(date -Is) redis-start" >>"$dir/stack.log"
+  log "redis up again on 127.0.0.1:$(redis_port "$dir")"
+}
+
 status() {
   local dir=$1
   if [ -d "$dir" ] && stack_answering "$(abs_dir "$dir")"; then
@@ -498,5 +568,10 @@ case "$cmd" in
   up)     [ $# -ge 2 ] || usage; d=$2; shift 2; parse_up_options "$@"; up "$d" ;;
   down)   [ $# -eq 2 ] || usage; down "$2" ;;
   status) [ $# -eq 2 ] || usage; status "$2" ;;
+  kafka-stop)    [ $# -eq 2 ] || usage; kafka_stop "$2" ;;
+  kafka-start)   [ $# -eq 2 ] || usage; kafka_start "$2" ;;
+  redis-stop)    [ $# -eq 2 ] || usage; redis_stop "$2" ;;
+  redis-start)   [ $# -eq 2 ] || usage; redis_start "$2" ;;
+  redis-restart) [ $# -eq 2 ] || usage; redis_stop "$2"; redis_start "$2" ;;
   *)      usage ;;
 esac

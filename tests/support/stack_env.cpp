@@ -35,6 +35,8 @@ std::string tail_of(const std::string& path) {
   }
 }
 
+std::string g_stack_dir;  // scripts/stack.sh's DIR of this binary's stack
+
 class StackEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
@@ -47,6 +49,7 @@ class StackEnvironment : public ::testing::Environment {
     const std::string old = std::string(FLEET_BINARY_DIR) + "/test-scratch/" + name;
     if (std::filesystem::exists(old + "/stack.env")) run("'" + script_ + "' down '" + old + "' >/dev/null 2>&1");
     dir_ = scratch_dir(name);
+    g_stack_dir = dir_;
     const std::string log = dir_ + "/stack-up.log";
     int rc = run("'" + script_ + "' up '" + dir_ + "' >'" + log + "' 2>&1");
     if (rc != 0) {
@@ -102,6 +105,18 @@ std::string unique_name(const std::string& prefix) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
   return prefix + "-" + buf;
+}
+
+}  // namespace fleet::test
+
+namespace fleet::test {
+
+const std::string& stack_dir() { return g_stack_dir; }
+
+int stack_command(const std::string& command) {
+  const std::string script = std::string(FLEET_SOURCE_ROOT) + "/scripts/stack.sh";
+  const std::string log = g_stack_dir + "/stack-commands.log";
+  return std::system(("'" + script + "' " + command + " '" + g_stack_dir + "' >>'" + log + "' 2>&1").c_str());
 }
 
 }  // namespace fleet::test

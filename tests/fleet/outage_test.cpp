@@ -1,0 +1,89 @@
+// Infrastructure outages mid-run: the Kafka broker stopped for 20 s and started again, and
+// redis-server shut down (append-only file on) and started again. Workers stay up, retry with
+// backoff, and every request completes with fleet generate's text, each token index once on
+// the results topic, one terminal event.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "fleet/deployment.h"
+#include "support/stack_env.h"
+#include "support/stories_reference.h"
+#include "test_support.h"
+
+namespace fleet::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::vector<std::string> kPrompts = {
+    "Once upon a time",      "The little dog",          "Lily and Ben went to the park",
+    "One day, a big bear",   "Tom had a red ball. He",  "The sun was hot and",
+    "Mom said",              "There was a tiny bird who", "The cat sat on the mat and",
+    "Timmy wanted to play with", "In the garden, a little frog", "The big red car",
+    "Anna found a shiny stone", "It was a rainy day and", "The boy and his dad",
+    "A kind old man lived", "Sam liked to eat apples", "The fish swam in the pond",
+    "One night, the moon",  "The little girl had a doll"};
+constexpr int kMaxTokens = 120;
+
+// Serves 20 requests; after 60 token events, runs `outage` (which returns when the service
+// is back); then checks every request.
+void run_through(const std::string& name, const std::function<void()>& outage) {
+  DeploymentOptions o;
+  o.model_path = stories_bin();
+  o.tokenizer = stories_tok();
+  o.stages = {{0, 2, 1}, {2, 5, 1}};
+  Deployment d(o);
+  ResultCollector results(d.config());
+  std::vector<std::pair<std::string, std::string>> recs;
+  std::vector<std::string> ids;
+  const std::string prefix = unique_name(name) + "-";
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    ids.push_back(prefix + std::to_string(i));
+    recs.emplace_back(ids.back(), greedy_record(ids.back(), kPrompts[i], kMaxTokens));
+  }
+  d.submit(recs);
+  ASSERT_TRUE(results.wait_token_events(60, 60s)) << d.log_tails();
+  const auto t0 = std::chrono::steady_clock::now();
+  outage();
+  const double outage_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const bool all = results.wait_all_finished(ids, 120s);
+  const double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  results.drain(2s);
+  ASSERT_TRUE(all) << results.unfinished(ids).size() << " unfinished\n" << d.log_tails(40);
+  int complete = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const RequestTrace* t = results.trace(ids[i]);
+    ASSERT_NE(t, nullptr);
+    for (const std::string& p : ResultCollector::delivery_problems(*t)) ADD_FAILURE() << ids[i] << ": " << p;
+    const Completion c = t->completion();
+    EXPECT_EQ(c.error_code, "") << ids[i] << ": " << c.text;
+    EXPECT_EQ(c.tokens, stories_reference(kPrompts[i], kMaxTokens).tokens) << ids[i];
+    EXPECT_EQ(c.text, stories_reference(kPrompts[i], kMaxTokens).text) << ids[i];
+    if (c.error_code.empty() && c.text == stories_reference(kPrompts[i], kMaxTokens).text) ++complete;
+  }
+  for (size_t i = 0; i < d.workers().size(); ++i) EXPECT_TRUE(d.workers()[i].running) << "worker " << i << " exited";
+  std::printf("outage %s: %d/20 complete with the reference text, outage %.1f s, last completion %.1f s after it began\n",
+              name.c_str(), complete, outage_s, done_s);
+}
+
+TEST(FleetOutage, BrokerStoppedFor20SecondsAndStartedAgain) {
+  run_through("kafka", [] {
+    ASSERT_EQ(stack_command("kafka-stop"), 0);
+    std::this_thread::sleep_for(20s);  // the outage itself, not a synchronization
+    ASSERT_EQ(stack_command("kafka-start"), 0);
+  });
+}
+
+TEST(FleetOutage, RedisShutDownAndStartedAgain) {
+  run_through("redis", [] {
+    ASSERT_EQ(stack_command("redis-stop"), 0);
+    std::this_thread::sleep_for(5s);  // the outage itself, not a synchronization
+    ASSERT_EQ(stack_command("redis-start"), 0);
+  });
+}
+
+}  // namespace
+}  // namespace fleet::test
