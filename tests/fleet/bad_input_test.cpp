@@ -47,14 +47,7 @@ constexpr uint64_t kSeed = 20250601;
 constexpr auto kQuiet = 8s;
 constexpr auto kHardLimit = 90s;
 
-const std::vector<std::string> kPrompts = {
-    "Once upon a time",     "The little dog",          "Lily and Ben went to the park",
-    "One day, a big bear",  "Tom had a red ball. He",  "The sun was hot and",
-    "Mom said",             "There was a tiny bird who", "The cat sat on the mat and",
-    "Timmy wanted to play with", "In the garden, a little frog", "The big red car",
-    "Anna found a shiny stone", "It was a rainy day and", "The boy and his dad",
-    "A kind old man lived", "Sam liked to eat apples", "The fish swam in the pond",
-    "One night, the moon",  "Once upon a time, there was a girl named Sue"};
+const std::vector<std::string>& kPrompts = story_prompts();
 
 struct DeadLetter {
   std::string topic, code, message, value;  // value: decoded from value_base64 when needed

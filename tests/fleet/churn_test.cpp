@@ -52,15 +52,8 @@ struct Request {
 // 20 greedy requests and 5 seeded samples at temperature 0.8.
 const std::vector<Request>& workload() {
   static const std::vector<Request> w = [] {
-    const char* greedy[] = {"Once upon a time",     "The little dog",          "Lily and Ben went to the park",
-                            "One day, a big bear",  "Tom had a red ball. He",  "The sun was hot and",
-                            "Mom said",             "There was a tiny bird who", "The cat sat on the mat and",
-                            "Timmy wanted to play with", "In the garden, a little frog", "The big red car",
-                            "Anna found a shiny stone", "It was a rainy day and", "The boy and his dad",
-                            "A kind old man lived", "Sam liked to eat apples", "The fish swam in the pond",
-                            "One night, the moon",  "Once upon a time, there was a girl named Sue"};
     std::vector<Request> r;
-    for (const char* p : greedy) r.push_back({p, 0.0f, 0});
+    for (const std::string& p : story_prompts()) r.push_back({p, 0.0f, 0});
     const char* sampled[] = {"Once upon a time", "The little dog", "Lily and Ben went to the park", "Mom said",
                              "There was a tiny bird who"};
     uint64_t seed = 1001;

@@ -18,14 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::vector<std::string> kPrompts = {
-    "Once upon a time",      "The little dog",          "Lily and Ben went to the park",
-    "One day, a big bear",   "Tom had a red ball. He",  "The sun was hot and",
-    "Mom said",              "There was a tiny bird who", "The cat sat on the mat and",
-    "Timmy wanted to play with", "In the garden, a little frog", "The big red car",
-    "Anna found a shiny stone", "It was a rainy day and", "The boy and his dad",
-    "A kind old man lived", "Sam liked to eat apples", "The fish swam in the pond",
-    "One night, the moon",  "The little girl had a doll"};
+const std::vector<std::string>& kPrompts = story_prompts();
 constexpr int kMaxTokens = 120;
 
 // Serves 20 requests; after 60 token events, runs `outage` (which returns when the service
