@@ -189,7 +189,7 @@ void prompts_fields(Gen& g) {
   };
   for (const auto& [field, values] : wrong)
     for (const json& v : values)
-      g.prompt_json("wrong-type", field + " = " + v.dump(), [&](json& j) { j[field] = v; }, kInvalidRequest, field + " must");
+      g.prompt_json("wrong-type", field + " = " + v.dump(), [&, &field = field](json& j) { j[field] = v; }, kInvalidRequest, field + " must");
   for (const json& v : {json(5), json(true), json::array({"x"})}) {  // id: keyed by the record key
     const std::string key = g.next_key("wrong-type");
     g.prompt("wrong-type", "id = " + v.dump(), key, json{{"id", v}, {"prompt", "Once upon a time"}}.dump(),
@@ -203,7 +203,7 @@ void prompts_fields(Gen& g) {
       {json::array({{{"role", "user"}, {"content", 5}}}), "messages[0].content must be a string"},
       {json::array({{{"role", "user"}}}), "messages[0].content must be a string"}};
   for (const auto& [v, says] : bad_messages)
-    g.prompt_json("wrong-type", "messages = " + v.dump(), [&](json& j) { j.erase("prompt"); j["messages"] = v; },
+    g.prompt_json("wrong-type", "messages = " + v.dump(), [&, &v = v](json& j) { j.erase("prompt"); j["messages"] = v; },
                   kInvalidRequest, says);
 
   for (const std::string f : {"max_token", "Prompt", "model", "stream", "n", "temperatur", "", "id ", "logprobs", "\xc3\xa9"})
@@ -268,7 +268,7 @@ void prompts_values(Gen& g) {
       {long_stop, "a stop string is 300 bytes"},
       {json::array({json::array({"nested"})}), "stop must hold strings"}};
   for (const auto& [v, says] : stops)
-    g.prompt_json("stop", "stop " + printable(v.dump(), 40), [&](json& j) { j["stop"] = v; }, kInvalidRequest, says);
+    g.prompt_json("stop", "stop " + printable(v.dump(), 40), [&, &v = v](json& j) { j["stop"] = v; }, kInvalidRequest, says);
   for (const std::string raw : {"0", "-1", "86401", "1e9", "-0.0", "0.0"})
     g.prompt_raw_field("timeout_s", raw, kInvalidRequest, "timeout_s must be in (0, 86400]");
 }

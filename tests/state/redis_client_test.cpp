@@ -100,7 +100,7 @@ TEST_F(RedisClientTest, SelectsTheDatabaseOfTheUrl) {
 
 TEST_F(RedisClientTest, ArgumentsAreBinarySafe) {
   RedisClient c(server_->url());
-  const std::string value("a\0b\r\n$3\r\nxyz \"q\"", 18);
+  const std::string value("a\0b\r\n$3\r\nxyz \"q\"", 16);
   c.set(std::string("key\0with nul", 12), value);
   EXPECT_EQ(c.get(std::string("key\0with nul", 12)), value);
   EXPECT_EQ(c.get("key"), std::nullopt);
