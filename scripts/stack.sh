@@ -9,6 +9,9 @@
 #       [--sasl-plain USER:PASS]  also a SASL_PLAINTEXT listener (PLAIN) for USER
 #       [--redis-password PASS]   redis-server requires PASS; DIR/stack.auth.env (mode 600)
 #                                 then holds the client settings (scripts/stack-auth.sh)
+#       [--brokers N]             N = 1 (default) or 3: a 3-node KRaft cluster, replication
+#                                 factor 3, min.insync.replicas 2 (scripts/stack-kafka.sh)
+#   scripts/stack.sh broker-pid DIR ID   pid of Kafka node ID (1..N): for kill -9 in tests
 #   scripts/stack.sh down DIR     stop both and wait until they are gone
 #   scripts/stack.sh status DIR   exit 0 iff the stack in DIR is up and answering
 #   scripts/stack.sh kafka-stop DIR / kafka-start DIR   stop the broker, start it again (same
@@ -48,9 +51,11 @@ die() { echo "stack: error: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
 # shellcheck source=scripts/stack-auth.sh
 . "$ROOT/scripts/stack-auth.sh"
+# shellcheck source=scripts/stack-kafka.sh
+. "$ROOT/scripts/stack-kafka.sh"
 
 usage() {
-  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -179,20 +184,19 @@ env_get() {  # env_get FILE KEY
 }
 
 redis_ok() { [ "$(redis_cli_auth "$2" -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = "PONG" ]; }  # PORT DIR
-kafka_ok() {
-  # Metadata answered by the broker and it lists itself: it is registered and unfenced.
-  local md
-  port_open "$1" || return 1
-  md=$(kcat -L -b "127.0.0.1:$1" -m 2 2>/dev/null) || return 1
-  [[ "$md" == *"broker 1 at 127.0.0.1:$1"* ]]
-}
-
 stack_answering() {  # stack_answering DIR
   local dir=$1 env="$1/stack.env" kp rp sp
   [ -f "$env" ] || return 1
+  kp=$(env_get "$env" FLEET_KAFKA_BROKERS)
+  if [[ "$kp" == *,* ]]; then  # a cluster (--brokers N)
+    pid_is "$dir/redis.pid" redis-server >/dev/null || return 1
+    rp=$(env_get "$env" FLEET_REDIS_URL); rp=${rp##*:}; rp=${rp%%/*}
+    redis_ok "$rp" "$dir" && cluster_answering "$dir" "$kp"
+    return
+  fi
   pid_is "$dir/kafka.pid" kafka.Kafka >/dev/null || return 1
   pid_is "$dir/redis.pid" redis-server >/dev/null || return 1
-  kp=$(env_get "$env" FLEET_KAFKA_BROKERS); kp=${kp##*:}
+  kp=${kp##*:}
   rp=$(env_get "$env" FLEET_REDIS_URL); rp=${rp##*:}; rp=${rp%%/*}
   [ -n "$kp" ] && [ -n "$rp" ] || return 1
   sp=$(env_get "$env" FLEET_KAFKA_SASL_BROKERS); sp=${sp##*:}
@@ -233,146 +237,6 @@ launch_redis() {
     fi
     sleep 0.05
   done
-}
-
-# --------------------------------------------------------------------------- kafka
-write_kafka_config() {  # DIR BROKER_PORT CONTROLLER_PORT SASL_PORT
-  local dir=$1 bport=$2 cport=$3 k="$1/kafka"
-  touch "$k/server.properties" && chmod 600 "$k/server.properties"  # may hold a JAAS password
-  cat >"$k/server.properties" <<EOF
-# Written by scripts/stack.sh up: a single-node KRaft broker+controller for tests.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$bport
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-log.dirs=$k/data
-
-# Topics: created on first use with num.partitions, or explicitly (kcat/AdminClient).
-auto.create.topics.enable=true
-delete.topic.enable=true
-num.partitions=${FLEET_KAFKA_PARTITIONS:-4}
-default.replication.factor=1
-min.insync.replicas=1
-# Largest record batch the broker accepts: Kafka's default, 1 MiB + 12 bytes.
-# Producers of large activations must chunk below this (docs/stack.md).
-message.max.bytes=1048588
-replica.fetch.max.bytes=1048576
-
-# Single node: internal topics with one replica, few partitions, no rebalance delay.
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-group.initial.rebalance.delay.ms=0
-# Group consumers use session.timeout.ms=3000 (fleet::bus::consumer_defaults) so that a
-# killed replica's partitions move within ~4 s; the broker refuses sessions shorter
-# than this (Kafka's default, 6000, would reject them with INVALID_SESSION_TIMEOUT).
-group.min.session.timeout.ms=1000
-
-# Small machine: few threads, small segments, short retention (test data only).
-num.network.threads=2
-num.io.threads=4
-num.recovery.threads.per.data.dir=1
-background.threads=4
-log.segment.bytes=67108864
-log.retention.hours=24
-log.retention.check.interval.ms=300000
-EOF
-  if [ -n "$SASL_USER" ]; then
-    sasl_listener_properties "$bport" "$cport" "$4" >>"$k/server.properties"
-    write_kcat_sasl_conf "$dir"
-  fi
-  cat >"$k/log4j.properties" <<EOF
-# Written by scripts/stack.sh up: everything at INFO+ to kafka/server.log, quiet console.
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$k/server.log
-log4j.appender.file.Append=true
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.kafka.log.LogCleaner=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.org.apache.kafka.clients=WARN
-log4j.logger.org.apache.zookeeper=WARN
-EOF
-}
-
-# kafka_java DIR: sets KAFKA_JAVA to the java command line (up to the main class).
-# An array rather than a function, so that `"${KAFKA_JAVA[@]}" ... &` makes $! the
-# JVM's own pid.
-kafka_java() {
-  local dir=$1
-  # shellcheck disable=SC2206
-  KAFKA_JAVA=(java ${FLEET_KAFKA_HEAP:--Xms256m -Xmx512m}
-    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
-    -Djava.awt.headless=true
-    "-Dlog4j.configuration=file:$dir/kafka/log4j.properties"
-    "-Dkafka.logs.dir=$dir/kafka"
-    -cp "$KAFKA_LIBS/*")
-}
-
-start_kafka() {  # start_kafka DIR BROKER_PORT CONTROLLER_PORT SASL_PORT: a fresh broker
-  local dir=$1 bport=$2 cport=$3 sport=$4 k="$1/kafka" cid
-  # A fresh start gets a fresh data dir: the stack holds test data only, and the
-  # controller's address (part of the quorum state) changes with the port.
-  rm -rf "$k"
-  mkdir -p "$k/data"
-  write_kafka_config "$dir" "$bport" "$cport" "$sport"
-  # A cluster id starting with '-' would be read as an option by StorageTool: draw again.
-  cid=-
-  while [ "${cid#-}" != "$cid" ]; do
-    cid=$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-  done
-  echo "$cid" >"$k/cluster.id"
-  kafka_java "$dir"
-  if ! "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cid" -c "$k/server.properties" \
-        </dev/null >"$k/format.log" 2>&1; then
-    tail -n 30 "$k/format.log" >&2
-    log "kafka storage format failed (log: $k/format.log)"
-    return 1
-  fi
-  launch_kafka "$dir" "$bport" "$sport"
-}
-
-# launch_kafka DIR BROKER_PORT SASL_PORT: the broker over what DIR/kafka holds (formatted).
-launch_kafka() {
-  local dir=$1 bport=$2 sport=$3 k="$1/kafka" pid t0 deadline
-  kafka_java "$dir"
-  t0=$(now_ms)
-  # The broker outlives this script and its terminal; stdio to files so a
-  # caller capturing our output (ctest) is not held open by the broker; the lock
-  # fds are closed so a running broker does not hold the lock of DIR.
-  "${KAFKA_JAVA[@]}" kafka.Kafka "$k/server.properties" </dev/null >"$k/kafka.out" 2>&1 8>&- 9>&- &
-  pid=$!
-  echo "$pid" >"$dir/kafka.pid"
-  deadline=$(( t0 + TIMEOUT * 1000 ))
-  until kafka_ok "$bport" && { [ -z "$SASL_USER" ] || sasl_ok "$dir" "$sport"; }; do
-    if ! alive "$pid"; then
-      grep -q "BindException\|Address already in use" "$k/server.log" "$k/kafka.out" 2>/dev/null && PORT_CONFLICT=1
-      log "kafka exited during startup; tail of $k/server.log and $k/kafka.out:"
-      tail -n 30 "$k/server.log" >&2 2>/dev/null || true
-      tail -n 20 "$k/kafka.out" >&2 2>/dev/null || true
-      rm -f "$dir/kafka.pid"
-      return 1
-    fi
-    if [ "$(now_ms)" -gt "$deadline" ]; then
-      log "kafka did not answer on 127.0.0.1:$bport within ${TIMEOUT}s; tail of $k/server.log:"
-      tail -n 30 "$k/server.log" >&2 2>/dev/null || true
-      stop_pid "$pid" 30
-      rm -f "$dir/kafka.pid"
-      return 1
-    fi
-    sleep 0.1
-  done
-  KAFKA_START_MS=$(( $(now_ms) - t0 ))
 }
 
 # alive PID: running (a zombie whose parent has not reaped it yet counts as gone;
@@ -417,7 +281,7 @@ up() {
   dir=$(abs_dir "$1")
   exec 8>"$dir/.stack.lock"
   flock -w "$TIMEOUT" 8 || die "another 'up'/'down' holds $dir/.stack.lock"
-  if auth_options_match "$dir" && stack_answering "$dir"; then
+  if auth_options_match "$dir" && [ "$(stack_nodes "$dir")" = "$KAFKA_NODES" ] && stack_answering "$dir"; then
     log "already up in $dir (reusing)"
     cat "$dir/stack.env"
     return 0
@@ -427,6 +291,7 @@ up() {
   command -v redis-server >/dev/null || die "redis-server not found (scripts/setup installs it)"
   command -v kcat >/dev/null || die "kcat not found (scripts/setup installs it)"
   fetch
+  if [ "$KAFKA_NODES" -gt 1 ]; then up_cluster "$dir"; return; fi
   t0=$(now_ms)
   for attempt in 1 2 3; do
     PORT_CONFLICT=0
@@ -456,9 +321,56 @@ EOF
   cat "$dir/stack.env"
 }
 
+# The number of Kafka nodes of the stack in DIR (0: none).
+stack_nodes() {
+  local b
+  [ -f "$1/stack.env" ] || { echo 0; return; }
+  b=$(env_get "$1/stack.env" FLEET_KAFKA_BROKERS)
+  IFS=, read -r -a b <<<"$b"
+  echo "${#b[@]}"
+}
+
+# up for --brokers N > 1 (DIR locked, stale stack stopped): N nodes + redis-server.
+up_cluster() {
+  local dir=$1 attempt t0 ports bports cports rport brokers="" controllers="" p i
+  [ -z "$SASL_USER" ] || die "--sasl-plain is not supported with --brokers $KAFKA_NODES"
+  t0=$(now_ms)
+  for attempt in 1 2 3; do
+    PORT_CONFLICT=0
+    read -r -a ports < <(free_ports $((2 * KAFKA_NODES + 1)))
+    bports=${ports[*]:0:KAFKA_NODES}; cports=${ports[*]:KAFKA_NODES:KAFKA_NODES}; rport=${ports[$((2 * KAFKA_NODES))]}
+    write_auth_env "$dir" 0
+    if start_redis "$dir" "$rport" && start_cluster "$dir" "$bports" "$cports"; then
+      break
+    fi
+    down_locked "$dir" quiet
+    { [ "$PORT_CONFLICT" -eq 1 ] && [ "$attempt" -lt 3 ]; } || die "could not start the stack in $dir (logs: $dir/kafka-*/server.log, $dir/redis/redis.log)"
+    log "start attempt $attempt lost a port race; retrying with new ports"
+  done
+  for p in $bports; do brokers+="${brokers:+,}127.0.0.1:$p"; done
+  for p in $cports; do controllers+="${controllers:+,}127.0.0.1:$p"; done
+  {
+    echo "FLEET_KAFKA_BROKERS=$brokers"
+    echo "FLEET_REDIS_URL=redis://127.0.0.1:$rport/0"
+    echo "FLEET_KAFKA_CONTROLLER=$controllers"
+    echo "FLEET_KAFKA_VERSION=$KAFKA_VERSION"
+    echo "FLEET_KAFKA_NODES=$KAFKA_NODES"
+    p=""
+    for ((i = 1; i <= KAFKA_NODES; i++)); do p+="${p:+,}$(cat "$(node_pidfile "$dir" "$i")")"; done
+    echo "FLEET_KAFKA_BROKER_PIDS=$p"
+  } >"$dir/stack.env.tmp"
+  mv "$dir/stack.env.tmp" "$dir/stack.env"
+  log "up in $dir: kafka $KAFKA_VERSION cluster of $KAFKA_NODES on $brokers (ready ${KAFKA_START_MS} ms after" \
+      "launch), redis on 127.0.0.1:$rport; total $(( $(now_ms) - t0 )) ms"
+  echo "$(date -Is) up nodes=$KAFKA_NODES kafka_start_ms=$KAFKA_START_MS brokers=$brokers redis=127.0.0.1:$rport" \
+       "${REDIS_PASS:+ redis_auth=on}" >>"$dir/stack.log"
+  cat "$dir/stack.env"
+}
+
 down_locked() {  # DIR [quiet]
-  local dir=$1 pid kp="" rp="" sp=""
+  local dir=$1 pid kp="" rp="" sp="" kl="" b
   if [ -f "$dir/stack.env" ]; then
+    kl=$(env_get "$dir/stack.env" FLEET_KAFKA_BROKERS)
     kp=$(env_get "$dir/stack.env" FLEET_KAFKA_BROKERS); kp=${kp##*:}
     rp=$(env_get "$dir/stack.env" FLEET_REDIS_URL); rp=${rp##*:}; rp=${rp%%/*}
     sp=$(env_get "$dir/stack.env" FLEET_KAFKA_SASL_BROKERS); sp=${sp##*:}
@@ -467,12 +379,18 @@ down_locked() {  # DIR [quiet]
     [ -z "${2:-}" ] && log "stopping kafka (pid $pid)"
     stop_pid "$pid" "$TIMEOUT"
   fi
+  stop_cluster "$dir" "${2:-}"
   if pid=$(pid_is "$dir/redis.pid" redis-server); then
     [ -z "${2:-}" ] && log "stopping redis-server (pid $pid)"
     stop_pid "$pid" 30
   fi
   rm -f "$dir/kafka.pid" "$dir/redis.pid" "$dir/stack.env" "$dir/stack.auth.env" "$dir/stack.opts"
-  [ -n "$kp" ] && wait_port_closed "$kp" 30
+  if [[ "$kl" == *,* ]]; then
+    IFS=, read -r -a kl <<<"$kl"
+    for b in "${kl[@]}"; do wait_port_closed "${b##*:}" 30; done
+  else
+    [ -n "$kp" ] && wait_port_closed "$kp" 30
+  fi
   [ -n "$rp" ] && wait_port_closed "$rp" 30
   [ -n "$sp" ] && wait_port_closed "$sp" 30
   return 0
@@ -565,7 +483,9 @@ case "$cmd" in
   groups) [ $# -ge 2 ] || usage; d=$2; shift 2
           kafka_tool "$d" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
   fetch)  fetch ;;
-  up)     [ $# -ge 2 ] || usage; d=$2; shift 2; parse_up_options "$@"; up "$d" ;;
+  up)     [ $# -ge 2 ] || usage; d=$2; shift 2; parse_kafka_options "$@"
+          parse_up_options ${UP_ARGS[@]+"${UP_ARGS[@]}"}; up "$d" ;;
+  broker-pid) [ $# -eq 3 ] || usage; broker_pid "$2" "$3" ;;
   down)   [ $# -eq 2 ] || usage; down "$2" ;;
   status) [ $# -eq 2 ] || usage; status "$2" ;;
   kafka-stop)    [ $# -eq 2 ] || usage; kafka_stop "$2" ;;

@@ -65,7 +65,9 @@ Deployment::Deployment(DeploymentOptions o) : options_(std::move(o)) {
   for (const auto& [name, value] : options_.kafka_properties)
     props += (props.empty() ? "" : ", ") + name + ": " + yaml_quoted(value);
   y << "kafka: {brokers: \"" << (options_.kafka_brokers.empty() ? kafka_brokers() : options_.kafka_brokers)
-    << "\", topic_prefix: " << prefix << ", partitions: 4" << (props.empty() ? "" : ", properties: {" + props + "}")
+    << "\", topic_prefix: " << prefix << ", partitions: 4"
+    << (options_.replication_factor == 1 ? "" : ", replication_factor: " + std::to_string(options_.replication_factor))
+    << (props.empty() ? "" : ", properties: {" + props + "}")
     << "}\n"
     << "redis: {url: \"" << (options_.redis_url.empty() ? redis_url() : options_.redis_url) << "\""
     << (options_.redis_password.empty() ? "" : ", password: " + yaml_quoted(options_.redis_password)) << "}\n"

@@ -57,6 +57,8 @@ struct DeploymentOptions {
   // test's own clients (submit, ResultCollector) use the config's brokers and properties too.
   std::map<std::string, std::string> kafka_properties;
   std::string redis_password;
+  // kafka.replication_factor of the deployment's topics (3 on a --brokers 3 stack, cluster_test.cpp).
+  int replication_factor = 1;
 };
 
 struct Completion {
