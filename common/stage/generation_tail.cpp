@@ -81,13 +81,17 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
           ctx_.send_release(id);
         }
       }
-      if (verified_finished_.size() > 100000) verified_finished_.clear();  // a bound; a miss costs one check
-      verified_finished_.insert(id);
+      mark_finished(id);
       active_.erase(id);
     } else if (a.last.finished) {  // the worker died between its last token and finishing
       finish(a, a.last.finish_reason);
     }
   }
+}
+
+void GenerationTail::mark_finished(const std::string& id) {
+  if (verified_finished_.size() > 100000) verified_finished_.clear();  // a bound; a miss costs one check
+  verified_finished_.insert(id);  // late duplicates of its steps need no check
 }
 
 void GenerationTail::forget_all() { active_.clear(); }
@@ -141,7 +145,7 @@ void GenerationTail::cancel(const std::string& id) {
                        done_event(id, a->stream->text(), FinishReason::Cancelled,
                                   {static_cast<int>(r.prompt_tokens.size()), a->stream->generated()}, t));
   active_.erase(id);
-  verified_finished_.insert(id);
+  mark_finished(id);
 }
 
 void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits) {
@@ -149,7 +153,7 @@ void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<c
   if (past_deadline(a)) {
     ctx_.fail_request(id, {error_code::kTimeout, "request " + id + " ran past its timeout_s of " +
                                                      std::to_string(*a.record.params.timeout_s) + " s"});
-    verified_finished_.insert(id);
+    mark_finished(id);
     active_.erase(id);
     return;
   }
@@ -214,8 +218,7 @@ void GenerationTail::finish(Active& a, const std::string& reason) {
   ctx_.requests->finish(id, reason);
   publish_done(a, reason);
   active_.erase(id);
-  if (verified_finished_.size() > 100000) verified_finished_.clear();  // a bound; a miss costs one check
-  verified_finished_.insert(id);  // late duplicates of its steps need no check
+  mark_finished(id);
 }
 
 }  // namespace fleet

@@ -56,6 +56,7 @@ class GenerationTail {
   void verify_taken_over(const std::set<std::string>& ids);
   void on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits);
   bool past_deadline(const Active& a) const;
+  void mark_finished(const std::string& id);  // ended here or checked: later steps of it are dropped
   void send_next_step(const Active& a, int32_t token, int index, int next_pos);
   void finish(Active& a, const std::string& reason);
   void publish_done(Active& a, const std::string& reason);

@@ -22,7 +22,7 @@ void OffsetTracker::forget(const std::vector<bus::TopicPartition>& partitions) {
   std::erase_if(partial_, [](const auto& entry) { return entry.second.empty(); });
 }
 
-std::map<bus::TopicPartition, int64_t> OffsetTracker::processed(const std::vector<bus::Message>& records) {
+void OffsetTracker::processed(const std::vector<bus::Message>& records) {
   std::map<bus::TopicPartition, int64_t> oldest_partial;
   for (const auto& [key, held] : partial_)
     for (const auto& [tp, offset] : held) {
@@ -38,16 +38,10 @@ std::map<bus::TopicPartition, int64_t> OffsetTracker::processed(const std::vecto
     int64_t& n = next[tp];
     n = std::max(n, candidate);
   }
-  for (auto it = next.begin(); it != next.end();) {
-    int64_t& known = commit_points_[it->first];
-    if (it->second <= known) {
-      it = next.erase(it);  // nothing new for this partition
-    } else {
-      known = it->second;
-      ++it;
-    }
+  for (const auto& [tp, offset] : next) {
+    int64_t& known = commit_points_[tp];
+    known = std::max(known, offset);
   }
-  return next;
 }
 
 }  // namespace fleet

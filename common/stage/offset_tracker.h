@@ -24,9 +24,9 @@ class OffsetTracker {
   // Forgets the partitions (revoked): their partial steps will be delivered to the new owner.
   void forget(const std::vector<bus::TopicPartition>& partitions);
 
-  // The next offset to commit per partition, given records processed (delivered) just now;
-  // remembered, so that commit_points() can be committed again on a revocation.
-  std::map<bus::TopicPartition, int64_t> processed(const std::vector<bus::Message>& records);
+  // Records processed (their outputs delivered) just now: advances commit_points(), the next
+  // offset to commit per partition (never backwards).
+  void processed(const std::vector<bus::Message>& records);
   const std::map<bus::TopicPartition, int64_t>& commit_points() const { return commit_points_; }
 
  private:

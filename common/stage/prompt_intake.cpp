@@ -51,9 +51,8 @@ void PromptIntake::reject(const bus::Message& record, const std::string& id, con
     }
   }
   ctx_.log("prompt %s rejected: %s: %s", id.c_str(), error.code.c_str(), error.message.c_str());
-  DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
   ctx_.outbox->produce(ctx_.config.results_topic(), id, error_event(id, error));  // the answer first
-  ctx_.outbox->produce(ctx_.config.dead_letter_topic(), id, dead_letter_record(src, error, ctx_.worker_id, now_ms()));
+  ctx_.dead_letter(record, id, error);
 }
 
 std::optional<std::string> PromptIntake::rejected(const bus::Message& record, const std::string& id,

@@ -51,6 +51,11 @@ void StageContext::fail_request(const std::string& id, const ContractError& erro
   if (is_valid_request_id(id)) send_release(id);  // free whatever the stages cached for it
 }
 
+void StageContext::dead_letter(const bus::Message& record, const std::string& key, const ContractError& error) {
+  DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
+  outbox->produce(config.dead_letter_topic(), key, dead_letter_record(src, error, worker_id, now_ms()));
+}
+
 void StageContext::send_release(const std::string& id) {
   ActivationMsg release;
   release.set_request_id(id);

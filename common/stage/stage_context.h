@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "bus/consumer.h"
 #include "config/deployment_config.h"
 #include "contracts/prompt_request.h"
 #include "engine/stage_engine.h"
@@ -38,6 +39,8 @@ struct StageContext {
   // release down the pipeline; does nothing for a request that already finished. Throws
   // RedisUnavailable (publishing nothing) when Redis cannot be reached.
   void fail_request(const std::string& id, const ContractError& error);
+  // A dead-letter record for a consumed record that could not be processed (keyed by `key`).
+  void dead_letter(const bus::Message& record, const std::string& key, const ContractError& error);
   // A release message into stage 0: every stage drops its KV cache for the request.
   void send_release(const std::string& id);
   void log(const char* fmt, ...) const __attribute__((format(printf, 2, 3)));  // "[worker] ..." on stderr

@@ -52,9 +52,7 @@ void StageProcessor::handle_activation(const bus::Message& record) {
     partition_of_[res.request_id] = record.partition;
   if (res.status == Reassembler::Status::Invalid) {
     ContractError err{error_code::kInternal, "bad activation message: " + res.error};
-    DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
-    ctx_.outbox->produce(ctx_.config.dead_letter_topic(), record.key,
-                         dead_letter_record(src, err, ctx_.worker_id, now_ms()));
+    ctx_.dead_letter(record, record.key, err);
     if (!res.request_id.empty()) ctx_.fail_request(res.request_id, err);
     return;
   }
@@ -65,9 +63,7 @@ void StageProcessor::handle_activation(const bus::Message& record) {
                                                  std::to_string(msg.source_stage()) + " (" + msg.source_worker() +
                                                  ") refused: " + why};
     ctx_.log("%s", err.message.c_str());
-    DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
-    ctx_.outbox->produce(ctx_.config.dead_letter_topic(), record.key,
-                         dead_letter_record(src, err, ctx_.worker_id, now_ms()));
+    ctx_.dead_letter(record, record.key, err);
     return;
   }
   if (msg.sent_us() > 0) {
@@ -109,9 +105,7 @@ void StageProcessor::handle_control(const bus::Message& record) {
   if (!parsed.ok()) {  // nothing to answer on the results topic: no request asked
     ctx_.log("control record at %s:%d:%lld rejected: %s", record.topic.c_str(), record.partition,
              static_cast<long long>(record.offset), parsed.error->message.c_str());
-    DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
-    ctx_.outbox->produce(ctx_.config.dead_letter_topic(), record.key,
-                         dead_letter_record(src, *parsed.error, ctx_.worker_id, now_ms()));
+    ctx_.dead_letter(record, record.key, *parsed.error);
     return;
   }
   const std::string& id = parsed.request->id;

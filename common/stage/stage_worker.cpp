@@ -202,9 +202,10 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
   }
 }
 
-std::vector<bus::TopicPartition> StageWorker::owned_prompts() const {
+template <typename Partitions>
+std::vector<bus::TopicPartition> StageWorker::prompts_among(const Partitions& partitions) const {
   std::vector<bus::TopicPartition> out;
-  for (const auto& tp : owned_)
+  for (const auto& tp : partitions)
     if (tp.topic == ctx_.config.prompts_topic()) out.push_back(tp);
   return out;
 }
@@ -215,8 +216,8 @@ void StageWorker::apply_admission() {
   const bool full = s.requests >= ctx_.config.kv.max_requests ||
                     static_cast<double>(s.kv_bytes) >= 0.9 * static_cast<double>(ctx_.config.kv.budget_bytes);
   if (full == admission_paused_) return;
-  if (full) consumer_->pause(owned_prompts());
-  else consumer_->resume(owned_prompts());
+  if (full) consumer_->pause(prompts_among(owned_));
+  else consumer_->resume(prompts_among(owned_));
   admission_paused_ = full;
   ctx_.log("%s reading prompts: %lld requests cached (kv.max_requests %d), %lld KV bytes (budget %llu)",
            full ? "pausing" : "resuming", static_cast<long long>(s.requests), ctx_.config.kv.max_requests,
@@ -261,12 +262,7 @@ void StageWorker::defer_prompts_beyond_room(std::vector<bus::Message>& records) 
 
 void StageWorker::on_assigned(const std::vector<bus::TopicPartition>& added) {
   owned_.insert(added.begin(), added.end());
-  if (admission_paused_) {  // a partition assigned anew starts unpaused
-    std::vector<bus::TopicPartition> prompts;
-    for (const auto& tp : added)
-      if (tp.topic == ctx_.config.prompts_topic()) prompts.push_back(tp);
-    consumer_->pause(prompts);
-  }
+  if (admission_paused_) consumer_->pause(prompts_among(added));  // a partition assigned anew starts unpaused
   ctx_.log("assigned%s", describe(added).c_str());
   std::vector<bus::TopicPartition> all(owned_.begin(), owned_.end());
   ctx_.log("assignment%s", describe(all).c_str());

@@ -48,7 +48,8 @@ class StageWorker : public bus::RebalanceListener {
   // Stage 0: pauses the prompts partitions while the worker holds kv.max_requests requests (or
   // 90% of its KV budget) and resumes them below; steps and control records always flow.
   void apply_admission();
-  std::vector<bus::TopicPartition> owned_prompts() const;
+  template <typename Partitions>
+  std::vector<bus::TopicPartition> prompts_among(const Partitions& partitions) const;
   // Stage 0: leaves out of `records` the prompts beyond the room kv.max_requests leaves, and
   // seeks their partitions back so that they are read again once admission resumes.
   void defer_prompts_beyond_room(std::vector<bus::Message>& records);
