@@ -12,6 +12,9 @@ namespace fleet::test {
 inline std::string stories_dir() { return std::string(FLEET_MODELS_DIR) + "/stories260K"; }
 inline std::string stories_bin() { return stories_dir() + "/stories260K.bin"; }
 inline std::string stories_tok() { return stories_dir() + "/tok512.bin"; }
+inline std::string smollm2_gguf() {
+  return std::string(FLEET_MODELS_DIR) + "/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
 inline std::string fixture(const std::string& rel) { return std::string(FLEET_SOURCE_ROOT) + "/tests/fixtures/" + rel; }
 
 inline std::string read_file(const std::string& path) {

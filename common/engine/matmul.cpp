@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace fleet {
 
@@ -26,13 +27,7 @@ struct V16 {
     __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))};
   }
-  static V16 load_i8(const int8_t* p) {
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b))};
-  }
-  static V16 splat(float s) { return {_mm512_set1_ps(s)}; }
   void fma(V16 a, V16 b) { v = _mm512_fmadd_ps(a.v, b.v, v); }
-  static V16 mul(V16 a, V16 b) { return {_mm512_mul_ps(a.v, b.v)}; }
   float sum() const { return _mm512_reduce_add_ps(v); }
 };
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -45,17 +40,10 @@ struct V16 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
   static V16 load_bf16(const uint16_t* p) { return {bf8(p), bf8(p + 8)}; }
-  static __m256 i8x8(const int8_t* p) {
-    __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-  }
-  static V16 load_i8(const int8_t* p) { return {i8x8(p), i8x8(p + 8)}; }
-  static V16 splat(float s) { return {_mm256_set1_ps(s), _mm256_set1_ps(s)}; }
   void fma(V16 x, V16 y) {
     a = _mm256_fmadd_ps(x.a, y.a, a);
     b = _mm256_fmadd_ps(x.b, y.b, b);
   }
-  static V16 mul(V16 x, V16 y) { return {_mm256_mul_ps(x.a, y.a), _mm256_mul_ps(x.b, y.b)}; }
   float sum() const {
     __m256 s = _mm256_add_ps(a, b);
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
@@ -70,10 +58,7 @@ struct V16 {
   static V16 zero() { return V16{}; }
   static V16 load(const float* p) { V16 r; std::memcpy(r.v, p, 64); return r; }
   static V16 load_bf16(const uint16_t* p) { V16 r; for (int i = 0; i < 16; ++i) r.v[i] = bf16_to_f32(p[i]); return r; }
-  static V16 load_i8(const int8_t* p) { V16 r; for (int i = 0; i < 16; ++i) r.v[i] = p[i]; return r; }
-  static V16 splat(float s) { V16 r; for (float& x : r.v) x = s; return r; }
   void fma(V16 a, V16 b) { for (int i = 0; i < 16; ++i) v[i] = std::fma(a.v[i], b.v[i], v[i]); }
-  static V16 mul(V16 a, V16 b) { V16 r; for (int i = 0; i < 16; ++i) r.v[i] = a.v[i] * b.v[i]; return r; }
   float sum() const { float s = 0; for (float x : v) s += x; return s; }
 };
 #endif
@@ -128,88 +113,62 @@ inline void tile_dense(const Row* rows, const float* const* xs, int64_t K, float
     }
 }
 
-// Q8_0: per block b, p = q[0:16]*x[0:16] + q[16:32]*x[16:32] (lane-wise), acc += scale_b * p;
-// a partial last block is summed in scalar after the lane reduction.
-template <int RB, int TB>
-inline void tile_q8(const int8_t* const* q, const float* const* sc, int64_t K, const float* const* xs,
-                    float* const* ys) {
-  V16 acc[RB][TB];
-  for (auto& a : acc)
-    for (auto& b : a) b = V16::zero();
-  const int64_t full = K / kQ8Block;
-  for (int64_t b = 0; b < full; ++b) {
-    const int64_t k = b * kQ8Block;
-    V16 x0[TB], x1[TB];
-    for (int t = 0; t < TB; ++t) {
-      x0[t] = V16::load(xs[t] + k);
-      x1[t] = V16::load(xs[t] + k + 16);
-    }
-    for (int r = 0; r < RB; ++r) {
-      V16 w0 = V16::load_i8(q[r] + k), w1 = V16::load_i8(q[r] + k + 16);
-      V16 s = V16::splat(sc[r][b]);
-      for (int t = 0; t < TB; ++t) {
-        V16 p = V16::mul(w0, x0[t]);
-        p.fma(w1, x1[t]);
-        acc[r][t].fma(s, p);
-      }
-    }
-  }
-  for (int r = 0; r < RB; ++r)
-    for (int t = 0; t < TB; ++t) {
-      float s = acc[r][t].sum();
-      if (full * kQ8Block < K) {
-        float p = 0;
-        for (int64_t k = full * kQ8Block; k < K; ++k) p += static_cast<float>(q[r][k]) * xs[t][k];
-        s += sc[r][full] * p;
-      }
-      ys[t][r] = s;
-    }
-}
-
 constexpr int kRowBlock = 4;
 constexpr int kTokBlock = 4;
 
-template <int RB, int TB>
-void run_tile(const Matrix& W, int64_t r0, const float* const* xs, float* const* ys) {
-  const int64_t K = W.cols;
-  float* yr[TB];
-  for (int t = 0; t < TB; ++t) yr[t] = ys[t] + r0;
-  if (W.dtype == DType::Q8_0) {
-    const int64_t nb = W.blocks_per_row();
-    const int8_t* q[RB];
-    const float* sc[RB];
-    for (int r = 0; r < RB; ++r) {
-      q[r] = static_cast<const int8_t*>(W.data) + (r0 + r) * nb * kQ8Block;
-      sc[r] = W.scales + (r0 + r) * nb;
-    }
-    tile_q8<RB, TB>(q, sc, K, xs, yr);
-  } else if (W.dtype == DType::BF16) {
-    BF16Row rows[RB];
-    for (int r = 0; r < RB; ++r) rows[r].w = static_cast<const uint16_t*>(W.data) + (r0 + r) * K;
-    tile_dense<RB, TB>(rows, xs, K, yr);
-  } else {
-    F32Row rows[RB];
-    for (int r = 0; r < RB; ++r) rows[r].w = static_cast<const float*>(W.data) + (r0 + r) * K;
-    tile_dense<RB, TB>(rows, xs, K, yr);
-  }
-}
-
-template <int RB>
-void run_rows(const Matrix& W, int64_t r0, const float* X, int64_t n_tokens, float* Y) {
+// Every token row against RB weight rows, in tiles of kTokBlock tokens.
+template <int RB, typename Row>
+void run_tokens(const Row* rows, int64_t K, int64_t N, int64_t r0, const float* X, int64_t n_tokens, float* Y) {
   int64_t t = 0;
   const float* xs[kTokBlock];
   float* ys[kTokBlock];
   for (; t + kTokBlock <= n_tokens; t += kTokBlock) {
     for (int i = 0; i < kTokBlock; ++i) {
-      xs[i] = X + (t + i) * W.cols;
-      ys[i] = Y + (t + i) * W.rows;
+      xs[i] = X + (t + i) * K;
+      ys[i] = Y + (t + i) * N + r0;
     }
-    run_tile<RB, kTokBlock>(W, r0, xs, ys);
+    tile_dense<RB, kTokBlock>(rows, xs, K, ys);
   }
   for (; t < n_tokens; ++t) {
-    xs[0] = X + t * W.cols;
-    ys[0] = Y + t * W.rows;
-    run_tile<RB, 1>(W, r0, xs, ys);
+    xs[0] = X + t * K;
+    ys[0] = Y + t * N + r0;
+    tile_dense<RB, 1>(rows, xs, K, ys);
+  }
+}
+
+// Block-quantized weights (Q8_0, Q4_0, ..., Q6_K): the RB rows are dequantized once, exactly
+// as gguf_dequantize does, into a per-thread scratch, and multiplied as f32 rows. So results
+// are bit-identical to the f32 matmul of the dequantized matrix, and batch-invariant like it;
+// activations stay f32.
+template <int RB>
+void run_rows_quantized(const Matrix& W, int64_t r0, const float* X, int64_t n_tokens, float* Y) {
+  thread_local std::vector<float> scratch;
+  const int64_t padded = W.blocks_per_row() * dtype_block_size(W.dtype);
+  scratch.resize(static_cast<size_t>(RB * padded));
+  const GgmlType type = dtype_to_ggml(W.dtype);
+  F32Row rows[RB];
+  for (int r = 0; r < RB; ++r) {
+    float* out = scratch.data() + r * padded;
+    gguf_dequantize(type, static_cast<const uint8_t*>(W.data) + static_cast<size_t>(r0 + r) * W.row_bytes(), padded,
+                    out);
+    rows[r].w = out;
+  }
+  run_tokens<RB>(rows, W.cols, W.rows, r0, X, n_tokens, Y);
+}
+
+template <int RB>
+void run_rows(const Matrix& W, int64_t r0, const float* X, int64_t n_tokens, float* Y) {
+  const int64_t K = W.cols;
+  if (W.dtype == DType::BF16) {
+    BF16Row rows[RB];
+    for (int r = 0; r < RB; ++r) rows[r].w = static_cast<const uint16_t*>(W.data) + (r0 + r) * K;
+    run_tokens<RB>(rows, K, W.rows, r0, X, n_tokens, Y);
+  } else if (W.dtype == DType::F32) {
+    F32Row rows[RB];
+    for (int r = 0; r < RB; ++r) rows[r].w = static_cast<const float*>(W.data) + (r0 + r) * K;
+    run_tokens<RB>(rows, K, W.rows, r0, X, n_tokens, Y);
+  } else {
+    run_rows_quantized<RB>(W, r0, X, n_tokens, Y);
   }
 }
 

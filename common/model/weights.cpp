@@ -1,7 +1,9 @@
 #include "model/weights.h"
 
+#include "model/gguf_model.h"
 #include "util/json_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -12,115 +14,103 @@ namespace fleet {
 
 namespace fs = std::filesystem;
 
-size_t Matrix::bytes() const {
-  switch (dtype) {
-    case DType::F32: return static_cast<size_t>(rows * cols) * 4;
-    case DType::F16:
-    case DType::BF16: return static_cast<size_t>(rows * cols) * 2;
-    case DType::Q8_0: return static_cast<size_t>(rows * blocks_per_row()) * (kQ8Block + 4);
-  }
-  return 0;
+int64_t Matrix::blocks_per_row() const {
+  const int64_t b = dtype_block_size(dtype);
+  return (cols + b - 1) / b;
 }
 
+size_t Matrix::row_bytes() const { return static_cast<size_t>(blocks_per_row()) * dtype_block_bytes(dtype); }
+
+size_t Matrix::bytes() const { return static_cast<size_t>(rows) * row_bytes(); }
+
 void Matrix::row_to_f32(int64_t r, float* out) const {
-  switch (dtype) {
-    case DType::F32:
-      std::memcpy(out, static_cast<const float*>(data) + r * cols, static_cast<size_t>(cols) * 4);
-      return;
-    case DType::BF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(data) + r * cols;
-      for (int64_t i = 0; i < cols; ++i) out[i] = bf16_to_f32(p[i]);
-      return;
-    }
-    case DType::F16: {
-      const uint16_t* p = static_cast<const uint16_t*>(data) + r * cols;
-      for (int64_t i = 0; i < cols; ++i) out[i] = f16_to_f32(p[i]);
-      return;
-    }
-    case DType::Q8_0: {
-      const int64_t nb = blocks_per_row();
-      const int8_t* q = static_cast<const int8_t*>(data) + r * nb * kQ8Block;
-      const float* s = scales + r * nb;
-      for (int64_t i = 0; i < cols; ++i) out[i] = s[i / kQ8Block] * static_cast<float>(q[i]);
-      return;
-    }
+  const uint8_t* row = static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_bytes();
+  const int64_t padded = blocks_per_row() * dtype_block_size(dtype);
+  if (padded == cols) {
+    gguf_dequantize(dtype_to_ggml(dtype), row, cols, out);
+    return;
   }
+  std::vector<float> tmp(static_cast<size_t>(padded));
+  gguf_dequantize(dtype_to_ggml(dtype), row, padded, tmp.data());
+  std::memcpy(out, tmp.data(), static_cast<size_t>(cols) * 4);
 }
 
 namespace {
 
-// Element i of a file tensor as f32.
-inline float load_elem(const TensorRef& t, int64_t i) {
-  if (t.dtype == DType::F32) {
-    float f;
-    std::memcpy(&f, t.data + i * 4, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, t.data + i * 2, 2);
-  return t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+// A file tensor of shape [rows, cols] (or [n]) viewed as a Matrix, without copying.
+Matrix view_of(const TensorRef& t) {
+  Matrix m;
+  m.dtype = t.dtype;
+  m.rows = t.shape.size() == 2 ? t.shape[0] : 1;
+  m.cols = t.shape.empty() ? 1 : t.shape.back();
+  m.data = t.data;
+  return m;
 }
 
 std::vector<float> to_f32_vector(const TensorRef& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
-  for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = load_elem(t, i);
+  gguf_dequantize(dtype_to_ggml(t.dtype), t.data, t.numel(), v.data());
   return v;
 }
 
-Matrix make_matrix(const TensorRef& t, DType want) {
+// ggml's quantize_row_q8_0_ref for one block of n <= 32 values (the rest zero).
+void quantize_q8_0_block(const float* x, int64_t n, uint8_t* block) {
+  float amax = 0;
+  for (int64_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.f;
+  const float id = d != 0.f ? 1.f / d : 0.f;
+  const uint16_t dh = f32_to_f16(d);
+  std::memcpy(block, &dh, 2);
+  int8_t* q = reinterpret_cast<int8_t*>(block + 2);
+  for (int64_t j = 0; j < kQ8Block; ++j) q[j] = j < n ? static_cast<int8_t>(std::roundf(x[j] * id)) : 0;
+}
+
+}  // namespace
+
+Matrix matrix_from_tensor(const TensorRef& t, DType want) {
+  Matrix src = view_of(t);
+  if (want == t.dtype) return src;  // zero-copy view of the mapped file
   Matrix m;
-  m.rows = t.shape[0];
-  m.cols = t.shape[1];
+  m.rows = src.rows;
+  m.cols = src.cols;
   m.dtype = want;
-  const int64_t n = t.numel();
-  if (want == t.dtype) {  // zero-copy view of the mapped file
-    m.data = t.data;
-    return m;
-  }
-  switch (want) {
-    case DType::F32: {
-      m.owned.resize(static_cast<size_t>(n) * 4);
-      float* out = reinterpret_cast<float*>(m.owned.data());
-      for (int64_t i = 0; i < n; ++i) out[i] = load_elem(t, i);
-      break;
-    }
-    case DType::BF16: {
-      m.owned.resize(static_cast<size_t>(n) * 2);
-      uint16_t* out = reinterpret_cast<uint16_t*>(m.owned.data());
-      for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(load_elem(t, i));
-      break;
-    }
-    case DType::Q8_0: {
-      const int64_t nb = m.blocks_per_row();
-      m.owned.assign(static_cast<size_t>(m.rows * nb * kQ8Block), 0);
-      m.owned_scales.assign(static_cast<size_t>(m.rows * nb), 0.f);
-      int8_t* q = reinterpret_cast<int8_t*>(m.owned.data());
-      for (int64_t r = 0; r < m.rows; ++r) {
-        for (int64_t b = 0; b < nb; ++b) {
-          const int64_t c0 = b * kQ8Block, c1 = std::min(m.cols, c0 + kQ8Block);
-          float amax = 0;
-          for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(load_elem(t, r * m.cols + c)));
-          const float scale = amax / 127.f;
-          const float inv = scale > 0 ? 1.f / scale : 0.f;
-          m.owned_scales[static_cast<size_t>(r * nb + b)] = scale;
-          for (int64_t c = c0; c < c1; ++c)
-            q[r * nb * kQ8Block + c] = static_cast<int8_t>(std::lrintf(load_elem(t, r * m.cols + c) * inv));
+  m.owned.resize(m.bytes());
+  std::vector<float> row(static_cast<size_t>(m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    src.row_to_f32(r, row.data());
+    uint8_t* out = m.owned.data() + static_cast<size_t>(r) * m.row_bytes();
+    switch (want) {
+      case DType::F32:
+        std::memcpy(out, row.data(), row.size() * 4);
+        break;
+      case DType::BF16:
+        for (int64_t i = 0; i < m.cols; ++i) {
+          const uint16_t h = f32_to_bf16(row[static_cast<size_t>(i)]);
+          std::memcpy(out + i * 2, &h, 2);
         }
-      }
-      m.scales = m.owned_scales.data();
-      break;
+        break;
+      case DType::Q8_0:
+        for (int64_t b = 0; b < m.blocks_per_row(); ++b)
+          quantize_q8_0_block(row.data() + b * kQ8Block, std::min<int64_t>(kQ8Block, m.cols - b * kQ8Block),
+                              out + b * dtype_block_bytes(DType::Q8_0));
+        break;
+      default:
+        throw std::runtime_error(std::string("weights cannot be converted to ") + dtype_name(want) +
+                                 " at load (use f32, bf16 or q8_0)");
     }
-    case DType::F16:
-      throw std::runtime_error("f16 is not supported as an in-memory weight dtype (use f32, bf16 or q8_0)");
   }
   m.data = m.owned.data();
   return m;
 }
 
+namespace {
+
 DType resolve_dtype(const std::string& option, DType file_dtype) {
-  if (option == "auto") return file_dtype == DType::BF16 ? DType::BF16 : DType::F32;
+  if (option == "auto") return file_dtype == DType::F16 ? DType::F32 : file_dtype;
   DType d = parse_dtype(option);
-  if (d == DType::F16) throw std::runtime_error("weight dtype f16 is not supported in memory (use f32, bf16 or q8_0)");
+  if (d != DType::F32 && d != DType::BF16 && d != DType::Q8_0)
+    throw std::runtime_error(std::string("weight dtype ") + dtype_name(d) +
+                             " is not supported in memory (use auto, f32, bf16 or q8_0)");
   return d;
 }
 
@@ -146,6 +136,8 @@ ModelSource open_model(const std::string& path) {
     if (!fs::exists(cfg)) throw std::runtime_error(path + ": not a model directory (no config.json)");
     src.config = ModelConfig::from_hf_json(read_json_file(cfg.string()), cfg.string());
     src.store = open_safetensors_dir(path);
+  } else if (is_gguf_file(path)) {
+    src.store = open_gguf(path, &src.config);
   } else {
     src.store = open_llama2c(path, &src.config);
   }
@@ -185,7 +177,7 @@ StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& op
   const int64_t D = c.dim, F = c.hidden_dim, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim(), HD = c.head_dim;
   auto matrix = [&](const std::string& name, std::vector<int64_t> shape) {
     const TensorRef& t = st.require(name, shape);
-    return make_matrix(t, resolve_dtype(options.weight_dtype, t.dtype));
+    return matrix_from_tensor(t, resolve_dtype(options.weight_dtype, t.dtype));
   };
   auto vec = [&](const std::string& name, int64_t n) { return to_f32_vector(st.require(name, {n})); };
 

@@ -2,7 +2,8 @@
 // The weights one stage holds: layers [begin, end) of a model, plus the embedding when
 // begin == 0 and the final norm and output head when end == n_layers. Nothing else of the
 // checkpoint is read. Matrices stay zero-copy views of the mapped file when the requested
-// in-memory dtype equals the file's, and are converted (or quantized to Q8_0) otherwise.
+// in-memory dtype equals the file's (always so for GGUF's quantized types under "auto"), and
+// are converted (or quantized to Q8_0) otherwise.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,8 +15,9 @@
 
 namespace fleet {
 
-// A row-major [rows, cols] weight matrix. For Q8_0, `data` holds rows * blocks_per_row() * 32
-// int8 values (the last block of a row zero-padded) and `scales` rows * blocks_per_row() floats.
+// A row-major [rows, cols] weight matrix. For a block-quantized dtype each row is
+// blocks_per_row() ggml blocks (row_bytes() bytes); a row whose length is not a multiple of
+// the block size (only when the engine quantizes to Q8_0 itself) ends in a zero-padded block.
 struct Matrix {
   Matrix() = default;
   Matrix(Matrix&&) = default;             // moving keeps `data` pointing into `owned`
@@ -26,15 +28,18 @@ struct Matrix {
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0;
   const void* data = nullptr;
-  const float* scales = nullptr;
-  std::vector<uint8_t> owned;        // storage when converted
-  std::vector<float> owned_scales;   // Q8_0 scales
+  std::vector<uint8_t> owned;  // storage when converted
 
-  int64_t blocks_per_row() const { return (cols + kQ8Block - 1) / kQ8Block; }
+  int64_t blocks_per_row() const;
+  size_t row_bytes() const;
   size_t bytes() const;  // bytes this matrix occupies in memory
-  // Row r as f32 (exact for f32/bf16; dequantized for Q8_0).
+  // Row r as f32: exact for f32/f16/bf16, dequantized (bit-identical to ggml) otherwise.
   void row_to_f32(int64_t r, float* out) const;
 };
+
+// A tensor of shape [rows, cols] as a Matrix of dtype `want`: a zero-copy view when the types
+// are equal, else converted (f32, bf16) or quantized (q8_0, as ggml's quantize_row_q8_0_ref).
+Matrix matrix_from_tensor(const TensorRef& t, DType want);
 
 struct LayerWeights {
   int index = 0;
@@ -48,7 +53,8 @@ struct LayerWeights {
 struct LoadOptions {
   int layer_begin = 0;
   int layer_end = -1;           // -1: n_layers
-  std::string weight_dtype = "auto";  // auto (f32 for f32/f16 files, bf16 for bf16 files), f32, bf16, q8_0
+  // auto: the file's type (f32 for f16 files), else f32, bf16 or q8_0 (dequantized / converted)
+  std::string weight_dtype = "auto";
 };
 
 class StageWeights {
@@ -72,7 +78,8 @@ struct ModelSource {
   std::string path;
 };
 
-// PATH: a Hugging Face directory (config.json + safetensors) or a llama2.c checkpoint file.
+// PATH: a Hugging Face directory (config.json + safetensors), a GGUF file, or a llama2.c
+// checkpoint file.
 ModelSource open_model(const std::string& path);
 
 StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& options);
