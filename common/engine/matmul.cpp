@@ -136,6 +136,56 @@ void run_tokens(const Row* rows, int64_t K, int64_t N, int64_t r0, const float* 
   }
 }
 
+// Rows of the most common GGUF types dequantized with SIMD: the same f32 operations, in the same
+// order, as gguf_dequantize (q * d, then + m; no FMA), so the values are bit-identical; the
+// other types use gguf_dequantize itself.
+#if defined(__AVX2__)
+inline __m256 f32x8_from_u8(__m128i b) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)); }
+
+void dequantize_q8_0(const uint8_t* x, int64_t nb, float* y) {
+  for (int64_t i = 0; i < nb; ++i, x += 34, y += 32) {
+    const __m256 d = _mm256_set1_ps(f16_to_f32(static_cast<uint16_t>(x[0] | x[1] << 8)));
+    for (int j = 0; j < 32; j += 8) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 2 + j));
+      _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+    }
+  }
+}
+
+// Q4_0 (offset 8, no min) and Q4_1 (min m): values j and j+16 are the low and high nibbles of qs[j].
+template <bool kHasMin>
+void dequantize_q4(const uint8_t* x, int64_t nb, float* y) {
+  constexpr int kBytes = kHasMin ? 20 : 18;
+  const __m128i low = _mm_set1_epi8(0x0F);
+  for (int64_t i = 0; i < nb; ++i, x += kBytes, y += 32) {
+    const __m256 d = _mm256_set1_ps(f16_to_f32(static_cast<uint16_t>(x[0] | x[1] << 8)));
+    const __m256 m = _mm256_set1_ps(kHasMin ? f16_to_f32(static_cast<uint16_t>(x[2] | x[3] << 8)) : 0.f);
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + (kHasMin ? 4 : 2)));
+    const __m128i lo = _mm_and_si128(qs, low), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
+    const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int p = 0; p < 4; ++p) {
+      __m256 v = f32x8_from_u8(parts[p]);
+      if constexpr (!kHasMin) v = _mm256_sub_ps(v, _mm256_set1_ps(8.f));  // (q - 8) is exact
+      v = _mm256_mul_ps(v, d);
+      if constexpr (kHasMin) v = _mm256_add_ps(v, m);
+      _mm256_storeu_ps(y + p * 8, v);
+    }
+  }
+}
+#endif
+
+void dequantize_row(DType type, const uint8_t* x, int64_t n, float* y) {
+#if defined(__AVX2__)
+  switch (type) {
+    case DType::Q8_0: return dequantize_q8_0(x, n / 32, y);
+    case DType::Q4_0: return dequantize_q4<false>(x, n / 32, y);
+    case DType::Q4_1: return dequantize_q4<true>(x, n / 32, y);
+    default: break;
+  }
+#endif
+  gguf_dequantize(dtype_to_ggml(type), x, n, y);
+}
+
 // Block-quantized weights (Q8_0, Q4_0, ..., Q6_K): the RB rows are dequantized once, exactly
 // as gguf_dequantize does, into a per-thread scratch, and multiplied as f32 rows. So results
 // are bit-identical to the f32 matmul of the dequantized matrix, and batch-invariant like it;
@@ -145,11 +195,10 @@ void run_rows_quantized(const Matrix& W, int64_t r0, const float* X, int64_t n_t
   thread_local std::vector<float> scratch;
   const int64_t padded = W.blocks_per_row() * dtype_block_size(W.dtype);
   scratch.resize(static_cast<size_t>(RB * padded));
-  const GgmlType type = dtype_to_ggml(W.dtype);
   F32Row rows[RB];
   for (int r = 0; r < RB; ++r) {
     float* out = scratch.data() + r * padded;
-    gguf_dequantize(type, static_cast<const uint8_t*>(W.data) + static_cast<size_t>(r0 + r) * W.row_bytes(), padded,
+    dequantize_row(W.dtype, static_cast<const uint8_t*>(W.data) + static_cast<size_t>(r0 + r) * W.row_bytes(), padded,
                     out);
     rows[r].w = out;
   }
