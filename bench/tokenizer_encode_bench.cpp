@@ -1,7 +1,9 @@
 // fleet_bench_tokenizer: encode throughput (MB/s, one thread) on English text.
 //   fleet_bench_tokenizer [--tokenizer PATH] [--file TEXT] [--mb N] [--repeat N]
-// Default tokenizer: the Qwen3 tokenizer.json fetched by scripts/fetch-tokenizers.
-// Default text: N MB of generated English prose (TinyStories-like sentences).
+// Default tokenizer: the Qwen3 tokenizer.json fetched by scripts/fetch-tokenizers (any path
+// Tokenizer::load takes works, a GGUF model file too).
+// Default text: N MB of generated English prose (TinyStories-like sentences); with --file, the
+// file's text, repeated up to N MB when --mb is given as well (for small corpora).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
   std::string tokenizer_path = std::string(FLEET_SOURCE_ROOT) + "/.cache/tokenizers/qwen3/tokenizer.json";
   std::string file;
   double mb = 4;
+  bool mb_given = false;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
       file = next();
     } else if (a == "--mb") {
       mb = std::stod(next());
+      mb_given = true;
     } else if (a == "--repeat") {
       repeat = std::stoi(next());
     } else {
@@ -78,6 +82,10 @@ int main(int argc, char** argv) {
       std::ifstream in(file, std::ios::binary);
       if (!in) throw std::runtime_error(file + ": cannot open");
       text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (mb_given && !text.empty()) {
+        const std::string once = text + "\n\n";
+        while (text.size() < static_cast<size_t>(mb * 1e6)) text += once;
+      }
     } else {
       text = generated_english(static_cast<size_t>(mb * 1e6));
     }

@@ -175,6 +175,15 @@ void dequantize_q4(const uint8_t* x, int64_t nb, float* y) {
 #endif
 
 void dequantize_row(DType type, const uint8_t* x, int64_t n, float* y) {
+#if defined(__F16C__)
+  if (type == DType::F16) {  // f16 -> f32 is exact, whichever instruction does it
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 2 * i))));
+    if (i < n) gguf_dequantize(GgmlType::F16, x + 2 * i, n - i, y + i);
+    return;
+  }
+#endif
 #if defined(__AVX2__)
   switch (type) {
     case DType::Q8_0: return dequantize_q8_0(x, n / 32, y);
@@ -186,7 +195,7 @@ void dequantize_row(DType type, const uint8_t* x, int64_t n, float* y) {
   gguf_dequantize(dtype_to_ggml(type), x, n, y);
 }
 
-// Block-quantized weights (Q8_0, Q4_0, ..., Q6_K): the RB rows are dequantized once, exactly
+// Block-quantized weights (Q8_0, Q4_0, ..., Q6_K) and f16: the RB rows are dequantized once, exactly
 // as gguf_dequantize does, into a per-thread scratch, and multiplied as f32 rows. So results
 // are bit-identical to the f32 matmul of the dequantized matrix, and batch-invariant like it;
 // activations stay f32.
@@ -224,7 +233,6 @@ void run_rows(const Matrix& W, int64_t r0, const float* X, int64_t n_tokens, flo
 }  // namespace
 
 void matmul(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
-  if (W.dtype == DType::F16) throw std::runtime_error("matmul: f16 weights must be converted at load");
   const int64_t row_blocks = (W.rows + kRowBlock - 1) / kRowBlock;
   pool.parallel_for(static_cast<size_t>(row_blocks), [&](size_t b0, size_t b1) {
     for (size_t b = b0; b < b1; ++b) {

@@ -7,8 +7,8 @@
 // are split across threads. So a sequence's results are bitwise identical alone or in any batch.
 // This is why the engine does not call a BLAS gemm, whose blocking varies with the shape.
 //
-// Weights may be f32, bf16 or block-quantized (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K):
-// quantized rows are dequantized inside the kernel exactly as gguf_dequantize does and then
+// Weights may be f32, bf16, f16 or block-quantized (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+// Q6_K): f16 and quantized rows are dequantized inside the kernel exactly as gguf_dequantize does and then
 // take the f32 path, so a quantized matmul equals the f32 matmul of the dequantized matrix.
 #include <cstdint>
 

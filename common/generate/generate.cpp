@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "generate/token_stream.h"
@@ -11,7 +12,7 @@ namespace fleet {
 
 std::vector<int32_t> default_stop_tokens(const ModelConfig& config, const Tokenizer& tok) {
   std::vector<int32_t> ids;
-  for (int32_t id : {config.eos_token_id, tok.eos_id()})
+  for (int32_t id : {config.eos_token_id, tok.eos_id(), tok.eot_id()})
     if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   if (config.rope_layout == RopeLayout::Adjacent && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
   return ids;
@@ -20,6 +21,11 @@ std::vector<int32_t> default_stop_tokens(const ModelConfig& config, const Tokeni
 std::string default_tokenizer_path(const std::string& model) {
   namespace fs = std::filesystem;
   if (fs::is_directory(model)) return model;
+  // A GGUF file carries its tokenizer (recognised by name or by its "GGUF" magic).
+  char magic[4] = {};
+  if (fs::path(model).extension() == ".gguf" ||
+      (std::ifstream(model, std::ios::binary).read(magic, 4) && std::string_view(magic, 4) == "GGUF"))
+    return model;
   fs::path dir = fs::path(model).parent_path();
   if (dir.empty()) dir = ".";
   if (fs::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
@@ -32,7 +38,7 @@ std::string default_tokenizer_path(const std::string& model) {
 
 std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text) {
   EncodeOptions opt;
-  opt.add_bos = true;
+  opt.add_bos = tok.add_bos_by_default();
   return tok.encode(text, opt);
 }
 
@@ -77,10 +83,14 @@ GenerateResult generate(StageEngine& engine, const Tokenizer& tok, const std::ve
   res.finish_reason = "length";
   int pos = static_cast<int>(prompt.size());
   for (int i = 0; i < params.max_tokens; ++i) {
-    const int32_t next = sample_token(logits, params.sampling, static_cast<uint64_t>(i));
+    // Penalties see the tokens generated so far, as the fleet's last stage does (Redis's list).
+    TokenChoice choice =
+        choose_token(logits, params.sampling, res.tokens, static_cast<uint64_t>(i), params.top_logprobs);
+    const int32_t next = choice.token;
     const TokenStream::Pushed r = stream.push(next);
     if (r.accepted) {
       res.tokens.push_back(next);
+      if (choice.logprobs) res.logprobs.push_back(std::move(*choice.logprobs));
       emit(r.text);
     }
     if (r.finished) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/stage_engine.h"
+#include "sampling/logit_adjust.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -20,24 +21,31 @@ struct GenerateParams {
   std::vector<std::string> stop;       // stop strings (not included in the text)
   std::vector<int32_t> stop_token_ids; // empty: the model's defaults (see default_stop_tokens)
   int prefill_chunk = 256;             // prompt tokens per forward call
+  // >= 0: record each generated token's logprob and this many alternatives (as the fleet's
+  // token events carry them); -1: none. Penalties are in `sampling`.
+  int top_logprobs = -1;
 };
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids, stop token excluded
+  std::vector<TokenLogprobValues> logprobs;  // one per entry of tokens when params.top_logprobs >= 0
   std::string text;
   std::string finish_reason;    // "stop" or "length"
   int prompt_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
 };
 
-// EOS, and for llama2.c checkpoints BOS too (llama2.c stops when BOS is sampled).
+// EOS, the end-of-turn token (Tokenizer::eot_id, e.g. <|eot_id|>), and for llama2.c checkpoints
+// BOS too (llama2.c stops when BOS is sampled).
 std::vector<int32_t> default_stop_tokens(const ModelConfig& config, const Tokenizer& tok);
 
-// The tokenizer that belongs to a model: its directory for Hugging Face models; tokenizer.bin,
-// or the only tok*.bin, beside a llama2.c checkpoint. Throws when there is none.
+// The tokenizer that belongs to a model: the file itself for a GGUF file; its directory for
+// Hugging Face models; tokenizer.bin, or the only tok*.bin, beside a llama2.c checkpoint.
+// Throws when there is none.
 std::string default_tokenizer_path(const std::string& model_path);
 
-// Encodes a prompt as llama2.c does: BOS first, then the text's tokens.
+// Encodes a prompt: BOS first when the model wants one (Tokenizer::add_bos_by_default: always
+// for llama2.c, never for SmolLM2), then the text's tokens.
 std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text);
 
 // engine must hold the whole model ([0, n_layers)). on_text receives text as it becomes final.

@@ -3,18 +3,12 @@
 #include <fstream>
 
 #include "model/dtype.h"
+#include "model/gguf_model_meta.h"
 #include "model/gguf_names.h"
 
 namespace fleet {
 
 namespace {
-
-std::string arch_name(const std::string& arch) {
-  if (arch == "llama" || arch == "mistral") return "LlamaForCausalLM";
-  if (arch == "qwen2") return "Qwen2ForCausalLM";
-  if (arch == "qwen3") return "Qwen3ForCausalLM";
-  return arch;
-}
 
 class GgufStore : public TensorStore {
  public:
@@ -46,36 +40,49 @@ class GgufStore : public TensorStore {
 }  // namespace
 
 ModelConfig gguf_model_config(const GgufFile& f) {
-  const std::string arch = f.get<std::string>("general.architecture");
-  const RopeLayout layout = gguf_rope_layout(arch);
-  auto key = [&](const char* k) { return arch + "." + k; };
+  const std::string a = f.get<std::string>("general.architecture");
   ModelConfig c;
-  c.architecture = arch_name(arch);
-  c.rope_layout = layout;
-  c.n_layers = f.get<int>(key("block_count"));
-  c.dim = f.get<int>(key("embedding_length"));
-  c.hidden_dim = f.get<int>(key("feed_forward_length"));
-  c.n_heads = f.get<int>(key("attention.head_count"));
-  c.n_kv_heads = f.get_or<int>(key("attention.head_count_kv"), c.n_heads);
-  c.head_dim = f.get_or<int>(key("attention.key_length"), c.n_heads > 0 ? c.dim / c.n_heads : 0);
-  c.max_seq_len = f.get_or<int>(key("context_length"), 2048);
-  c.rms_eps = f.get_or<float>(key("attention.layer_norm_rms_epsilon"), 1e-5f);
-  c.rope_theta = f.get_or<double>(key("rope.freq_base"), 10000.0);
-  const std::string scaling = f.get_or<std::string>(key("rope.scaling.type"), "none");
-  if (scaling != "none")
-    throw GgufError(f.path() + ": " + key("rope.scaling.type") + " = '" + scaling + "' is not supported yet");
-  if (f.find_tensor("rope_freqs.weight"))
-    throw GgufError(f.path() + ": rope_freqs.weight (llama3-style RoPE scaling factors) is not supported yet");
+  if (a == "llama" || a == "mistral") c.architecture = "LlamaForCausalLM";
+  else if (a == "qwen2") c.architecture = "Qwen2ForCausalLM";
+  else if (a == "qwen3") c.architecture = "Qwen3ForCausalLM";
+  else throw GgufError(f.path() + ": general.architecture '" + a + "' is not supported (llama, mistral, qwen2, qwen3)");
+  c.rope_layout = gguf_rope_layout(a);
+  auto u = [&](const std::string& k) { return f.get<int>(a + "." + k); };
+  c.n_layers = u("block_count");
+  c.max_seq_len = u("context_length");
+  c.dim = u("embedding_length");
+  c.hidden_dim = u("feed_forward_length");
+  c.n_heads = u("attention.head_count");
+  c.n_kv_heads = f.get_or<int>(a + ".attention.head_count_kv", c.n_heads);
+  if (c.n_heads <= 0) throw GgufError(f.path() + ": " + a + ".attention.head_count must be positive");
+  c.head_dim = f.get_or<int>(a + ".attention.key_length", c.dim / c.n_heads);
+  const int rope_dims = f.get_or<int>(a + ".rope.dimension_count", c.head_dim);
+  if (rope_dims != c.head_dim)
+    throw GgufError(f.path() + ": " + a + ".rope.dimension_count " + std::to_string(rope_dims) +
+                    " differs from the head dim " + std::to_string(c.head_dim) + " (partial RoPE is not supported)");
+  c.rms_eps = f.get<float>(a + ".attention.layer_norm_rms_epsilon");
+  c.rope_theta = f.get_or<float>(a + ".rope.freq_base", 10000.f);
+  const std::string scaling = f.get_or<std::string>(a + ".rope.scaling.type", "none");
+  if (scaling != "none" || f.get_or<float>(a + ".rope.scaling.factor", 0.f) > 1.f)
+    throw GgufError(f.path() + ": " + a + ".rope.scaling." + (scaling != "none" ? "type '" + scaling + "'" : "factor") +
+                    " is not supported (only Llama 3 scaling, as rope_freqs.weight)");
   const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
-  if (!embd || embd->ne.size() != 2) throw GgufError(f.path() + ": missing 2-D tensor token_embd.weight");
-  c.vocab_size = static_cast<int>(embd->ne[1]);
+  if (!embd) throw GgufError(f.path() + ": no tensor token_embd.weight");
+  if (const GgufValue* v = f.find(a + ".vocab_size")) c.vocab_size = static_cast<int>(v->as_uint(a + ".vocab_size"));
+  else if (const GgufValue* t = f.find("tokenizer.ggml.tokens"); t && t->is_array()) c.vocab_size = static_cast<int>(t->count);
+  else c.vocab_size = static_cast<int>(embd->rows());
   c.tie_embeddings = f.find_tensor("output.weight") == nullptr;
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = f.find_tensor("blk.0.attn_q_norm.weight") != nullptr;
+  if (c.qk_norm && a != "qwen3") throw GgufError(f.path() + ": q/k norms are only supported for qwen3");
   c.bos_token_id = f.get_or<int>("tokenizer.ggml.bos_token_id", -1);
   c.eos_token_id = f.get_or<int>("tokenizer.ggml.eos_token_id", -1);
+  if (const GgufTensorInfo* rf = f.find_tensor("rope_freqs.weight"))
+    c.rope_scaling = llama3_scaling_from_factors(f.dequantize(*rf), c.rope_theta, c.head_dim, f.path());
   try {
     c.validate(f.path());
+  } catch (const GgufError&) {
+    throw;
   } catch (const std::exception& e) {
     throw GgufError(e.what());
   }

@@ -14,9 +14,12 @@ namespace fleet {
 
 // Reads `general.architecture` and its keys (<arch>.block_count, .embedding_length,
 // .feed_forward_length, .attention.head_count[_kv], .attention.key_length,
-// .attention.layer_norm_rms_epsilon, .context_length, .rope.freq_base, .rope.scaling.*),
-// the vocabulary size from token_embd.weight, BOS/EOS from tokenizer.ggml.*, and a tied head
-// from the absence of output.weight. Throws GgufError naming the file and the key.
+// .attention.layer_norm_rms_epsilon, .context_length, .rope.freq_base), the vocabulary (from
+// <arch>.vocab_size, else the token list, else token_embd's rows), BOS/EOS from
+// tokenizer.ggml.*, a tied head when there is no output.weight, Qwen2 biases and Qwen3 q/k
+// norms from the tensors present, Llama 3 RoPE scaling recovered from rope_freqs.weight, and
+// the RoPE layout the file's Q/K rows are in (gguf_rope_layout). Throws GgufError naming the
+// file and key for anything missing or not supported (other RoPE scalings, partial RoPE).
 ModelConfig gguf_model_config(const GgufFile& file);
 
 // Opens `path`, fills `config` and returns its tensors. A tensor of a ggml type the engine

@@ -12,6 +12,7 @@
 
 #include "model/model_writer.h"
 #include "model/safetensors_writer.h"
+#include "model/synth_random.h"
 
 namespace fleet {
 
@@ -45,11 +46,16 @@ const std::map<std::string, ModelConfig>& shapes() {
     s["llama2c-110m"] = shape("LlamaForCausalLM", 768, 2048, 12, 12, 12, 32000, 1024, true);
     // TinyLlama-1.1B: dim 2048, 22 layers, GQA 32/4, 32k vocabulary.
     s["llama-1b"] = shape("LlamaForCausalLM", 2048, 5632, 22, 32, 4, 32000, 2048, false);
+    // The same widths in 4 layers with a tied head (~0.24B parameters): layer-range memory tests
+    // of every GGUF type (every row a multiple of 256, as K-quants need).
+    s["llama-1b-4l"] = shape("LlamaForCausalLM", 2048, 5632, 4, 32, 4, 32000, 2048, true);
     // Small shapes exercising each supported architecture's features (tests).
     ModelConfig l3 = shape("LlamaForCausalLM", 128, 320, 4, 8, 2, 1024, 8192, false);
     l3.rope_theta = 500000;
     l3.rope_scaling = {8.0, 1.0, 4.0, 64.0};  // small original context so every branch is used
     s["tiny-llama3"] = l3;
+    // Rows that are multiples of 256, so GGUF K-quants are used as such (tests).
+    s["tiny-k256"] = shape("LlamaForCausalLM", 256, 768, 2, 4, 2, 600, 2048, false);
     ModelConfig mistral = shape("MistralForCausalLM", 128, 352, 3, 4, 2, 1000, 4096, false);
     s["tiny-mistral"] = mistral;
     ModelConfig q2 = shape("Qwen2ForCausalLM", 96, 224, 3, 6, 2, 1100, 4096, true);
@@ -66,25 +72,29 @@ const std::map<std::string, ModelConfig>& shapes() {
   return m;
 }
 
-// splitmix64 stream seeded by (seed, tensor name): values do not depend on file order.
-struct Rng {
-  uint64_t s;
-  Rng(uint64_t seed, const std::string& name) : s(seed ^ 0x6a09e667f3bcc909ULL) {
-    for (unsigned char ch : name) s = (s ^ ch) * 0x100000001b3ULL;
-  }
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f * 2.f - 1.f; }  // [-1, 1)
-};
-
-// A llama2.c tokenizer.bin with `vocab` pieces, so a synthetic model comes with a tokenizer
-// that can decode every id it may sample: <unk>, <s>, </s>, the 256 byte tokens, then
-// "\u2581"-prefixed and plain lowercase strings, each reachable by merging its prefix.
+// A llama2.c tokenizer.bin with `vocab` pieces (synthetic_token_pieces), so a synthetic model
+// comes with a tokenizer that can decode every id it may sample.
 void write_synthetic_tokenizer(int vocab, const fs::path& path) {
+  const std::vector<std::string> pieces = synthetic_token_pieces(vocab);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  int32_t max_len = 0;
+  for (const auto& p : pieces) max_len = std::max(max_len, static_cast<int32_t>(p.size()));
+  out.write(reinterpret_cast<const char*>(&max_len), 4);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const float score = synthetic_token_score(static_cast<int>(i));
+    const int32_t len = static_cast<int32_t>(pieces[i].size());
+    out.write(reinterpret_cast<const char*>(&score), 4);
+    out.write(reinterpret_cast<const char*>(&len), 4);
+    out.write(pieces[i].data(), len);
+  }
+  if (!out) throw std::runtime_error(path.string() + ": write failed");
+}
+
+}  // namespace
+
+// <unk>, <s>, </s>, the 256 byte tokens, then "\u2581"-prefixed and plain lowercase strings,
+// each reachable by merging its prefix.
+std::vector<std::string> synthetic_token_pieces(int vocab) {
   std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
   for (int b = 0; b < 256; ++b) {
     char buf[8];
@@ -104,21 +114,10 @@ void write_synthetic_tokenizer(int vocab, const fs::path& path) {
     level = std::move(next);
   }
   if (vocab == 1 || static_cast<int>(pieces.size()) > vocab) pieces.resize(static_cast<size_t>(vocab));
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  int32_t max_len = 0;
-  for (const auto& p : pieces) max_len = std::max(max_len, static_cast<int32_t>(p.size()));
-  out.write(reinterpret_cast<const char*>(&max_len), 4);
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    const float score = i < 259 ? 0.0f : -static_cast<float>(i);  // shorter pieces merge first
-    const int32_t len = static_cast<int32_t>(pieces[i].size());
-    out.write(reinterpret_cast<const char*>(&score), 4);
-    out.write(reinterpret_cast<const char*>(&len), 4);
-    out.write(pieces[i].data(), len);
-  }
-  if (!out) throw std::runtime_error(path.string() + ": write failed");
+  return pieces;
 }
 
-}  // namespace
+float synthetic_token_score(int id) { return id < 259 ? 0.0f : -static_cast<float>(id); }  // shorter pieces merge first
 
 std::vector<std::string> synth_shape_names() {
   std::vector<std::string> n;
@@ -156,7 +155,7 @@ void write_synthetic_model(const ModelConfig& c, DType dtype, uint64_t seed, con
     shard_size += n * elem;
     const bool is_norm = ts.shape.size() == 1 && ts.name.find("bias") == std::string::npos;
     shards.back().push_back({ts.name, dtype, ts.shape, [=](std::vector<uint8_t>& out) {
-                               Rng rng(seed, ts.name);
+                               SynthRng rng(seed, ts.name);
                                std::vector<float> v(n);
                                for (auto& x : v) x = is_norm ? 1.0f + 0.1f * rng.uniform() : amp * rng.uniform();
                                encode_f32(v.data(), v.size(), dtype, out);

@@ -23,18 +23,19 @@ void write_text(const fs::path& path, const std::string& text) {
   if (!out) throw std::runtime_error(path.string() + ": write failed");
 }
 
-// llama2.c / Meta order (pairs 2i, 2i+1 within each head) -> Hugging Face order (i, i + d/2).
-// Row h*d + e*d/2 + i of the result is row h*d + 2i + e of the input.
-void permute_rows_for_hf_rope(const float* in, float* out, int64_t n_heads, int64_t head_dim, int64_t cols) {
+}  // namespace
+
+void permute_rope_rows(const uint8_t* in, uint8_t* out, int64_t n_heads, int64_t head_dim, size_t row_bytes,
+                       bool to_half_split) {
   const int64_t half = head_dim / 2;
   for (int64_t h = 0; h < n_heads; ++h)
     for (int64_t e = 0; e < 2; ++e)
-      for (int64_t i = 0; i < half; ++i)
-        std::memcpy(out + (h * head_dim + e * half + i) * cols, in + (h * head_dim + 2 * i + e) * cols,
-                    static_cast<size_t>(cols) * 4);
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t split = h * head_dim + e * half + i, adjacent = h * head_dim + 2 * i + e;
+        const int64_t dst = to_half_split ? split : adjacent, src = to_half_split ? adjacent : split;
+        std::memcpy(out + static_cast<size_t>(dst) * row_bytes, in + static_cast<size_t>(src) * row_bytes, row_bytes);
+      }
 }
-
-}  // namespace
 
 std::vector<TensorShape> hf_tensor_shapes(const ModelConfig& c) {
   const int64_t D = c.dim, F = c.hidden_dim, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim(), HD = c.head_dim;
@@ -83,8 +84,8 @@ void convert_llama2c_to_hf(const std::string& model_file, const std::string& tok
     specs.push_back({ts.name, DType::F32, ts.shape, [&src, is_q, is_k, heads, hd = c.head_dim](std::vector<uint8_t>& out) {
                        out.resize(src.nbytes);
                        if (is_q || is_k)
-                         permute_rows_for_hf_rope(reinterpret_cast<const float*>(src.data),
-                                                  reinterpret_cast<float*>(out.data()), heads, hd, src.shape[1]);
+                         permute_rope_rows(src.data, out.data(), heads, hd, static_cast<size_t>(src.shape[1]) * 4,
+                                           true);
                        else
                          std::memcpy(out.data(), src.data, src.nbytes);
                      }});

@@ -106,7 +106,7 @@ Matrix matrix_from_tensor(const TensorRef& t, DType want) {
 namespace {
 
 DType resolve_dtype(const std::string& option, DType file_dtype) {
-  if (option == "auto") return file_dtype == DType::F16 ? DType::F32 : file_dtype;
+  if (option == "auto") return file_dtype;
   DType d = parse_dtype(option);
   if (d != DType::F32 && d != DType::BF16 && d != DType::Q8_0)
     throw std::runtime_error(std::string("weight dtype ") + dtype_name(d) +

@@ -53,7 +53,7 @@ struct LayerWeights {
 struct LoadOptions {
   int layer_begin = 0;
   int layer_end = -1;           // -1: n_layers
-  // auto: the file's type (f32 for f16 files), else f32, bf16 or q8_0 (dequantized / converted)
+  // auto: the file's type, else f32, bf16 or q8_0 (dequantized / converted)
   std::string weight_dtype = "auto";
 };
 

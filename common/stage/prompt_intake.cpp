@@ -1,7 +1,6 @@
 #include "stage/prompt_intake.h"
 
 #include <cstdio>
-#include <filesystem>
 #include <random>
 
 #include "contracts/result_events.h"
@@ -11,21 +10,19 @@
 
 namespace fleet {
 
-namespace fs = std::filesystem;
-
 std::vector<int32_t> PromptIntake::tokenize(const PromptRequest& req) {
   if (!req.is_chat()) return encode_prompt(*ctx_.tokenizer, *req.prompt);
-  if (!chat_template_) {  // read once, on the first chat request (a model may have none)
-    std::string where = ctx_.config.model.tokenizer.empty() ? ctx_.config.model.path : ctx_.config.model.tokenizer;
-    if (!fs::is_directory(where)) where = fs::path(where).parent_path().string();
-    chat_template_ = ChatTemplate::from_tokenizer_config(where);
+  if (!chat_template_) {  // found once, on the first chat request (a model may have none)
+    // The model's own Jinja template (GGUF, tokenizer_config.json, chat_template.jinja beside
+    // the tokenizer or model files), else a built-in family; an error if neither fits.
+    const std::string where = ctx_.config.model.tokenizer.empty() ? ctx_.config.model.path : ctx_.config.model.tokenizer;
+    chat_template_ = chat_template_for(*ctx_.tokenizer, where);
   }
-  const ChatTemplate& tmpl = *chat_template_;
   std::vector<ChatMessage> messages;
   for (const auto& m : req.messages) messages.push_back({m.role, m.content});
   EncodeOptions opt;
-  opt.allow_special = true;  // the template writes its special tokens as text
-  return ctx_.tokenizer->encode(tmpl.render(messages, true), opt);
+  opt.allow_special = true;  // the template writes its special tokens as text (bos_token included)
+  return ctx_.tokenizer->encode(chat_template_->render(messages, {.add_generation_prompt = true}), opt);
 }
 
 namespace {
@@ -46,11 +43,14 @@ void PromptIntake::reject(const bus::Message& record, const std::string& id, con
     if (ctx_.requests->create(rec)) {
       ctx_.requests->set_error(id, error.code + ": " + error.message);
     } else if (std::optional<RequestRecord> old = ctx_.requests->load(id); old && old->source == rec.source) {
-      ctx_.log("prompt %s at %s delivered again; it was answered before", id.c_str(), rec.source.c_str());
+      ctx_.log_at(log::Level::Info, id, "prompt %s at %s delivered again; it was answered before", id.c_str(),
+                  rec.source.c_str());
       return;
     }
   }
-  ctx_.log("prompt %s rejected: %s: %s", id.c_str(), error.code.c_str(), error.message.c_str());
+  ctx_.log_at(log::Level::Info, id, "prompt %s rejected: %s: %s", id.c_str(), error.code.c_str(),
+              error.message.c_str());
+  ctx_.metrics->request_failed(error.code);
   ctx_.outbox->produce(ctx_.config.results_topic(), id, error_event(id, error));  // the answer first
   ctx_.dead_letter(record, id, error);
 }
@@ -97,7 +97,8 @@ std::optional<std::string> PromptIntake::handle(const bus::Message& record) {
       // This very record, delivered again (a worker died before committing its offset). If no
       // token is out yet, its prefill steps may never have left: send them again (a copy that
       // did leave is absorbed: the last stage samples each generation index once).
-      ctx_.log("prompt %s at %s delivered again (request %s)", req.id.c_str(), rec.source.c_str(), to_string(old->status));
+      ctx_.log_at(log::Level::Info, req.id, "prompt %s at %s delivered again (request %s)", req.id.c_str(),
+                  rec.source.c_str(), to_string(old->status));
       if (old->status == RequestStatus::Queued)
         for (ActivationMsg& step : prefill_steps(req.id, old->prompt_tokens, ctx_.config.batching.prefill_chunk))
           ctx_.send_to_stage(0, step);
@@ -110,6 +111,8 @@ std::optional<std::string> PromptIntake::handle(const bus::Message& record) {
   }
   for (ActivationMsg& step : prefill_steps(req.id, prompt, ctx_.config.batching.prefill_chunk))
     ctx_.send_to_stage(0, step);
+  ctx_.metrics->admitted.inc();
+  ctx_.metrics->prompt_tokens.inc(static_cast<double>(prompt.size()));
   return req.id;
 }
 

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "bus/consumer.h"
+#include "chat/chat.h"
 #include "stage/stage_context.h"
 
 namespace fleet {

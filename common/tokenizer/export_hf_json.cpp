@@ -107,7 +107,7 @@ std::string export_hf_tokenizer_json(const TokenizerData& d) {
 std::string export_hf_tokenizer_config_json(const TokenizerData& d) {
   require_sentencepiece(d);
   ordered_json j;
-  j["add_bos_token"] = d.bos_id >= 0;
+  j["add_bos_token"] = d.bos_id >= 0 && d.add_bos.value_or(true);
   j["add_eos_token"] = false;
   ordered_json decoder = ordered_json::object();
   for (const auto& [id, kind, content] : special_tokens(d)) {

@@ -1,56 +1,18 @@
 // Hugging Face tokenizer.json (model type BPE): byte-level vocabularies (GPT-2,
 // Llama 3, Qwen) and SentencePiece-style ones (▁ pieces with byte fallback).
-// tokenizer_config.json next to it supplies bos/eos and the chat template.
+// tokenizer_config.json next to it supplies bos/eos, add_bos_token and the chat template.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
+#include "byte_level.h"
 #include "tokenizer_data.h"
 
 namespace fleet::tok {
 namespace {
 using nlohmann::json;
-
-// GPT-2's byte <-> printable character mapping used by byte-level vocabularies.
-struct ByteLevelAlphabet {
-  std::string byte_to_utf8[256];
-  StringIdMap utf8_to_byte;
-  ByteLevelAlphabet() {
-    int n = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-      const char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
-      std::string s;
-      if (cp < 0x80) {
-        s.push_back(static_cast<char>(cp));
-      } else {
-        s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      }
-      byte_to_utf8[b] = s;
-      utf8_to_byte.emplace(s, b);
-    }
-  }
-  // Maps a vocabulary piece back to raw bytes; false if it holds other characters.
-  bool to_bytes(const std::string& piece, std::string& out) const {
-    out.clear();
-    for (size_t i = 0; i < piece.size();) {
-      const size_t len = (static_cast<unsigned char>(piece[i]) < 0x80) ? 1 : 2;
-      auto it = utf8_to_byte.find(std::string_view(piece).substr(i, len));
-      if (it == utf8_to_byte.end()) return false;
-      out.push_back(static_cast<char>(it->second));
-      i += len;
-    }
-    return true;
-  }
-};
-
-const ByteLevelAlphabet& byte_level_alphabet() {
-  static const ByteLevelAlphabet a;
-  return a;
-}
 
 constexpr const char* kGpt2Pattern =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -192,6 +154,11 @@ struct Loader {
     };
     if (const int32_t b = id_of("bos_token"); b != -2) d.bos_id = b;
     if (const int32_t e = id_of("eos_token"); e != -2) d.eos_id = e;
+    if (cfg.contains("add_bos_token")) {
+      const json& ab = cfg.at("add_bos_token");
+      if (!ab.is_boolean()) throw std::runtime_error(cfg_path.string() + ": add_bos_token must be true or false");
+      d.add_bos = ab.get<bool>();
+    }
     if (cfg.contains("chat_template")) {
       const json& ct = cfg.at("chat_template");
       if (ct.is_string()) {
@@ -224,6 +191,7 @@ struct Loader {
       throw error(e.what());  // e.g. a regex that does not compile
     }
     read_config(std::filesystem::path(path).parent_path(), *d);
+    detect_end_of_turn(*d);
     return d;
   }
 

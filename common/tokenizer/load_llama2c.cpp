@@ -21,14 +21,13 @@ int hex_digit(char c) {
   return -1;
 }
 
-// Parses "<0xNN>"; returns -1 if the piece is not a byte piece.
+}  // namespace
+
 int parse_byte_piece(const std::string& p) {
   if (p.size() != 6 || p.compare(0, 3, "<0x") != 0 || p[5] != '>') return -1;
   const int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
   return (hi < 0 || lo < 0) ? -1 : hi * 16 + lo;
 }
-
-}  // namespace
 
 void fill_sentencepiece_token_bytes(TokenizerData& d) {
   d.token_bytes.assign(d.pieces.size(), std::string());

@@ -3,6 +3,7 @@
 #include "tokenizer.h"
 
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "tokenizer_data.h"
@@ -201,6 +202,12 @@ void encode_text_segment(const TokenizerData& d, std::string_view segment, bool 
   for (std::string_view p : pieces) encode_word(d, p, out);
 }
 
+bool has_gguf_magic(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
@@ -212,13 +219,18 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
     } else if (fs::exists(p / "tokenizer.bin")) {
       p /= "tokenizer.bin";
     } else {
-      // llama2.c model directories name it after the vocabulary (tok512.bin): take the only one.
-      std::vector<fs::path> found;
-      for (const auto& e : fs::directory_iterator(p, ec))
+      // llama2.c model directories name it after the vocabulary (tok512.bin): take the only
+      // one; else the only GGUF file.
+      std::vector<fs::path> found, ggufs;
+      for (const auto& e : fs::directory_iterator(p, ec)) {
         if (e.path().filename().string().starts_with("tok") && e.path().extension() == ".bin") found.push_back(e.path());
+        if (e.path().extension() == ".gguf") ggufs.push_back(e.path());
+      }
+      if (found.empty() && ggufs.size() == 1) found = ggufs;
       if (found.size() != 1)
         throw std::runtime_error(path + ": directory has neither tokenizer.json nor tokenizer.bin" +
-                                 (found.empty() ? std::string() : " (and more than one tok*.bin)"));
+                                 (found.empty() ? std::string(ggufs.empty() ? "" : " (and more than one .gguf)")
+                                                : std::string(" (and more than one tok*.bin)")));
       p = found.front();
     }
   } else if (!fs::exists(p, ec)) {
@@ -226,7 +238,11 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
   }
   const std::string file = p.string();
   std::unique_ptr<TokenizerData> data;
-  if (p.extension() == ".json") {
+  if (has_gguf_magic(p)) {
+    data = tok::load_gguf_tokenizer(file);
+  } else if (p.extension() == ".gguf") {
+    throw std::runtime_error(file + ": not a GGUF file (it does not start with \"GGUF\")");
+  } else if (p.extension() == ".json") {
     data = tok::load_hf_tokenizer_json(file);
   } else {
     data = tok::load_llama2c_tokenizer_bin(file);
@@ -313,6 +329,10 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 
 int32_t Tokenizer::bos_id() const { return data_->bos_id; }
 int32_t Tokenizer::eos_id() const { return data_->eos_id; }
+int32_t Tokenizer::eot_id() const { return data_->eot_id; }
+bool Tokenizer::add_bos_by_default() const { return data_->bos_id >= 0 && data_->add_bos.value_or(true); }
+std::string Tokenizer::bos_token() const { return data_->bos_id >= 0 ? data_->pieces[data_->bos_id] : std::string(); }
+std::string Tokenizer::eos_token() const { return data_->eos_id >= 0 ? data_->pieces[data_->eos_id] : std::string(); }
 size_t Tokenizer::vocab_size() const { return data_->pieces.size(); }
 
 const std::string& Tokenizer::id_to_piece(int32_t id) const {

@@ -3,7 +3,8 @@
 // whitespace convention with byte fallback: Llama 2, Mistral, TinyLlama, llama2.c's
 // tok512) and byte-level BPE with a PCRE2 pre-tokenizer (GPT-2, Llama 3, Qwen2/3).
 // Both load from Hugging Face tokenizer.json; SentencePiece-style also from llama2.c's
-// tokenizer.bin. Ids match the reference tokenizers (SentencePiece, HF tokenizers).
+// tokenizer.bin, and both from a GGUF file's tokenizer.ggml.* metadata. Ids match the
+// reference tokenizers (SentencePiece, HF tokenizers; llama.cpp for GGUF files).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,8 +25,9 @@ struct TokenizerData;
 
 class Tokenizer {
  public:
-  // PATH: tokenizer.json, llama2.c tokenizer.bin, or a directory holding tokenizer.json
-  // (else tokenizer.bin). Throws std::runtime_error naming the file and problem on bad input.
+  // PATH: tokenizer.json, llama2.c tokenizer.bin, a GGUF file (recognised by its "GGUF"
+  // magic, whatever its name), or a directory holding tokenizer.json (else tokenizer.bin,
+  // else its only .gguf). Throws std::runtime_error naming the file and problem on bad input.
   static std::unique_ptr<Tokenizer> load(const std::string& path);
   explicit Tokenizer(std::unique_ptr<tok::TokenizerData> data);
   virtual ~Tokenizer();
@@ -43,6 +45,14 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   int32_t bos_id() const;  // -1 if none
   int32_t eos_id() const;  // -1 if none
+  int32_t eot_id() const;  // end of turn (<|im_end|>, <|eot_id|>, ...); -1 if none known
+  // Whether prompts start with BOS: the model's add_bos_token (GGUF tokenizer.ggml.add_bos_token,
+  // else llama.cpp's default for the vocabulary; tokenizer_config.json), true where it says
+  // nothing (llama2.c). False when there is no BOS token.
+  bool add_bos_by_default() const;
+  // Piece text of BOS / EOS ("" if none), e.g. for a chat template's bos_token / eos_token.
+  std::string bos_token() const;
+  std::string eos_token() const;
   size_t vocab_size() const;
   // Piece text as stored in the vocabulary (e.g. "▁the", "<0x0A>", "Ġthe").
   const std::string& id_to_piece(int32_t id) const;
@@ -50,8 +60,8 @@ class Tokenizer {
   // (SentencePiece-style vocabularies; throws for byte-level ones).
   std::string to_hf_tokenizer_json() const;
   std::string to_hf_tokenizer_config_json() const;
-  // chat_template from the tokenizer_config.json found next to the loaded file
-  // (empty if there was none).
+  // The model's Jinja chat template: tokenizer.chat_template of a GGUF file, else chat_template
+  // from the tokenizer_config.json found next to the loaded file (empty if there was none).
   const std::string& chat_template_source() const;
 
   // Internal: the bytes one id contributes to decoded text, given whether it is the
@@ -79,35 +89,6 @@ class StreamDecoder {
   std::unique_ptr<Pending> pending_;
 };
 
-// Chat: messages [{role, content}] -> prompt text, using the template recognised from
-// tokenizer_config.json's chat_template (ChatML/Qwen, Llama 3, Llama 2/Mistral).
-struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
-  std::string content;
-};
-
-enum class ChatTemplateKind { kChatML, kLlama3, kLlama2, kMistral };
-
-class ChatTemplate {
- public:
-  // Recognises a known template from its Jinja source (e.g. Tokenizer::chat_template_source());
-  // throws std::runtime_error if unknown.
-  static ChatTemplate recognise(std::string_view jinja_source);
-  // Reads tokenizer_config.json (a file, or a model directory holding one); throws if it
-  // is missing, has no chat_template, or the template is not one we know.
-  static ChatTemplate from_tokenizer_config(const std::string& path);
-  ChatTemplateKind kind() const { return kind_; }
-  const char* name() const;
-  // Renders the prompt; add_generation_prompt opens the assistant turn. The result
-  // contains special tokens as text: encode it with allow_special = true.
-  std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt = true) const;
-
- private:
-  explicit ChatTemplate(ChatTemplateKind kind) : kind_(kind) {}
-  ChatTemplateKind kind_;
-  std::string render_qwen3_assistant(const std::vector<ChatMessage>& messages, size_t i) const;
-  bool qwen25_default_system_ = false;  // Qwen2.5 adds a default system turn
-  bool qwen3_thinking_ = false;         // Qwen3 handles <think> in assistant turns
-};
+// Chat templates live in common/chat (chat/chat.h).
 
 }  // namespace fleet

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -70,6 +71,8 @@ struct TokenizerData {
   int32_t unk_id = -1;
   int32_t bos_id = -1;
   int32_t eos_id = -1;
+  int32_t eot_id = -1;            // end of turn (<|im_end|>, <|eot_id|>, ...), -1 if none known
+  std::optional<bool> add_bos;    // the model's BOS policy, when its files state one
   bool ignore_merges = false;
   bool fuse_unk = false;
   // Decoding strips the leading space of the first piece (SentencePiece dummy prefix).
@@ -89,7 +92,7 @@ struct TokenizerData {
   Metaspace metaspace;
   std::vector<std::shared_ptr<Regex>> split_regexes;  // Split / ByteLevel(use_regex) steps, in order
 
-  std::string chat_template;  // from tokenizer_config.json next to the file, if any
+  std::string chat_template;  // tokenizer_config.json next to the file, or the GGUF's tokenizer.chat_template
 
   static uint64_t next_instance_id() {
     static std::atomic<uint64_t> counter{1};
@@ -103,8 +106,14 @@ struct TokenizerData {
 // Loaders (throw std::runtime_error naming the file).
 std::unique_ptr<TokenizerData> load_llama2c_tokenizer_bin(const std::string& path);
 std::unique_ptr<TokenizerData> load_hf_tokenizer_json(const std::string& path);
+// The tokenizer.ggml.* metadata of a GGUF file (model gpt2 or llama), as llama.cpp reads it.
+std::unique_ptr<TokenizerData> load_gguf_tokenizer(const std::string& path);
+// Sets eot_id, when unset, from the first end-of-turn token text the vocabulary holds.
+void detect_end_of_turn(TokenizerData& d);
 // Builds the SentencePiece merge table from piece scores (highest score merges first).
 void build_merges_from_scores(TokenizerData& d);
+// The byte of a "<0xNN>" piece, or -1 if it is not one.
+int parse_byte_piece(const std::string& piece);
 // Marks <0xNN> pieces as byte tokens and fills byte_token.
 void classify_sentencepiece_pieces(TokenizerData& d);
 // Fills token_bytes for SentencePiece-style pieces.

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "commands.h"
+#include "log/log.h"
 #include "generate/generate.h"
 #include "model/weights.h"
 
@@ -21,7 +22,7 @@ void add_generate(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* c = app.add_subcommand("generate", "Generate text with the whole model in this process");
   c->add_option("--model", o->model, "llama2.c checkpoint file or Hugging Face directory")->required();
-  c->add_option("--tokenizer", o->tokenizer, "tokenizer.json, tokenizer.bin or directory (default: beside the model)");
+  c->add_option("--tokenizer", o->tokenizer, "tokenizer.json, tokenizer.bin, GGUF or directory (default: beside the model; a GGUF model's own)");
   c->add_option("--prompt", o->prompt, "prompt text (encoded with BOS first)");
   c->add_option("--max-tokens", o->max_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
   c->add_option("--temperature", o->temperature, "0 for greedy")->check(CLI::NonNegativeNumber);
@@ -50,19 +51,19 @@ void add_generate(CLI::App& app) {
     p.sampling.seed = o->seed >= 0 ? static_cast<uint64_t>(o->seed) : std::random_device{}();
     p.stop = o->stop;
     if (o->seed < 0 && o->temperature > 0)
-      std::fprintf(stderr, "seed %llu\n", static_cast<unsigned long long>(p.sampling.seed));
+      log::logf(log::Level::Info, "seed %llu", static_cast<unsigned long long>(p.sampling.seed));
     auto res = generate(engine, *tok, encode_prompt(*tok, o->prompt), p, [](const std::string& s) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     });
     std::printf("\n");
     const double n = static_cast<double>(res.tokens.size());
-    std::fprintf(stderr,
-                 "load %.3f s (%s weights, %.1f MiB) | prompt %d tokens in %.3f s | generated %zu tokens in %.3f s "
-                 "(%.1f tokens/s) | finish: %s\n",
-                 load_s, dtype_name(weights->layers[0].wq.dtype), static_cast<double>(weights->bytes()) / (1 << 20),
-                 res.prompt_tokens, res.prefill_seconds, res.tokens.size(), res.decode_seconds,
-                 res.decode_seconds > 0 ? n / res.decode_seconds : 0.0, res.finish_reason.c_str());
+    log::logf(log::Level::Info,
+              "load %.3f s (%s weights, %.1f MiB) | prompt %d tokens in %.3f s | generated %zu tokens in %.3f s "
+              "(%.1f tokens/s) | finish: %s", load_s, dtype_name(weights->layers[0].wq.dtype),
+              static_cast<double>(weights->bytes()) / (1 << 20), res.prompt_tokens, res.prefill_seconds,
+              res.tokens.size(), res.decode_seconds, res.decode_seconds > 0 ? n / res.decode_seconds : 0.0,
+              res.finish_reason.c_str());
   });
 }
 

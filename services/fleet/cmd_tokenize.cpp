@@ -18,7 +18,7 @@ void add_tokenize(CLI::App& app) {
   auto opts = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand(
       "tokenize", "Tokenize stdin, one text per line, printing a JSON array of ids per line (--decode: the reverse)");
-  sub->add_option("--tokenizer", opts->tokenizer, "tokenizer.json, llama2.c tokenizer.bin, or a model directory")
+  sub->add_option("--tokenizer", opts->tokenizer, "tokenizer.json, llama2.c tokenizer.bin, a GGUF model file, or a model directory")
       ->required();
   sub->add_flag("--decode", opts->decode, "read JSON arrays of ids, print text");
   sub->add_flag("--add-bos", opts->add_bos, "prepend the BOS id (when the vocabulary has one)");

@@ -26,6 +26,8 @@ TEST_F(Qwen3Reference, VocabularyAndSpecialIds) {
   EXPECT_EQ(tok_->vocab_size(), 151669u);
   EXPECT_EQ(tok_->bos_id(), -1);      // tokenizer_config.json: bos_token null
   EXPECT_EQ(tok_->eos_id(), 151645);  // <|im_end|>
+  EXPECT_EQ(tok_->eot_id(), 151645);
+  EXPECT_FALSE(tok_->add_bos_by_default());  // there is no BOS token
   EXPECT_EQ(tok_->id_to_piece(151644), "<|im_start|>");
   EXPECT_EQ(tok_->chat_template_source().empty(), false);
 }

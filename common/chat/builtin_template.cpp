@@ -1,11 +1,10 @@
-// Chat templates: recognises the known Jinja chat_template sources by their markers
-// and renders the equivalent prompt text natively (no Jinja engine).
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
+// Built-in chat template families (the fallback for models without a Jinja template):
+// ChatML (with Qwen2.5's default system turn and Qwen3's <think> handling), Llama 3,
+// Llama 2 and Mistral, rendered natively. Identical to jinja2's renders of those families'
+// templates (tests/chat/builtin_template_test.cpp).
 #include <stdexcept>
 
-#include "tokenizer.h"
+#include "chat/chat.h"
 
 namespace fleet {
 namespace {
@@ -72,7 +71,7 @@ std::string strip_newlines(std::string_view s) {
 
 // Qwen3: reasoning before </think> is dropped from earlier turns; an assistant turn after
 // the last user message keeps a <think> block.
-std::string ChatTemplate::render_qwen3_assistant(const std::vector<ChatMessage>& messages, size_t i) const {
+std::string BuiltinChatTemplate::render_qwen3_assistant(const std::vector<ChatMessage>& messages, size_t i) const {
   size_t last_query = messages.size() - 1;
   for (size_t k = messages.size(); k-- > 0;) {
     if (messages[k].role == "user") {
@@ -98,67 +97,38 @@ std::string ChatTemplate::render_qwen3_assistant(const std::vector<ChatMessage>&
   return out + "<|im_end|>\n";
 }
 
-ChatTemplate ChatTemplate::recognise(std::string_view src) {
+BuiltinChatTemplate BuiltinChatTemplate::recognise(std::string_view src) {
   if (contains(src, "<|im_start|>") && contains(src, "<|im_end|>")) {
-    ChatTemplate t(ChatTemplateKind::kChatML);
+    BuiltinChatTemplate t(BuiltinChatFamily::kChatML);
     t.qwen25_default_system_ = contains(src, kQwen25DefaultSystem);
     t.qwen3_thinking_ = contains(src, "reasoning_content");
     return t;
   }
-  if (contains(src, "<|start_header_id|>") && contains(src, "<|eot_id|>")) return ChatTemplate(ChatTemplateKind::kLlama3);
-  if (contains(src, "[INST]") && contains(src, "<<SYS>>")) return ChatTemplate(ChatTemplateKind::kLlama2);
-  if (contains(src, "[INST]") && contains(src, "[/INST]")) return ChatTemplate(ChatTemplateKind::kMistral);
+  if (contains(src, "<|start_header_id|>") && contains(src, "<|eot_id|>")) return BuiltinChatTemplate(BuiltinChatFamily::kLlama3);
+  if (contains(src, "[INST]") && contains(src, "<<SYS>>")) return BuiltinChatTemplate(BuiltinChatFamily::kLlama2);
+  if (contains(src, "[INST]") && contains(src, "[/INST]")) return BuiltinChatTemplate(BuiltinChatFamily::kMistral);
   throw std::runtime_error("unknown chat template (recognised: ChatML/Qwen, Llama 3, Llama 2, Mistral): " +
                            std::string(src.substr(0, 120)) + (src.size() > 120 ? "..." : ""));
 }
 
-ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& path) {
-  std::filesystem::path p(path);
-  if (std::filesystem::is_directory(p)) p /= "tokenizer_config.json";
-  std::ifstream in(p);
-  if (!in) throw std::runtime_error(p.string() + ": cannot open (chat needs tokenizer_config.json)");
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(p.string() + ": invalid JSON: " + e.what());
-  }
-  std::string src;
-  if (cfg.contains("chat_template")) {
-    const auto& ct = cfg.at("chat_template");
-    if (ct.is_string()) {
-      src = ct.get<std::string>();
-    } else if (ct.is_array()) {
-      for (const auto& t : ct)
-        if (t.value("name", "") == "default" && t.contains("template")) src = t.at("template").get<std::string>();
-    }
-  }
-  if (src.empty()) throw std::runtime_error(p.string() + ": no chat_template");
-  try {
-    return recognise(src);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(p.string() + ": " + e.what());
-  }
-}
-
-const char* ChatTemplate::name() const {
-  switch (kind_) {
-    case ChatTemplateKind::kChatML:
+const char* BuiltinChatTemplate::name() const {
+  switch (family_) {
+    case BuiltinChatFamily::kChatML:
       return "chatml";
-    case ChatTemplateKind::kLlama3:
+    case BuiltinChatFamily::kLlama3:
       return "llama3";
-    case ChatTemplateKind::kLlama2:
+    case BuiltinChatFamily::kLlama2:
       return "llama2";
-    case ChatTemplateKind::kMistral:
+    case BuiltinChatFamily::kMistral:
       return "mistral";
   }
   return "?";
 }
 
-std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+std::string BuiltinChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
   std::string out;
-  switch (kind_) {
-    case ChatTemplateKind::kChatML:
+  switch (family_) {
+    case BuiltinChatFamily::kChatML:
       if (qwen25_default_system_ && (messages.empty() || messages[0].role != "system"))
         out += "<|im_start|>system\n" + std::string(kQwen25DefaultSystem) + "<|im_end|>\n";
       for (size_t i = 0; i < messages.size(); ++i) {
@@ -172,7 +142,7 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool 
       }
       if (add_generation_prompt) out += "<|im_start|>assistant\n";
       return out;
-    case ChatTemplateKind::kLlama3:
+    case BuiltinChatFamily::kLlama3:
       if (!messages.empty()) out = "<|begin_of_text|>";
       for (const auto& m : messages) {
         check_role(m, {"system", "user", "assistant"}, "llama3");
@@ -180,9 +150,9 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool 
       }
       if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
       return out;
-    case ChatTemplateKind::kLlama2:
+    case BuiltinChatFamily::kLlama2:
       return render_inst(messages, true);
-    case ChatTemplateKind::kMistral:
+    case BuiltinChatFamily::kMistral:
       return render_inst(messages, false);
   }
   return out;
