@@ -289,6 +289,22 @@ std::vector<TopicPartition> Consumer::assignment() const {
   return detail::to_topic_partitions(parts.list);
 }
 
+std::map<TopicPartition, int64_t> Consumer::lag() const {
+  std::map<TopicPartition, int64_t> out;
+  TpListGuard parts;
+  if (impl_->live().assignment(parts.list) != RdKafka::ERR_NO_ERROR || parts.list.empty()) return out;
+  if (impl_->live().position(parts.list) != RdKafka::ERR_NO_ERROR) return out;
+  for (const RdKafka::TopicPartition* tp : parts.list) {
+    int64_t low = -1, high = -1;
+    if (tp->offset() < 0 ||
+        impl_->live().get_watermark_offsets(tp->topic(), tp->partition(), &low, &high) != RdKafka::ERR_NO_ERROR ||
+        high < 0)
+      continue;
+    out[{tp->topic(), tp->partition()}] = std::max<int64_t>(0, high - tp->offset());
+  }
+  return out;
+}
+
 int64_t Consumer::committed(const TopicPartition& tp, int timeout_ms) const {
   TpListGuard parts;
   parts.list.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition));

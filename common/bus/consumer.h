@@ -15,6 +15,7 @@
 // committed is delivered again: processing must tolerate duplicates.
 // Not thread-safe: use one Consumer from one thread.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,10 @@ class Consumer {
 
   // The partitions currently assigned to this member (changes on rebalance).
   std::vector<TopicPartition> assignment() const;
+
+  // Per assigned partition: records not yet returned by poll, i.e. the high watermark as last
+  // fetched (no broker round trip) minus the position. Partitions without both are left out.
+  std::map<TopicPartition, int64_t> lag() const;
 
   // The last committed offset of a partition for this group (-1 if none).
   int64_t committed(const TopicPartition& tp, int timeout_ms = 10000) const;

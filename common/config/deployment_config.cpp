@@ -239,7 +239,9 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
   c.source = source;
   std::optional<std::string> redis_password;
   try {
-    rd.check_map(top, "", {"kafka", "redis", "model", "stages", "batching", "kv", "timeouts"});
+    // "ingress" is fleet-ingress's section, checked by it (common/ingress/ingress_settings.h).
+    rd.check_map(top, "",
+                 {"kafka", "redis", "model", "stages", "batching", "kv", "timeouts", "ingress", "metrics", "log"});
 
     const YAML::Node kafka = Reader::child(top, "kafka");
     rd.check_map(kafka, "kafka",
@@ -344,6 +346,25 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
     rd.seconds_field(timeouts, "heartbeat_ttl_s", "timeouts.heartbeat_ttl_s", c.timeouts.heartbeat_ttl_s);
     rd.seconds_field(timeouts, "finished_request_ttl_s", "timeouts.finished_request_ttl_s",
                      c.timeouts.finished_request_ttl_s);
+
+    const YAML::Node metrics = Reader::child(top, "metrics");
+    rd.check_map(metrics, "metrics", {"port", "host"});
+    rd.integer_field(metrics, "port", "metrics.port", c.metrics.port, -1, 65535);
+    if (auto v = rd.string(metrics, "host", "metrics.host")) c.metrics.host = trim(*v);
+
+    const YAML::Node log = Reader::child(top, "log");
+    rd.check_map(log, "log", {"level", "format"});
+    if (auto v = rd.string(log, "level", "log.level")) {
+      c.log.level = lower(trim(*v));
+      const char* levels[] = {"trace", "debug", "info", "warn", "warning", "error", "critical", "off"};
+      if (std::none_of(std::begin(levels), std::end(levels), [&](const char* l) { return c.log.level == l; }))
+        rd.fail("log.level", "'" + *v + "' is not one of trace, debug, info, warn, error, critical, off", &log);
+    }
+    if (auto v = rd.string(log, "format", "log.format")) {
+      c.log.format = lower(trim(*v));
+      if (c.log.format != "text" && c.log.format != "json")
+        rd.fail("log.format", "'" + *v + "' is not one of text, json", &log);
+    }
   } catch (const YAML::Exception& e) {  // e.g. a scalar where a map was expected, deep inside
     throw ConfigError(source + (e.mark.is_null() ? std::string() : ":" + std::to_string(e.mark.line + 1)) + ": " +
                       e.msg);

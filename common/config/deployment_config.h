@@ -11,6 +11,8 @@
 //   batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}
 //   kv:       {budget_bytes: 1GiB, max_requests: 256}     # integer or with KB/KiB/MB/MiB/GB/GiB
 //   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600}
+//   metrics:  {port: 0, host: 0.0.0.0}    # a stage worker's GET /metrics (docs/metrics.md)
+//   log:      {level: info, format: text} # or FLEET_LOG_LEVEL / FLEET_LOG_FORMAT (common/log/log.h)
 //
 // FLEET_KAFKA_BROKERS and FLEET_REDIS_URL (when set and non-empty) win over the file. Relative
 // model.path / model.tokenizer resolve against the config file's directory. Unknown keys are
@@ -99,6 +101,19 @@ struct TimeoutsConfig {
   double finished_request_ttl_s = 3600;  // finished requests expire from Redis after this
 };
 
+struct MetricsConfig {
+  // The port of each stage worker's Prometheus endpoint (GET /metrics): 0 = a free port chosen
+  // at start (registered as metrics_port in the worker's membership entry, fleet:worker:<id>),
+  // -1 = none. fleet-stage --metrics-port overrides it. The ingress serves /metrics on its own port.
+  int port = 0;
+  std::string host = "0.0.0.0";  // the address it listens on
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace, debug, info, warn, error, critical, off (FLEET_LOG_LEVEL wins)
+  std::string format = "text";  // text, or json: one JSON object per line (FLEET_LOG_FORMAT wins)
+};
+
 struct DeploymentConfig {
   std::string source;  // the file it was read from ("" when parsed from text)
   KafkaConfig kafka;
@@ -108,6 +123,8 @@ struct DeploymentConfig {
   BatchingConfig batching;
   KvConfig kv;
   TimeoutsConfig timeouts;
+  MetricsConfig metrics;
+  LogConfig log;
 
   int stage_count() const { return static_cast<int>(stages.size()); }
   // The stages must cover [0, n_layers) exactly, in order; throws ConfigError otherwise.

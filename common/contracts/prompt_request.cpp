@@ -14,8 +14,9 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::array<const char*, 10> kPromptFields = {"id",    "prompt", "messages", "max_tokens", "temperature",
-                                                       "top_p", "top_k",  "seed",     "stop",       "timeout_s"};
+constexpr std::array<const char*, 14> kPromptFields = {
+    "id",   "prompt",    "messages",          "max_tokens",       "temperature", "top_p",        "top_k",
+    "seed", "stop",      "timeout_s",         "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs"};
 
 // Thrown inside the parser only; turned into a ContractError at the boundary.
 struct Invalid {
@@ -143,6 +144,21 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
       throw Invalid{"timeout_s must be in (0, " + std::to_string(static_cast<int64_t>(limits.max_timeout_s)) +
                     "] seconds, got " + body.at("timeout_s").dump()};
     r.timeout_s = t;
+  }
+  for (const char* f : {"frequency_penalty", "presence_penalty"}) {
+    if (!present(body, f)) continue;
+    const double x = number_field(body, f);
+    if (!(x >= -2 && x <= 2)) throw Invalid{std::string(f) + " must be in [-2, 2], got " + body.at(f).dump()};
+    (std::string_view(f) == "frequency_penalty" ? r.frequency_penalty : r.presence_penalty) = x;
+  }
+  if (present(body, "logprobs")) {
+    const json& v = body.at("logprobs");
+    if (!v.is_boolean()) throw Invalid{"logprobs must be a boolean, got " + type_name(v)};
+    r.logprobs = v.get<bool>();
+  }
+  if (present(body, "top_logprobs")) {
+    r.top_logprobs = static_cast<int>(integer_field(body, "top_logprobs", 0, kMaxTopLogprobs));
+    if (r.top_logprobs > 0 && !r.logprobs) throw Invalid{"top_logprobs needs logprobs: true"};
   }
   if (present(body, "stop")) {
     const json& v = body.at("stop");

@@ -3,7 +3,7 @@
 //
 //   {"id": "...", "prompt": "..." | "messages": [{"role": "user", "content": "..."}, ...],
 //    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": [...] | "...",
-//    "timeout_s": T}
+//    "timeout_s": T, "frequency_penalty": F, "presence_penalty": P, "logprobs": B, "top_logprobs": N}
 //
 // Everything but prompt/messages is optional; null reads as absent. Unknown fields are
 // rejected (a misspelt "max_token" must not silently fall back to the default). The schema is
@@ -31,6 +31,9 @@ inline constexpr const char* kDuplicateId = "duplicate_id";    // the id belongs
 inline constexpr const char* kTimeout = "timeout";  // not finished within its timeout_s (default timeouts.request_s)
 inline constexpr const char* kInternal = "internal";               // anything else
 }  // namespace error_code
+
+// The most alternatives a token event may carry (top_logprobs), as OpenAI's API.
+inline constexpr int kMaxTopLogprobs = 20;
 
 struct ContractError {
   std::string code;

@@ -9,6 +9,12 @@ nlohmann::json RequestParams::to_json() const {
                       {"top_k", top_k},           {"stop", stop}};
   if (seed) j["seed"] = *seed;
   if (timeout_s) j["timeout_s"] = *timeout_s;
+  if (frequency_penalty != 0) j["frequency_penalty"] = frequency_penalty;
+  if (presence_penalty != 0) j["presence_penalty"] = presence_penalty;
+  if (logprobs) {
+    j["logprobs"] = true;
+    j["top_logprobs"] = top_logprobs;
+  }
   return j;
 }
 
@@ -29,6 +35,10 @@ RequestParams RequestParams::from_json(const nlohmann::json& j) {
   read("top_p", p.top_p);
   read("top_k", p.top_k);
   read("stop", p.stop);
+  read("frequency_penalty", p.frequency_penalty);
+  read("presence_penalty", p.presence_penalty);
+  read("logprobs", p.logprobs);
+  read("top_logprobs", p.top_logprobs);
   if (j.contains("seed") && !j["seed"].is_null()) {
     uint64_t s = 0;
     read("seed", s);

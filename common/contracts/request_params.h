@@ -21,8 +21,20 @@ struct RequestParams {
   // The request fails with a timeout error once it has run this long (from its creation);
   // absent on the prompts topic: timeouts.request_s, set at intake.
   std::optional<double> timeout_s;
+  // OpenAI's penalties, applied at the last stage to the logits before sampling, over the
+  // tokens this request generated so far (not the prompt): logit[t] -= frequency_penalty *
+  // count(t) + presence_penalty * (count(t) > 0). Each in [-2, 2]; 0: off.
+  double frequency_penalty = 0;
+  double presence_penalty = 0;
+  // Token events carry the sampled token's log-probability ("logprob", "token") and the
+  // top_logprobs most likely alternatives (0 to 20), computed from the penalized logits at
+  // temperature 1 (the model's distribution, before temperature / top-k / top-p).
+  bool logprobs = false;
+  int top_logprobs = 0;
 
-  // {"max_tokens", "temperature", "top_p", "top_k", "stop"[, "seed"][, "timeout_s"]}
+  // {"max_tokens", "temperature", "top_p", "top_k", "stop"[, "seed"][, "timeout_s"]
+  //  [, "frequency_penalty"][, "presence_penalty"][, "logprobs", "top_logprobs"]} (the last
+  // ones only when not at their defaults, so older readers see the same JSON as before)
   nlohmann::json to_json() const;
   // The inverse; absent fields take the defaults above. Throws std::invalid_argument naming
   // the field when one has the wrong type (Redis holds what to_json wrote, so only a hand

@@ -1,6 +1,8 @@
 // Builders and a reader for results events; dead-letter records.
 #include "contracts/result_events.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace fleet {
@@ -42,8 +44,19 @@ FinishReason finish_reason_from_name(const std::string& name) {
   return FinishReason::Length;
 }
 
-std::string token_event(const std::string& id, int index, int token_id, const std::string& text) {
-  return dump({{"id", id}, {"type", "token"}, {"index", index}, {"token_id", token_id}, {"text", text}});
+std::string token_event(const std::string& id, int index, int token_id, const std::string& text,
+                        const TokenLogprobs* logprobs) {
+  json j = {{"id", id}, {"type", "token"}, {"index", index}, {"token_id", token_id}, {"text", text}};
+  if (logprobs) {
+    auto lp = [](double x) { return std::isfinite(x) ? std::max(x, -9999.0) : -9999.0; };
+    j["logprob"] = lp(logprobs->sampled.logprob);
+    j["token"] = logprobs->sampled.token;
+    json top = json::array();
+    for (const TokenLogprob& t : logprobs->top)
+      top.push_back({{"token_id", t.token_id}, {"token", t.token}, {"logprob", lp(t.logprob)}});
+    j["top_logprobs"] = std::move(top);
+  }
+  return dump(j);
 }
 
 std::string done_event(const std::string& id, const std::string& text, FinishReason finish_reason,
@@ -88,6 +101,20 @@ std::optional<ResultEvent> parse_result_event(std::string_view text, std::string
     ev.index = j["index"].get<int>();
     ev.token_id = j["token_id"].get<int>();
     ev.text = j["text"].get<std::string>();
+    if (j.contains("logprob")) {
+      if (!j["logprob"].is_number() || !is_str(j, "token") || !j.contains("top_logprobs") ||
+          !j["top_logprobs"].is_array())
+        return reject(error, "token: logprob must be a number with token (a string) and top_logprobs (an array)");
+      TokenLogprobs lp;
+      lp.sampled = {ev.token_id, j["token"].get<std::string>(), j["logprob"].get<double>()};
+      for (const json& t : j["top_logprobs"]) {
+        if (!t.is_object() || !is_count(t, "token_id") || !is_str(t, "token") || !t.contains("logprob") ||
+            !t["logprob"].is_number())
+          return reject(error, "token: top_logprobs entries must be {token_id, token, logprob}");
+        lp.top.push_back({t["token_id"].get<int>(), t["token"].get<std::string>(), t["logprob"].get<double>()});
+      }
+      ev.logprobs = std::move(lp);
+    }
   } else if (type == "done") {
     ev.type = ResultEvent::Type::Done;
     if (!is_str(j, "text")) return reject(error, "done: text must be a string");

@@ -2,6 +2,8 @@
 // The results topic (<prefix>.results, record key = id) and the dead-letter topic.
 //
 //   {"id", "type": "token", "index", "token_id", "text"}                  one per generated token
+//     [+ "logprob", "token", "top_logprobs": [{"token_id", "token", "logprob"}, ...]  when the
+//      request asked for logprobs]
 //   {"id", "type": "done", "text", "finish_reason", "usage": {"prompt_tokens", "completion_tokens"},
 //    "timings": {"queue_ms", "time_to_first_token_ms", "total_ms", "tokens_per_s", ...}}
 //   {"id", "type": "error", "error": {"code", "message"}}
@@ -12,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,7 +43,22 @@ struct RequestTimings {
   nlohmann::json extra = nlohmann::json::object();  // more named timings, merged into "timings"
 };
 
-std::string token_event(const std::string& id, int index, int token_id, const std::string& text);
+// One candidate token and its log-probability (natural log; -9999 stands for -infinity).
+struct TokenLogprob {
+  int token_id = 0;
+  std::string token;  // the token's own text (its bytes; U+FFFD where they are not UTF-8)
+  double logprob = 0;
+  bool operator==(const TokenLogprob&) const = default;
+};
+// The sampled token's log-probability and the most likely alternatives, most likely first.
+struct TokenLogprobs {
+  TokenLogprob sampled;
+  std::vector<TokenLogprob> top;
+  bool operator==(const TokenLogprobs&) const = default;
+};
+
+std::string token_event(const std::string& id, int index, int token_id, const std::string& text,
+                        const TokenLogprobs* logprobs = nullptr);
 std::string done_event(const std::string& id, const std::string& text, FinishReason finish_reason,
                        const TokenUsage& usage, const RequestTimings& timings);
 std::string error_event(const std::string& id, const ContractError& error);
@@ -53,6 +71,7 @@ struct ResultEvent {
   int index = 0;     // token
   int token_id = 0;  // token
   std::string text;  // token, done
+  std::optional<TokenLogprobs> logprobs;  // token, when the request asked for them
   std::string finish_reason;  // done
   TokenUsage usage;           // done
   nlohmann::json timings;     // done

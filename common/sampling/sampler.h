@@ -13,6 +13,10 @@ struct SamplingParams {
   float top_p = 1.0f;        // nucleus: smallest set of tokens whose probability reaches top_p
   int top_k = 0;             // 0: no limit
   uint64_t seed = 0;
+  // OpenAI's penalties over the request's generated tokens (sampling/logit_adjust.h's
+  // choose_token applies them; sample_token itself ignores them). 0: off.
+  double frequency_penalty = 0;
+  double presence_penalty = 0;
 };
 
 // A uniform double in [0, 1) from (seed, index): splitmix64 of a counter.

@@ -34,6 +34,8 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
   a->sampling.top_p = static_cast<float>(p.top_p);
   a->sampling.top_k = p.top_k;
   a->sampling.seed = p.seed.value_or(0);
+  a->sampling.frequency_penalty = p.frequency_penalty;
+  a->sampling.presence_penalty = p.presence_penalty;
   a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.stop, p.max_tokens);
   for (int32_t t : rec->generated) a->last = a->stream->push(t);  // tokens out before: replayed
   if (!rec->generated.empty() || finished) {
@@ -54,7 +56,8 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
   } catch (const std::exception& e) {
     // Without the check nothing is published again: a lost event is less harmful than a
     // duplicate one that a client cannot tell apart.
-    ctx_.log("cannot read the results topic to check %zu taken-over requests: %s", ids.size(), e.what());
+    ctx_.log_at(log::Level::Warn, "", "cannot read the results topic to check %zu taken-over requests: %s", ids.size(),
+                e.what());
   }
   for (const std::string& id : ids) {
     Active& a = *active_.at(id);
@@ -65,12 +68,14 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
     if (n > 0 && !unknown && !out.token_indices.count(n - 1)) {
       ctx_.outbox->produce(ctx_.config.results_topic(), id, token_event(id, n - 1, r.generated.back(), a.last.text));
       ++republished_;
-      ctx_.log("request %s taken over: token %d was not on the results topic; published it", id.c_str(), n - 1);
+      ctx_.log_at(log::Level::Info, id, "request %s taken over: token %d was not on the results topic; published it",
+                  id.c_str(), n - 1);
     }
     if (r.status == RequestStatus::Done || r.status == RequestStatus::Error) {
       if (!out.terminal) {
         ++republished_;
-        ctx_.log("request %s taken over: its terminal event was not on the results topic; published it", id.c_str());
+        ctx_.log_at(log::Level::Info, id,
+                    "request %s taken over: its terminal event was not on the results topic; published it", id.c_str());
         if (r.status == RequestStatus::Done) {
           publish_done(a, r.finish_reason);
         } else {
@@ -132,10 +137,11 @@ void GenerationTail::cancel(const std::string& id) {
   Active* a = lookup(id, to_verify);
   if (!to_verify.empty()) verify_taken_over(to_verify);
   if (!a || !active_.count(id)) {
-    ctx_.log("cancel of %s: it had already ended", id.c_str());
+    ctx_.log_at(log::Level::Info, id, "cancel of %s: it had already ended", id.c_str());
     return;
   }
-  ctx_.log("request %s cancelled after %zu tokens", id.c_str(), a->record.generated.size());
+  ctx_.log_at(log::Level::Info, id, "request %s cancelled after %zu tokens", id.c_str(), a->record.generated.size());
+  ctx_.metrics->request_ended("cancelled");
   ctx_.requests->finish(id, "cancelled");
   a->stream->flush();
   const RequestRecord& r = a->record;
@@ -168,20 +174,43 @@ void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<c
   if (index > n)
     throw std::runtime_error("step asks for token " + std::to_string(index) + " but Redis holds " + std::to_string(n));
   a.taken_over = false;
-  const int32_t token = sample_token(logits, a.sampling, static_cast<uint64_t>(index));
+  // Penalties over the tokens generated so far (Redis's list, the same after a replay).
+  const RequestParams& params = a.record.params;
+  const TokenChoice choice = choose_token(logits, a.sampling, a.record.generated, static_cast<uint64_t>(index),
+                                          params.logprobs ? params.top_logprobs : -1);
+  const int32_t token = choice.token;
   a.last = a.stream->push(token);
   if (a.last.accepted) {
     if (index == 0) {
       a.first_token_us = now_us();
+      const double since_admitted_ms =
+          static_cast<double>(a.first_token_us) / 1e3 - static_cast<double>(a.record.created_ms);
+      ctx_.metrics->time_to_first_token.observe(std::max(0.0, since_admitted_ms / 1e3));
       ctx_.requests->set_status(id, RequestStatus::Running);
     }
     ctx_.requests->append_generated_token(id, index, token);  // Redis first: replay reads it
     a.record.generated.push_back(token);
-    ctx_.outbox->produce(ctx_.config.results_topic(), id, token_event(id, index, token, a.last.text));
+    const int64_t token_us = now_us();
+    if (a.last_token_us > 0)
+      ctx_.metrics->time_per_output_token.observe(static_cast<double>(token_us - a.last_token_us) / 1e6);
+    a.last_token_us = token_us;
+    ctx_.metrics->generated_tokens.inc();
+    std::optional<TokenLogprobs> lp;
+    if (choice.logprobs) lp = event_logprobs(token, *choice.logprobs);
+    ctx_.outbox->produce(ctx_.config.results_topic(), id,
+                         token_event(id, index, token, a.last.text, lp ? &*lp : nullptr));
   }
   if (a.last.finished) return finish(a, a.last.finish_reason);
   if (next_pos >= ctx_.engine->config().max_seq_len) return finish(a, "length");  // context full
   send_next_step(a, token, index, next_pos);
+}
+
+TokenLogprobs GenerationTail::event_logprobs(int32_t token, const TokenLogprobValues& values) const {
+  auto text_of = [&](int32_t t) { return std::string(ctx_.tokenizer->token_bytes(t, false)); };
+  TokenLogprobs lp;
+  lp.sampled = {token, text_of(token), values.sampled};
+  for (const auto& [t, v] : values.top) lp.top.push_back({t, text_of(t), v});
+  return lp;
 }
 
 void GenerationTail::send_next_step(const Active& a, int32_t token, int index, int next_pos) {
@@ -216,6 +245,7 @@ void GenerationTail::publish_done(Active& a, const std::string& reason) {
 void GenerationTail::finish(Active& a, const std::string& reason) {
   const std::string id = a.record.id;
   ctx_.requests->finish(id, reason);
+  ctx_.metrics->request_ended(reason);
   publish_done(a, reason);
   active_.erase(id);
   mark_finished(id);

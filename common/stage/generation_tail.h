@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "generate/token_stream.h"
+#include "contracts/result_events.h"
+#include "sampling/logit_adjust.h"
 #include "sampling/sampler.h"
 #include "stage/stage_context.h"
 
@@ -47,6 +49,7 @@ class GenerationTail {
     RequestRecord record;  // as loaded (tokens so far)
     SamplingParams sampling;
     int64_t first_token_us = 0;
+    int64_t last_token_us = 0;     // when its last token was published here (time per output token)
     std::unique_ptr<TokenStream> stream;
     TokenStream::Pushed last;      // what the last token pushed gave (its event's text)
     bool taken_over = false;       // rebuilt with tokens out: resend the step after the last one once
@@ -58,6 +61,8 @@ class GenerationTail {
   bool past_deadline(const Active& a) const;
   void mark_finished(const std::string& id);  // ended here or checked: later steps of it are dropped
   void send_next_step(const Active& a, int32_t token, int index, int next_pos);
+  // The token event's logprob fields: the values with each token's text.
+  TokenLogprobs event_logprobs(int32_t token, const TokenLogprobValues& values) const;
   void finish(Active& a, const std::string& reason);
   void publish_done(Active& a, const std::string& reason);
 

@@ -8,13 +8,30 @@
 
 namespace fleet {
 
-void StageContext::log(const char* fmt, ...) const {
+namespace {
+std::string vformat(const char* fmt, va_list ap) {
   char buf[2048];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  return buf;
+}
+}  // namespace
+
+void StageContext::log(const char* fmt, ...) const {
+  if (!log::enabled(log::Level::Info)) return;
   va_list ap;
   va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  const std::string text = vformat(fmt, ap);
   va_end(ap);
-  std::fprintf(stderr, "[%s] %s\n", worker_id.c_str(), buf);
+  log::write(log::Level::Info, worker_id, "", text);
+}
+
+void StageContext::log_at(log::Level level, const std::string& request_id, const char* fmt, ...) const {
+  if (!log::enabled(level)) return;
+  va_list ap;
+  va_start(ap, fmt);
+  const std::string text = vformat(fmt, ap);
+  va_end(ap);
+  log::write(level, worker_id, request_id, text);
 }
 
 void StageContext::send_to_stage(int k, ActivationMsg& msg) {
@@ -28,7 +45,7 @@ void StageContext::send_to_stage(int k, ActivationMsg& msg) {
 }
 
 void StageContext::fail_request(const std::string& id, const ContractError& error) {
-  log("request %s failed: %s: %s", id.c_str(), error.code.c_str(), error.message.c_str());
+  log_at(log::Level::Warn, id, "request %s failed: %s: %s", id.c_str(), error.code.c_str(), error.message.c_str());
   if (is_valid_request_id(id)) {
     try {
       std::optional<RequestRecord> rec = requests->load(id);
@@ -44,14 +61,16 @@ void StageContext::fail_request(const std::string& id, const ContractError& erro
     } catch (const RedisUnavailable&) {
       throw;  // the failure is recorded and published once Redis is back (the batch is retried)
     } catch (const std::exception& e) {
-      log("could not record the error of %s in Redis: %s", id.c_str(), e.what());
+      log_at(log::Level::Warn, id, "could not record the error of %s in Redis: %s", id.c_str(), e.what());
     }
   }
+  metrics->request_failed(error.code);
   outbox->produce(config.results_topic(), id, error_event(id, error));
   if (is_valid_request_id(id)) send_release(id);  // free whatever the stages cached for it
 }
 
 void StageContext::dead_letter(const bus::Message& record, const std::string& key, const ContractError& error) {
+  metrics->dead_letters.labels({error.code}).inc();
   DeadLetterSource src{record.topic, record.partition, record.offset, record.key, record.value};
   outbox->produce(config.dead_letter_topic(), key, dead_letter_record(src, error, worker_id, now_ms()));
 }

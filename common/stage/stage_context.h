@@ -8,7 +8,9 @@
 #include "config/deployment_config.h"
 #include "contracts/prompt_request.h"
 #include "engine/stage_engine.h"
+#include "log/log.h"
 #include "stage/outbox.h"
+#include "stage/stage_metrics.h"
 #include "stage/stage_fingerprints.h"
 #include "state/kv_handle_store.h"
 #include "state/redis_client.h"
@@ -32,6 +34,9 @@ struct StageContext {
   std::unique_ptr<RequestStore> requests;
   std::unique_ptr<KvHandleStore> kv_handles;
   std::unique_ptr<StageFingerprints> fingerprints;  // what each stage's messages must carry
+  // What the parts count (GET /metrics of the worker; docs/metrics.md). The worker replaces it
+  // with one labelled with its model and stage.
+  std::unique_ptr<StageMetrics> metrics = std::make_unique<StageMetrics>();
 
   // Publishes an activation message to stage k's topic, chunked below the broker limit.
   void send_to_stage(int k, ActivationMsg& msg);
@@ -43,7 +48,11 @@ struct StageContext {
   void dead_letter(const bus::Message& record, const std::string& key, const ContractError& error);
   // A release message into stage 0: every stage drops its KV cache for the request.
   void send_release(const std::string& id);
-  void log(const char* fmt, ...) const __attribute__((format(printf, 2, 3)));  // "[worker] ..." on stderr
+  // One log line (common/log/log.h) with this worker's id: log() at info level, log_at() at a
+  // level and about a request (the "request" field of JSON lines; "" = none).
+  void log(const char* fmt, ...) const __attribute__((format(printf, 2, 3)));
+  void log_at(log::Level level, const std::string& request_id, const char* fmt, ...) const
+      __attribute__((format(printf, 4, 5)));
 };
 
 }  // namespace fleet

@@ -1,6 +1,7 @@
 #include "stage/stage_processor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "contracts/control_request.h"
@@ -62,7 +63,7 @@ void StageProcessor::handle_activation(const bus::Message& record) {
     ContractError err{error_code::kInternal, "activation message for request " + msg.request_id() + " from stage " +
                                                  std::to_string(msg.source_stage()) + " (" + msg.source_worker() +
                                                  ") refused: " + why};
-    ctx_.log("%s", err.message.c_str());
+    ctx_.log_at(log::Level::Warn, msg.request_id(), "%s", err.message.c_str());
     ctx_.dead_letter(record, record.key, err);
     return;
   }
@@ -70,6 +71,7 @@ void StageProcessor::handle_activation(const bus::Message& record) {
     const double ms = static_cast<double>(now_us() - msg.sent_us()) / 1000.0;
     if (hop_ms_.size() < 1024) hop_ms_.push_back(ms);
     else hop_ms_[hop_next_++ % hop_ms_.size()] = ms;
+    ctx_.metrics->hop_latency.observe(ms / 1000.0);
   }
   if (msg.release()) return release(msg);
   if (msg.replay_request()) {
@@ -103,15 +105,16 @@ void StageProcessor::handle_control(const bus::Message& record) {
   if (!record.key.empty()) key = record.key;
   ControlParseResult parsed = parse_control_record(record.value, key);
   if (!parsed.ok()) {  // nothing to answer on the results topic: no request asked
-    ctx_.log("control record at %s:%d:%lld rejected: %s", record.topic.c_str(), record.partition,
-             static_cast<long long>(record.offset), parsed.error->message.c_str());
+    ctx_.log_at(log::Level::Warn, record.key, "control record at %s:%d:%lld rejected: %s", record.topic.c_str(),
+                record.partition, static_cast<long long>(record.offset), parsed.error->message.c_str());
     ctx_.dead_letter(record, record.key, *parsed.error);
     return;
   }
   const std::string& id = parsed.request->id;
   std::optional<RequestRecord> rec = ctx_.requests->load(id);
   if (!rec || rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) {
-    ctx_.log("cancel of %s: %s; nothing to do", id.c_str(), rec ? "it has already ended" : "no such request");
+    ctx_.log_at(log::Level::Info, id, "cancel of %s: %s; nothing to do", id.c_str(),
+                rec ? "it has already ended" : "no such request");
     return;
   }
   // A release that also cancels: every stage drops the request's cache on its way to the last
@@ -151,8 +154,9 @@ void StageProcessor::recover(Step& lost, int cached) {
   const int end = last.start_pos() + last.n_tokens();
   ++stats_.replay_requests;
   if (ctx_.is_first) return replay_from_redis(id, cached, end, last.sample(), last.generation_index());
-  ctx_.log("request %s: step at %d but only %d positions cached here; asking stage 0 to replay [%d, %d)", id.c_str(),
-           lost.msg.start_pos(), cached, cached, end);
+  ctx_.log_at(log::Level::Info, id,
+              "request %s: step at %d but only %d positions cached here; asking stage 0 to replay [%d, %d)",
+              id.c_str(), lost.msg.start_pos(), cached, cached, end);
   ActivationMsg request = replay_request(last, cached, next_nonce());
   ctx_.send_to_stage(0, request);
 }
@@ -171,7 +175,7 @@ void StageProcessor::replay_from_redis(const std::string& id, int from, int end,
                                                              std::to_string(tokens.size()) + " tokens"});
   from = std::min(from, caches_.cached_length(id));
   const uint32_t nonce = next_nonce();
-  ctx_.log("request %s: replaying positions [%d, %d) from Redis", id.c_str(), from, end);
+  ctx_.log_at(log::Level::Info, id, "request %s: replaying positions [%d, %d) from Redis", id.c_str(), from, end);
   for (ActivationMsg& m :
        token_steps(id, tokens, from, end, ctx_.config.batching.prefill_chunk, sample, generation_index, nonce))
     ready_.push_back(Step{std::move(m), {}});
@@ -221,6 +225,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
   int64_t rows = 0;
   for (const SeqChunk& c : chunks) rows += c.n_tokens;
   std::vector<float> hidden(static_cast<size_t>(rows) * dim);
+  const auto forward_start = std::chrono::steady_clock::now();
   if (ctx_.is_first) {
     std::vector<int32_t> ids;
     for (Step* s : steps) {
@@ -236,12 +241,16 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     }
   }
   ctx_.engine->forward_layers(chunks, hidden.data());
+  ctx_.metrics->forward_seconds.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count());
+  ctx_.metrics->batch_tokens.observe(static_cast<double>(rows));
+  ctx_.metrics->batch_steps.observe(static_cast<double>(steps.size()));
   try {  // the handles describe the caches; a Redis hiccup must not fail the requests
     for (size_t i = 0; i < steps.size(); ++i)
       ctx_.kv_handles->set(steps[i]->msg.request_id(), ctx_.stage,
                            {ctx_.worker_id, static_cast<int64_t>(ctx_.epoch), chunks[i].cache->length()});
   } catch (const std::exception& e) {
-    ctx_.log("KV handle update failed: %s", e.what());
+    ctx_.log_at(log::Level::Warn, "", "KV handle update failed: %s", e.what());
   }
   ++stats_.batches;
   stats_.rows += rows;

@@ -40,6 +40,8 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   ctx_.is_last = o.stage == cfg.stage_count() - 1;
   ctx_.worker_id = o.worker_id.empty() ? make_worker_id(o.stage) : o.worker_id;
   ctx_.epoch = static_cast<uint64_t>(now_us());
+  ctx_.metrics = std::make_unique<StageMetrics>(
+      metrics::Labels{{"model", cfg.model.name}, {"stage", std::to_string(o.stage)}});
 
   ModelSource src = open_model(cfg.model.path);
   cfg.validate(src.config.n_layers);
@@ -72,6 +74,13 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   bus::ensure_topics(cfg.kafka.brokers, topics, 30000, cfg.kafka.properties);
   ctx_.outbox = std::make_unique<KafkaOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes, cfg.kafka.properties);
   processor_ = std::make_unique<StageProcessor>(ctx_);
+  ctx_.metrics->watch([p = processor_.get()] { return p->stats(); }, static_cast<double>(cfg.kv.budget_bytes));
+  ctx_.metrics->info.labels({ctx_.worker_id, format_layer_range(layers.first, layers.end), kernel_variant()}).set(1);
+  if (cfg.metrics.port >= 0) {  // before the heartbeat: its port goes into the membership entry
+    metrics_server_ =
+        std::make_unique<metrics::MetricsServer>(ctx_.metrics->registry, cfg.metrics.host, cfg.metrics.port);
+    ctx_.log("metrics on http://%s:%d/metrics", cfg.metrics.host.c_str(), metrics_server_->port());
+  }
   std::vector<std::string> inputs = {cfg.stage_topic(o.stage)};
   if (ctx_.is_first) inputs.insert(inputs.end(), {cfg.prompts_topic(), cfg.control_topic()});
   consumer_ = std::make_unique<bus::Consumer>(cfg.kafka.brokers, cfg.stage_consumer_group(o.stage), inputs,
@@ -88,7 +97,7 @@ StageWorker::~StageWorker() {
   try {
     if (consumer_) consumer_->close();
   } catch (const std::exception& e) {
-    ctx_.log("leaving the group: %s", e.what());
+    ctx_.log_at(log::Level::Warn, "", "leaving the group: %s", e.what());
   }
 }
 
@@ -117,6 +126,7 @@ WorkerInfo StageWorker::worker_info() const {
   w.rss_bytes = static_cast<int64_t>(resident_bytes());
   StageStats s = processor_ ? processor_->stats() : StageStats{};
   w.kv_bytes = s.kv_bytes;
+  w.metrics_port = metrics_server_ ? metrics_server_->port() : 0;
   w.batch_stats = s.to_json();
   return w;
 }
@@ -130,7 +140,7 @@ void StageWorker::run(const std::atomic<bool>& stop) {
       // e.g. a commit refused during a rebalance (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS):
       // the records stay uncommitted, their next owner receives them again, and replay and
       // the idempotent steps absorb the repetition. Nothing here is worth dying for.
-      ctx_.log("%s (continuing)", e.what());
+      ctx_.log_at(log::Level::Warn, "", "%s (continuing)", e.what());
       if (!e.retriable()) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // back off
     }
   }
@@ -161,10 +171,14 @@ void StageWorker::commit(const std::map<bus::TopicPartition, int64_t>& next, boo
 
 void StageWorker::run_until(const std::atomic<bool>& stop) {
   const int window_ms = ctx_.config.batching.window_ms;
-  auto last_sweep = Clock::now(), last_commit = Clock::now();
+  auto last_sweep = Clock::now(), last_commit = Clock::now(), last_lag = Clock::now();
   while (!stop) {
     apply_admission();
     std::vector<bus::Message> records = consumer_->poll_batch(256, 100);
+    if (Clock::now() - last_lag > std::chrono::seconds(1)) {
+      publish_lag();
+      last_lag = Clock::now();
+    }
     if (Clock::now() - last_sweep > std::chrono::seconds(5)) {
       processor_->sweep();
       last_sweep = Clock::now();
@@ -219,14 +233,22 @@ void StageWorker::apply_admission() {
   if (full) consumer_->pause(prompts_among(owned_));
   else consumer_->resume(prompts_among(owned_));
   admission_paused_ = full;
+  ctx_.metrics->admission_paused.set(full ? 1 : 0);
   ctx_.log("%s reading prompts: %lld requests cached (kv.max_requests %d), %lld KV bytes (budget %llu)",
            full ? "pausing" : "resuming", static_cast<long long>(s.requests), ctx_.config.kv.max_requests,
            static_cast<long long>(s.kv_bytes), static_cast<unsigned long long>(ctx_.config.kv.budget_bytes));
 }
 
+void StageWorker::publish_lag() {
+  std::map<std::string, int64_t> by_topic{{ctx_.config.stage_topic(ctx_.stage), 0}};
+  if (ctx_.is_first) by_topic.insert({{ctx_.config.prompts_topic(), 0}, {ctx_.config.control_topic(), 0}});
+  for (const auto& [tp, n] : consumer_->lag()) by_topic[tp.topic] += n;
+  for (const auto& [topic, n] : by_topic) ctx_.metrics->consumer_lag.labels({topic}).set(static_cast<double>(n));
+}
+
 void StageWorker::rewind(const std::vector<bus::Message>& records, const std::string& why) {
-  ctx_.log("batch of %zu records not completed: %s; reading them again in %lld ms", records.size(), why.c_str(),
-           static_cast<long long>(backoff_.count()));
+  ctx_.log_at(log::Level::Warn, "", "batch of %zu records not completed: %s; reading them again in %lld ms",
+              records.size(), why.c_str(), static_cast<long long>(backoff_.count()));
   processor_->reset_inflight();
   std::map<bus::TopicPartition, int64_t> from = processor_->offsets().commit_points();
   for (const bus::Message& m : records) from.emplace(bus::TopicPartition{m.topic, m.partition}, m.offset);  // if absent
@@ -235,7 +257,7 @@ void StageWorker::rewind(const std::vector<bus::Message>& records, const std::st
     try {
       consumer_->seek(tp, offset);
     } catch (const bus::BusError& e) {
-      ctx_.log("%s", e.what());
+      ctx_.log_at(log::Level::Warn, "", "%s", e.what());
     }
   }
   std::this_thread::sleep_for(backoff_);  // Redis or the broker is away: wait before trying again
@@ -280,8 +302,8 @@ void StageWorker::on_revoked(const std::vector<bus::TopicPartition>& removed, bo
       }
       commit(points, true);
     } catch (const std::exception& e) {
-      ctx_.log("handing over%s: %s (the new owner receives the uncommitted records again)", describe(removed).c_str(),
-               e.what());
+      ctx_.log_at(log::Level::Warn, "", "handing over%s: %s (the new owner receives the uncommitted records again)",
+                  describe(removed).c_str(), e.what());
     }
   }
   for (const auto& tp : removed) owned_.erase(tp);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "bus/consumer.h"
+#include "metrics/metrics_server.h"
 #include "stage/heartbeat.h"
 #include "stage/stage_context.h"
 #include "stage/stage_processor.h"
@@ -57,6 +58,8 @@ class StageWorker : public bus::RebalanceListener {
   // first record not processed, and back off (100 ms, doubling to 5 s) before reading again.
   void rewind(const std::vector<bus::Message>& records, const std::string& why);
   WorkerInfo worker_info() const;
+  // Consumer lag per input topic into the metrics (every second, from the polling thread).
+  void publish_lag();
 
   StageContext ctx_;
   std::unique_ptr<StageProcessor> processor_;
@@ -65,6 +68,9 @@ class StageWorker : public bus::RebalanceListener {
   std::set<bus::TopicPartition> owned_;
   bool admission_paused_ = false;
   std::chrono::milliseconds backoff_{100};
+  // GET /metrics (config metrics.port; none when -1). Last: destroyed first, while what its
+  // callbacks read (processor_) still exists.
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
 };
 
 }  // namespace fleet

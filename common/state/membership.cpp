@@ -1,6 +1,7 @@
 #include "state/membership.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "state/keys.h"
 #include "state/request_store.h"
@@ -50,6 +51,9 @@ WorkerInfo parse_worker(const std::string& id, const std::map<std::string, std::
   w.rss_bytes = num("rss_bytes");
   w.kv_bytes = num("kv_bytes");
   if (!field("batch_stats").empty()) w.batch_stats = state_detail::parse_json(what + " field batch_stats", field("batch_stats"));
+  if (!field("hardware").empty()) w.hardware = state_detail::parse_json(what + " field hardware", field("hardware"));
+  if (!field("rows_per_s").empty()) w.rows_per_s = std::strtod(field("rows_per_s").c_str(), nullptr);
+  w.metrics_port = static_cast<int>(num("metrics_port"));
   w.started_ms = num("started_ms");
   w.heartbeat_ms = num("heartbeat_ms");
   return w;
@@ -89,6 +93,9 @@ bool Membership::write(const WorkerInfo& w, bool reset) {
       "rss_bytes", std::to_string(w.rss_bytes),
       "kv_bytes", std::to_string(w.kv_bytes),
       "batch_stats", w.batch_stats.dump(),
+      "hardware", w.hardware.dump(),
+      "rows_per_s", std::to_string(w.rows_per_s),
+      "metrics_port", std::to_string(w.metrics_port),
       "started_ms", std::to_string(w.started_ms ? w.started_ms : now_ms()),
   };
   return redis_.eval(kHeartbeatScript, {keys::worker(w.worker_id), keys::workers_index()}, args).as_integer() == 1;

@@ -32,6 +32,11 @@ struct WorkerInfo {
   int64_t rss_bytes = 0;
   int64_t kv_bytes = 0;
   nlohmann::json batch_stats = nlohmann::json::object();
+  // The machine (hardware/hardware.h HardwareInfo::to_json: cpu_model, cores, simd,
+  // mem_total_bytes, mem_available_bytes, numa_nodes); {} when not reported.
+  nlohmann::json hardware = nlohmann::json::object();
+  double rows_per_s = 0;  // rows (tokens) this worker computed per second since its last heartbeat
+  int metrics_port = 0;      // its Prometheus endpoint, http://<host>:<metrics_port>/metrics (0: none)
   int64_t started_ms = 0;    // now when 0 at registration
   int64_t heartbeat_ms = 0;  // written by Redis (its clock) on each heartbeat; read-only
 };

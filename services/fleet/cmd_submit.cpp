@@ -24,6 +24,7 @@
 #include "bus/consumer.h"
 #include "bus/producer.h"
 #include "commands.h"
+#include "log/log.h"
 #include "config/deployment_config.h"
 #include "contracts/prompt_request.h"
 #include "contracts/result_events.h"
@@ -83,7 +84,8 @@ int run_submit(const SubmitOpts& o) {
   PromptRequest req;
   req.id = o.id.empty() ? generate_request_id() : o.id;
   if (!is_valid_request_id(req.id)) {
-    std::fprintf(stderr, "fleet submit: invalid --id '%s': 1 to 128 characters of [A-Za-z0-9._:-]\n", req.id.c_str());
+    log::logf(log::Level::Error, "fleet submit: invalid --id '%s': 1 to 128 characters of [A-Za-z0-9._:-]",
+              req.id.c_str());
     return 1;
   }
   req.prompt = o.prompt;
@@ -97,8 +99,8 @@ int run_submit(const SubmitOpts& o) {
   // Checked against the same contract the workers apply, so a bad option fails here.
   PromptParseResult check = parse_prompt_record(record, req.id);
   if (!check.ok()) {
-    std::fprintf(stderr, "fleet submit: invalid request (%s): %s\n", check.error->code.c_str(),
-                 check.error->message.c_str());
+    log::logf(log::Level::Error, "fleet submit: invalid request (%s): %s", check.error->code.c_str(),
+              check.error->message.c_str());
     return 1;
   }
 
@@ -109,8 +111,8 @@ int run_submit(const SubmitOpts& o) {
   const auto t0 = Clock::now();
   producer.produce(cfg.prompts_topic(), req.id, record);
   producer.flush(10000);
-  std::fprintf(stderr, "fleet submit: request %s -> %s (results on %s)\n", req.id.c_str(), cfg.prompts_topic().c_str(),
-               cfg.results_topic().c_str());
+  log::logf(log::Level::Info, "fleet submit: request %s -> %s (results on %s)", req.id.c_str(),
+            cfg.prompts_topic().c_str(), cfg.results_topic().c_str());
 
   const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
   int next_index = 0;
@@ -125,8 +127,8 @@ int run_submit(const SubmitOpts& o) {
     auto ev = parse_result_event(m->value, &why);
     if (!ev) {
       if (m->key == req.id)
-        std::fprintf(stderr, "fleet submit: warning: unreadable result event at %s[%d]@%lld: %s\n", m->topic.c_str(),
-                     m->partition, static_cast<long long>(m->offset), why.c_str());
+        log::logf(log::Level::Warn, "fleet submit: warning: unreadable result event at %s[%d]@%lld: %s",
+                  m->topic.c_str(), m->partition, static_cast<long long>(m->offset), why.c_str());
       continue;
     }
     if (ev->id != req.id) continue;
@@ -138,7 +140,7 @@ int run_submit(const SubmitOpts& o) {
       case ResultEvent::Type::Token:
         if (ev->index < next_index) break;  // a duplicate (at-least-once delivery)
         if (ev->index > next_index)
-          std::fprintf(stderr, "fleet submit: warning: token %d arrived before token %d\n", ev->index, next_index);
+          log::logf(log::Level::Warn, "fleet submit: warning: token %d arrived before token %d", ev->index, next_index);
         next_index = ev->index + 1;
         if (!first_token_ms) first_token_ms = ms_since(t0);
         streamed += ev->text;
@@ -159,12 +161,12 @@ int run_submit(const SubmitOpts& o) {
         }
         const double client_decode_s = first_token_ms ? (total_ms - *first_token_ms) / 1000.0 : 0.0;
         const int n = ev->usage.completion_tokens;
-        std::fprintf(stderr,
-                     "fleet submit: done (%s) | prompt %d tokens | completion %d tokens | client: first token %.1f ms, "
-                     "total %.1f ms, %.1f tokens/s | service timings %s\n",
-                     ev->finish_reason.c_str(), ev->usage.prompt_tokens, n, first_token_ms.value_or(0.0), total_ms,
-                     client_decode_s > 0 && n > 1 ? (n - 1) / client_decode_s : 0.0,
-                     ev->timings.is_null() ? "{}" : ev->timings.dump().c_str());
+        log::logf(log::Level::Info,
+                  "fleet submit: done (%s) | prompt %d tokens | completion %d tokens | client: first token %.1f ms, "
+                  "total %.1f ms, %.1f tokens/s | service timings %s", ev->finish_reason.c_str(),
+                  ev->usage.prompt_tokens, n, first_token_ms.value_or(0.0), total_ms,
+                  client_decode_s > 0 && n > 1 ? (n - 1) / client_decode_s : 0.0,
+                  ev->timings.is_null() ? "{}" : ev->timings.dump().c_str());
         return 0;
       }
       case ResultEvent::Type::Error:
@@ -176,8 +178,8 @@ int run_submit(const SubmitOpts& o) {
           std::fputc('\n', stdout);
           std::fflush(stdout);
         }
-        std::fprintf(stderr, "fleet submit: request %s failed: %s: %s\n", req.id.c_str(), ev->error.code.c_str(),
-                     ev->error.message.c_str());
+        log::logf(log::Level::Error, "fleet submit: request %s failed: %s: %s", req.id.c_str(), ev->error.code.c_str(),
+                  ev->error.message.c_str());
         return 1;
     }
   }
@@ -185,10 +187,10 @@ int run_submit(const SubmitOpts& o) {
     std::fputc('\n', stdout);
     std::fflush(stdout);
   }
-  std::fprintf(stderr,
-               "fleet submit: timed out after %.0f s waiting for request %s on %s (%d token event(s) seen, no done or "
-               "error event): are the stage workers of %s running?\n",
-               o.timeout_s, req.id.c_str(), cfg.results_topic().c_str(), next_index, o.config.c_str());
+  log::logf(log::Level::Error,
+            "fleet submit: timed out after %.0f s waiting for request %s on %s (%d token event(s) seen, no done or "
+            "error event): are the stage workers of %s running?", o.timeout_s, req.id.c_str(),
+            cfg.results_topic().c_str(), next_index, o.config.c_str());
   return 2;
 }
 
@@ -208,15 +210,15 @@ int run_tail(const TailOpts& o) {
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
   // Every partition is assigned by now: what is produced from here on will be printed.
-  std::fprintf(stderr, "fleet tail: following %s from the %s\n", cfg.results_topic().c_str(),
-               o.from_beginning ? "beginning" : "end");
+  log::logf(log::Level::Info, "fleet tail: following %s from the %s", cfg.results_topic().c_str(),
+            o.from_beginning ? "beginning" : "end");
   const auto t0 = Clock::now();
   int64_t printed = 0;
   while (!g_interrupted.load()) {
     if (o.max_events > 0 && printed >= o.max_events) break;
     if (o.timeout_s > 0 && ms_since(t0) >= o.timeout_s * 1000.0) {
-      std::fprintf(stderr, "fleet tail: timed out after %.0f s with %lld of %lld event(s)\n", o.timeout_s,
-                   static_cast<long long>(printed), static_cast<long long>(o.max_events));
+      log::logf(log::Level::Error, "fleet tail: timed out after %.0f s with %lld of %lld event(s)", o.timeout_s,
+                static_cast<long long>(printed), static_cast<long long>(o.max_events));
       return 2;
     }
     auto m = results->poll(200);
@@ -225,8 +227,8 @@ int run_tail(const TailOpts& o) {
     std::string why;
     auto ev = parse_result_event(m->value, &why);
     if (!ev) {
-      std::fprintf(stderr, "fleet tail: warning: %s[%d]@%lld is not a valid result event: %s\n", m->topic.c_str(),
-                   m->partition, static_cast<long long>(m->offset), why.c_str());
+      log::logf(log::Level::Warn, "fleet tail: warning: %s[%d]@%lld is not a valid result event: %s", m->topic.c_str(),
+                m->partition, static_cast<long long>(m->offset), why.c_str());
     }
     if (!o.id.empty() && (!ev || ev->id != o.id)) continue;
     write_line(one_line(m->value));

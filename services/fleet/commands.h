@@ -9,4 +9,8 @@ void add_synth(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_submit(CLI::App& app);
 void add_tail(CLI::App& app);
+void add_detect(CLI::App& app);
+void add_status(CLI::App& app);
+void add_plan(CLI::App& app);
+void add_manifest(CLI::App& app);
 }  // namespace fleet::cmd

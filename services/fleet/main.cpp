@@ -1,8 +1,8 @@
 // fleet: command-line entry point. Subcommands are thin wrappers over common/.
-#include <cstdio>
 #include <exception>
 
 #include "commands.h"
+#include "log/log.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"fleet: pipeline-parallel LLM serving over Kafka"};
@@ -13,12 +13,23 @@ int main(int argc, char** argv) {
   fleet::cmd::add_tokenize(app);
   fleet::cmd::add_submit(app);
   fleet::cmd::add_tail(app);
+  fleet::cmd::add_detect(app);
+  fleet::cmd::add_status(app);
+  fleet::cmd::add_plan(app);
+  fleet::cmd::add_manifest(app);
+  try {  // diagnostics on stderr as plain lines (FLEET_LOG_FORMAT=json: JSON lines), results on stdout
+    fleet::log::setup({}, "fleet", fleet::log::Style::Cli);
+  } catch (const std::invalid_argument& e) {
+    fleet::log::setup({}, "fleet", fleet::log::Style::Cli, nullptr, false);
+    fleet::log::logf(fleet::log::Level::Error, "fleet: error: %s", e.what());
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "fleet: error: %s\n", e.what());
+    fleet::log::logf(fleet::log::Level::Error, "fleet: error: %s", e.what());
     return 1;
   }
   return 0;

@@ -189,6 +189,27 @@ TEST(DeploymentConfig, ClearErrorsNameTheFileAndKey) {
   }
 }
 
+TEST(DeploymentConfig, MetricsAndLogSections) {
+  DeploymentConfig d = parse(kMinimal);
+  EXPECT_EQ(d.metrics.port, 0);  // a free port, registered in membership
+  EXPECT_EQ(d.metrics.host, "0.0.0.0");
+  EXPECT_EQ(d.log.level, "info");
+  EXPECT_EQ(d.log.format, "text");
+  DeploymentConfig c =
+      parse(std::string(kMinimal) + "metrics: {port: 9464, host: 127.0.0.1}\nlog: {level: DEBUG, format: json}\n");
+  EXPECT_EQ(c.metrics.port, 9464);
+  EXPECT_EQ(c.metrics.host, "127.0.0.1");
+  EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.log.format, "json");
+  EXPECT_EQ(parse(std::string(kMinimal) + "metrics: {port: -1}\n").metrics.port, -1);  // none
+  EXPECT_NE(parse_error(std::string(kMinimal) + "metrics: {port: 70000}\n").find("metrics.port"), std::string::npos);
+  EXPECT_NE(parse_error(std::string(kMinimal) + "metrics: {prot: 1}\n").find("metrics.prot: unknown key"),
+            std::string::npos);
+  EXPECT_NE(parse_error(std::string(kMinimal) + "log: {level: loud}\n").find("log.level: 'loud' is not one of"),
+            std::string::npos);
+  EXPECT_NE(parse_error(std::string(kMinimal) + "log: {format: xml}\n").find("log.format"), std::string::npos);
+}
+
 TEST(DeploymentConfig, ByteSizes) {
   EXPECT_EQ(parse_byte_size("1000"), 1000u);
   EXPECT_EQ(parse_byte_size("1KiB"), 1024u);

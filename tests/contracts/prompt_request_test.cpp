@@ -199,6 +199,28 @@ TEST(PromptRecord, HostileInputNeverThrows) {
   }
 }
 
+TEST(PromptRecord, PenaltiesAndLogprobs) {
+  auto r = parse_prompt_record(
+      R"({"prompt": "x", "frequency_penalty": 0.5, "presence_penalty": -2, "logprobs": true, "top_logprobs": 20})");
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.request->frequency_penalty, 0.5);
+  EXPECT_EQ(r.request->presence_penalty, -2);
+  EXPECT_TRUE(r.request->logprobs);
+  EXPECT_EQ(r.request->top_logprobs, 20);
+  // Stored in Redis as params and read back by the last stage.
+  EXPECT_EQ(RequestParams::from_json(r.request->to_json()), static_cast<const RequestParams&>(*r.request));
+  // Defaults leave the params JSON as it was before these fields existed.
+  auto plain = parse_prompt_record(R"({"prompt": "x"})");
+  EXPECT_FALSE(plain.request->to_json().contains("frequency_penalty"));
+  EXPECT_FALSE(plain.request->to_json().contains("logprobs"));
+  for (const char* bad : {R"({"prompt": "x", "frequency_penalty": 2.01})", R"({"prompt": "x", "presence_penalty": "1"})",
+                          R"({"prompt": "x", "logprobs": 1})", R"({"prompt": "x", "top_logprobs": 3})",
+                          R"({"prompt": "x", "logprobs": true, "top_logprobs": 21})"}) {
+    auto b = parse_prompt_record(bad);
+    EXPECT_FALSE(b.ok()) << bad;
+  }
+}
+
 TEST(PromptRecord, RequestIds) {
   EXPECT_TRUE(is_valid_request_id("a"));
   EXPECT_TRUE(is_valid_request_id("550e8400-e29b-41d4-a716-446655440000"));

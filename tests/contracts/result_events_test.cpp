@@ -1,6 +1,7 @@
 // Results events and dead-letter records: builders equal the schema examples, the reader
 // accepts the valid examples and rejects the invalid ones.
 #include <filesystem>
+#include <limits>
 
 #include <gtest/gtest.h>
 
@@ -50,6 +51,23 @@ TEST(ResultEvents, ReaderAcceptsValidAndRejectsInvalidExamples) {
   }
   EXPECT_GE(valid, 3);
   EXPECT_GE(invalid, 5);
+}
+
+TEST(ResultEvents, TokenEventsCarryLogprobsWhenAsked) {
+  TokenLogprobs lp;
+  lp.sampled = {403, " Once", -0.12};
+  lp.top = {{403, " Once", -0.12}, {9, " The", -2.5}};
+  const std::string ev = token_event("req-lp", 0, 403, " Once", &lp);
+  EXPECT_EQ(json::parse(ev), json::parse(example("result/valid/token-with-logprobs.json")));
+  std::string err;
+  auto back = parse_result_event(ev, &err);
+  ASSERT_TRUE(back.has_value()) << err;
+  ASSERT_TRUE(back->logprobs.has_value());
+  EXPECT_EQ(*back->logprobs, lp);
+  EXPECT_FALSE(parse_result_event(token_event("x", 0, 1, "a"))->logprobs.has_value());
+  TokenLogprobs inf;
+  inf.sampled = {1, "a", -std::numeric_limits<double>::infinity()};
+  EXPECT_EQ(json::parse(token_event("x", 0, 1, "a", &inf))["logprob"], -9999.0);  // JSON has no -inf
 }
 
 TEST(ResultEvents, ReadBackFields) {

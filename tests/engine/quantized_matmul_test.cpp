@@ -1,4 +1,4 @@
-// Block-quantized weights in the matmul kernel: for every supported ggml type, the quantized
+// Block-quantized (and f16) weights in the matmul kernel: for every supported ggml type, the
 // matmul is bitwise equal to the f32 matmul of the dequantized matrix (so it agrees with the
 // gguf package's dequantize to the last bit), and batch-invariant: a token's outputs are the
 // same alone or among others. Also the real SmolLM2 GGUF (Q4_1 + Q8_0) loads by layer range as
@@ -34,6 +34,11 @@ Matrix random_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
   for (auto& b : m.owned) b = static_cast<uint8_t>(rng());
   std::uniform_real_distribution<float> scale(0.001f, 0.02f);
+  if (t == DType::F16)  // plain values (random bits would include NaN and infinity)
+    for (size_t i = 0; i < m.owned.size(); i += 2) {
+      const uint16_t h = f32_to_f16(scale(rng) - 0.01f);
+      std::memcpy(m.owned.data() + i, &h, 2);
+    }
   const size_t bb = dtype_block_bytes(t);
   for (size_t off = 0; off < m.owned.size(); off += bb)
     for (size_t s : scale_offsets(t)) {
@@ -57,7 +62,7 @@ Matrix dequantized(const Matrix& q) {
 
 TEST(QuantizedMatmul, EqualsF32MatmulOfDequantizedWeightsAndIsBatchInvariant) {
   ThreadPool pool(2);
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
                   DType::Q6_K}) {
     SCOPED_TRACE(dtype_name(t));
     const int64_t rows = 13, cols = 512, n_tokens = 7;

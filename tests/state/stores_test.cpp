@@ -266,6 +266,7 @@ WorkerInfo sample_worker(const std::string& id, int stage) {
   w.rss_bytes = 50'000'000;
   w.kv_bytes = 1'000'000;
   w.batch_stats = {{"batches", 10}, {"mean_rows", 3.5}};
+  w.metrics_port = 9400 + stage;
   return w;
 }
 
@@ -283,12 +284,14 @@ TEST_F(StateTest, MembershipRegisterHeartbeatDeregister) {
   EXPECT_EQ(live[1].layer_end, 4);
   EXPECT_EQ(live[1].batch_stats["mean_rows"], 3.5);
   EXPECT_EQ(live[1].pid, 1235);
+  EXPECT_EQ(live[1].metrics_port, 9401);
   EXPECT_GT(live[1].heartbeat_ms, 0);
   EXPECT_GT(live[1].started_ms, 0);
 
   auto h = redis_->hgetall("fleet:worker:w-a");
   EXPECT_EQ(h["layers"], "2-3");  // inclusive, as documented
   EXPECT_EQ(h["stage"], "1");
+  EXPECT_EQ(h["metrics_port"], "9401");
   long long ttl = redis_->pttl("fleet:worker:w-a");
   EXPECT_GT(ttl, 0);
   EXPECT_LE(ttl, 30'000);

@@ -1,0 +1,75 @@
+#pragma once
+// The ingress's side of the public topics: a request goes out on <prefix>.prompts (key = its
+// id) after its result channel is open, its events come back through the ResultRouter, and a
+// client that goes away cancels it on <prefix>.control ({"id", "cancel": true}, as `fleet`
+// and the tests do; contracts/control_request.h). Thread-safe.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "bus/producer.h"
+#include "config/deployment_config.h"
+#include "ingress/openai_request.h"
+#include "ingress/openai_response.h"
+#include "ingress/result_router.h"
+
+namespace fleet::ingress {
+
+// One request in flight: its id, its events, what has been answered so far. Closing its result
+// channel (and cancelling it when it did not finish) happens when the Call is destroyed.
+class Call {
+ public:
+  Call(class CompletionService& service, const ApiRequest& request, std::string id,
+       std::shared_ptr<ResultChannel> channel, std::chrono::steady_clock::time_point deadline);
+  ~Call();
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  const std::string& id() const { return id_; }
+  ResponseAssembler& response() { return response_; }
+  // Takes the events that arrive within `wait` into response(); false when none came.
+  bool pump(std::chrono::milliseconds wait);
+  bool shutting_down() const { return channel_->closed(); }  // the router stopped
+  bool past_deadline() const { return std::chrono::steady_clock::now() > deadline_; }
+  // Ends the request now (client gone, deadline): a cancel record, unless it finished.
+  void cancel();
+
+ private:
+  CompletionService& service_;
+  std::string id_;
+  std::shared_ptr<ResultChannel> channel_;
+  ResponseAssembler response_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool cancelled_ = false;
+};
+
+class CompletionService {
+ public:
+  // The deployment's topics; `log` gets one line per notable event.
+  CompletionService(const DeploymentConfig& config, bus::Producer& producer, ResultRouter& router,
+                    std::function<void(const std::string&)> log);
+
+  // Opens the request's channel, then produces its prompt record. Throws bus::BusError when the
+  // record cannot be queued.
+  std::unique_ptr<Call> start(const ApiRequest& request);
+  void cancel(const std::string& id);
+  void closed(const std::string& id) { router_.close(id); }
+  void log(const std::string& line) const { log_(line); }
+
+  uint64_t started() const { return started_.load(); }
+  uint64_t cancelled() const { return cancelled_.load(); }
+
+ private:
+  const DeploymentConfig& config_;
+  bus::Producer& producer_;
+  ResultRouter& router_;
+  std::function<void(const std::string&)> log_;
+  std::atomic<uint64_t> started_{0}, cancelled_{0};
+};
+
+// "oai-" + 32 hex characters: a prompts-topic id that names the ingress as its source.
+std::string new_ingress_request_id();
+
+}  // namespace fleet::ingress

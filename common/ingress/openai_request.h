@@ -1,0 +1,46 @@
+#pragma once
+// An OpenAI API request body (POST /v1/completions, POST /v1/chat/completions) translated into
+// a prompts-topic request. Never throws on bad input: the outcome holds either the request or
+// the OpenAI-shaped error to answer with.
+//
+// Supported: model, prompt (one string) | messages, max_tokens / max_completion_tokens,
+// temperature, top_p, seed, stop, frequency_penalty, presence_penalty, logprobs /
+// top_logprobs, n = 1, stream, stream_options.include_usage. Accepted and ignored (they do not
+// change the output): user, metadata, store, service_tier, parallel_tool_calls, and no-op
+// values of the fields below. Rejected with a 400 naming the field: anything else that would
+// change the output (logit_bias, tools, response_format other than text, n > 1, echo, suffix,
+// best_of > 1, ...) and unknown fields.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "contracts/prompt_request.h"
+#include "ingress/api_error.h"
+
+namespace fleet::ingress {
+
+enum class Endpoint { Completions, ChatCompletions };
+
+struct ApiRequest {
+  Endpoint endpoint = Endpoint::Completions;
+  std::string model;
+  PromptRequest prompt;  // prompt or messages and the parameters; id left empty (the caller sets it)
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage: a final chunk with usage
+};
+
+struct ApiParseOutcome {
+  std::optional<ApiRequest> request;
+  std::optional<ApiError> error;
+  bool ok() const { return request.has_value(); }
+};
+
+// Default max_tokens when the body has none: OpenAI's 16 for completions; for chat, up to the
+// context (the prompts topic's maximum, 8192: the last stage ends at the model's context).
+inline constexpr int kCompletionsDefaultMaxTokens = 16;
+
+// served_model: the deployment's model name (any other "model" is a 404).
+ApiParseOutcome parse_api_request(Endpoint endpoint, std::string_view body, const std::string& served_model,
+                                  const PromptLimits& limits = {});
+
+}  // namespace fleet::ingress

@@ -1,0 +1,161 @@
+#include "ingress/openai_response.h"
+
+namespace fleet::ingress {
+
+namespace {
+using json = nlohmann::json;
+
+json utf8_bytes(const std::string& s) {
+  json b = json::array();
+  for (unsigned char c : s) b.push_back(static_cast<int>(c));
+  return b;
+}
+}  // namespace
+
+ResponseAssembler::ResponseAssembler(const ApiRequest& request, std::string id, int64_t created)
+    : endpoint_(request.endpoint),
+      id_(std::move(id)),
+      model_(request.model),
+      created_(created),
+      logprobs_(request.prompt.logprobs),
+      include_usage_(request.include_usage) {}
+
+bool ResponseAssembler::take(const ResultEvent& ev) {
+  if (finished()) return false;
+  switch (ev.type) {
+    case ResultEvent::Type::Token:
+      if (ev.index < next_index_) return false;  // a duplicate
+      next_index_ = ev.index + 1;
+      tokens_.push_back(ev);
+      return true;
+    case ResultEvent::Type::Done:
+      done_ = ev;
+      return true;
+    case ResultEvent::Type::Error:
+      error_ = ev.error;
+      return true;
+  }
+  return false;
+}
+
+std::string ResponseAssembler::finish_reason() const {
+  if (!done_) return "stop";
+  return done_->finish_reason == "length" ? "length" : "stop";  // "cancelled": the client went away
+}
+
+json ResponseAssembler::usage_json() const {
+  const int p = done_ ? done_->usage.prompt_tokens : 0, c = done_ ? done_->usage.completion_tokens : 0;
+  return {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+}
+
+json ResponseAssembler::token_logprobs_json(const std::vector<ResultEvent>& tokens) const {
+  if (endpoint_ == Endpoint::ChatCompletions) {
+    json content = json::array();
+    for (const ResultEvent& t : tokens) {
+      if (!t.logprobs) continue;  // a token event republished after a takeover carries none
+      json top = json::array();
+      for (const TokenLogprob& a : t.logprobs->top)
+        top.push_back({{"token", a.token}, {"logprob", a.logprob}, {"bytes", utf8_bytes(a.token)}});
+      content.push_back({{"token", t.logprobs->sampled.token},
+                         {"logprob", t.logprobs->sampled.logprob},
+                         {"bytes", utf8_bytes(t.logprobs->sampled.token)},
+                         {"top_logprobs", top}});
+    }
+    return {{"content", content}, {"refusal", nullptr}};
+  }
+  json toks = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  size_t offset = 0;
+  for (const ResultEvent& t : tokens) {
+    if (!t.logprobs) continue;
+    toks.push_back(t.logprobs->sampled.token);
+    lps.push_back(t.logprobs->sampled.logprob);
+    json top = json::object();
+    for (const TokenLogprob& a : t.logprobs->top) top[a.token] = a.logprob;
+    tops.push_back(top);
+    offsets.push_back(offset);
+    offset += t.logprobs->sampled.token.size();
+  }
+  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+json ResponseAssembler::chunk(json choice) const {
+  const bool chat = endpoint_ == Endpoint::ChatCompletions;
+  json c = {{"id", id_},
+            {"object", chat ? "chat.completion.chunk" : "text_completion"},
+            {"created", created_},
+            {"model", model_},
+            {"choices", choice.is_null() ? json::array() : json::array({choice})}};
+  if (chat) c["system_fingerprint"] = nullptr;
+  if (include_usage_) c["usage"] = nullptr;
+  return c;
+}
+
+std::string ResponseAssembler::sse(const json& j) {
+  return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+std::string ResponseAssembler::take_stream_text() {
+  std::string out;
+  const bool chat = endpoint_ == Endpoint::ChatCompletions;
+  auto content_choice = [&](const std::string& text, const std::vector<ResultEvent>& toks) {
+    json choice = {{"index", 0}, {"logprobs", logprobs_ && !toks.empty() ? token_logprobs_json(toks) : json()},
+                   {"finish_reason", nullptr}};
+    if (chat) {
+      choice["delta"] = {{"content", text}};
+      if (!role_sent_) choice["delta"]["role"] = "assistant";
+      role_sent_ = true;
+    } else {
+      choice["text"] = text;
+    }
+    text_ += text;
+    return choice;
+  };
+  for (; streamed_tokens_ < tokens_.size(); ++streamed_tokens_) {
+    const ResultEvent& t = tokens_[streamed_tokens_];
+    if (t.text.empty() && !logprobs_) continue;  // held back (part of a character or a stop string)
+    out += sse(chunk(content_choice(t.text, {t})));
+  }
+  if (terminal_sent_) return out;
+  if (error_) {
+    out += sse(json{{"error", from_pipeline_error(*error_).to_json()["error"]}});
+    out += "data: [DONE]\n\n";
+    terminal_sent_ = true;
+  } else if (done_) {
+    // What the last stage held back until the end is only in the done event's text.
+    if (done_->text.size() > text_.size() && done_->text.compare(0, text_.size(), text_) == 0)
+      out += sse(chunk(content_choice(done_->text.substr(text_.size()), {})));
+    else if (chat && !role_sent_)
+      out += sse(chunk(content_choice("", {})));
+    json fin = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason()}};
+    if (chat) fin["delta"] = json::object();
+    else fin["text"] = "";
+    out += sse(chunk(fin));
+    if (include_usage_) {
+      json u = chunk(json());
+      u["usage"] = usage_json();
+      out += sse(u);
+    }
+    out += "data: [DONE]\n\n";
+    terminal_sent_ = true;
+  }
+  return out;
+}
+
+json ResponseAssembler::completion_body() const {
+  const bool chat = endpoint_ == Endpoint::ChatCompletions;
+  const std::string text = done_ ? done_->text : text_;
+  json choice = {{"index", 0}, {"finish_reason", finish_reason()},
+                 {"logprobs", logprobs_ ? token_logprobs_json(tokens_) : json()}};
+  if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
+  else choice["text"] = text;
+  json body = {{"id", id_},
+               {"object", chat ? "chat.completion" : "text_completion"},
+               {"created", created_},
+               {"model", model_},
+               {"choices", json::array({choice})},
+               {"usage", usage_json()}};
+  if (chat) body["system_fingerprint"] = nullptr;
+  return body;
+}
+
+}  // namespace fleet::ingress

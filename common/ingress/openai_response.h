@@ -1,0 +1,60 @@
+#pragma once
+// Result events of one request -> OpenAI response bodies: the whole completion (non-streamed)
+// or server-sent-event chunks ("data: {...}\n\n", ending with "data: [DONE]\n\n"), for
+// /v1/completions ("text_completion") and /v1/chat/completions ("chat.completion[.chunk]").
+//
+// Token events are deduplicated by index (the results topic is at-least-once); text the last
+// stage held back until the end (an unfinished stop-string prefix) is only in the done event
+// and goes out as the last content chunk, so the streamed text always equals the done text.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "contracts/result_events.h"
+#include "ingress/openai_request.h"
+
+namespace fleet::ingress {
+
+class ResponseAssembler {
+ public:
+  // id: the OpenAI response id ("cmpl-..." / "chatcmpl-..."); created: seconds since the epoch.
+  ResponseAssembler(const ApiRequest& request, std::string id, int64_t created);
+
+  // Takes one result event of the request; false for a duplicate token event (ignored).
+  bool take(const ResultEvent& ev);
+  bool finished() const { return done_.has_value() || error_.has_value(); }
+  const std::optional<ContractError>& error() const { return error_; }
+
+  // Streaming: the SSE text for the events taken since the last call (may be empty); after the
+  // terminal event it ends with "data: [DONE]\n\n".
+  std::string take_stream_text();
+  // Non-streamed: the response body once finished() without error().
+  nlohmann::json completion_body() const;
+
+  const std::string& id() const { return id_; }
+  const std::string& text() const { return text_; }  // streamed so far (the done text at the end)
+
+ private:
+  nlohmann::json chunk(nlohmann::json choice) const;
+  nlohmann::json usage_json() const;
+  nlohmann::json token_logprobs_json(const std::vector<ResultEvent>& tokens) const;
+  static std::string sse(const nlohmann::json& j);
+  std::string finish_reason() const;
+
+  Endpoint endpoint_;
+  std::string id_, model_;
+  int64_t created_;
+  bool logprobs_, include_usage_;
+  int next_index_ = 0;
+  std::vector<ResultEvent> tokens_;          // every token event, in index order
+  size_t streamed_tokens_ = 0;               // tokens_ already turned into chunks
+  bool role_sent_ = false, terminal_sent_ = false;
+  std::string text_;                         // text of the chunks sent / the completion
+  std::optional<ResultEvent> done_;
+  std::optional<ContractError> error_;
+};
+
+}  // namespace fleet::ingress

@@ -1,0 +1,395 @@
+// fleet-ingress end to end: a 2-stage stories260K pipeline (real fleet-stage processes, Kafka and
+// Redis from scripts/stack.sh) behind a real fleet-ingress process, driven by the official
+// openai Python client, curl -N and 32 concurrent streaming HTTP clients. Texts are compared
+// with fleet generate's (the one-process reference) at temperature 0.
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "fleet/deployment.h"
+#include "generate/generate.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+#include "ingress/ingress_harness.h"
+#include "state/redis_client.h"
+#include "support/stack_env.h"
+#include "support/stories_reference.h"
+#include "test_support.h"
+
+namespace fleet::test {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+const char* kKey = "test-key-1";
+const char* kModel = "stories260K";
+
+class IngressE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    DeploymentOptions o;
+    o.name = "ingress";
+    const std::string dir = stories_chat_model_dir();
+    o.model_path = dir + "/stories260K.bin";
+    o.tokenizer = dir + "/tok512.bin";
+    o.stages = {{0, 3}, {3, 5}};
+    deployment_ = new Deployment(o);
+    // The ingress's section: keys from an environment variable, a generous in-flight limit.
+    std::ofstream(deployment_->config_path(), std::ios::app)
+        << "ingress: {max_in_flight: 64, api_keys_env: FLEET_TEST_INGRESS_KEYS, max_body_bytes: 4MiB}\n";
+    ingress_ = new IngressProcess(deployment_->config_path(), scratch_dir("ingress-logs") + "/ingress.log",
+                                  {{"FLEET_TEST_INGRESS_KEYS", std::string("other-key, ") + kKey}});
+  }
+  static void TearDownTestSuite() {
+    if (ingress_) {
+      EXPECT_EQ(ingress_->stop(), 0) << ingress_->log();  // stayed up all along, stops cleanly
+    }
+    delete ingress_;
+    delete deployment_;
+    ingress_ = nullptr;
+    deployment_ = nullptr;
+  }
+  static int port() { return ingress_->port(); }
+  static json completion_body(const std::string& prompt, int max_tokens, bool stream) {
+    return {{"model", kModel}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
+  }
+
+  static Deployment* deployment_;
+  static IngressProcess* ingress_;
+};
+Deployment* IngressE2E::deployment_ = nullptr;
+IngressProcess* IngressE2E::ingress_ = nullptr;
+
+const json kMessages = json::array({{{"role", "system"}, {"content", "You tell short stories."}},
+                                    {{"role", "user"}, {"content", "Tell me about a dog."}}});
+
+TEST_F(IngressE2E, OfficialOpenAIClient) {
+  int st = 0;
+  const std::string venv = std::string(FLEET_BINARY_DIR) + "/ingress-openai-venv";
+  const std::string py = run_command(std::string(FLEET_SOURCE_ROOT) + "/tests/ingress/openai-venv.sh " + venv, &st);
+  ASSERT_EQ(st, 0) << "could not make the openai venv (PyPI needed): " << py;
+  const std::string python = py.substr(0, py.find('\n'));
+  const int n = 40;
+  const json spec = {{"base_url", ingress_->base_url() + "/v1"}, {"api_key", kKey}, {"model", kModel},
+                     {"prompt", "Once upon a time"}, {"max_tokens", n}, {"messages", kMessages}};
+  const std::string spec_file = scratch_dir("ingress-openai") + "/spec.json";
+  std::ofstream(spec_file) << spec.dump();
+  const std::string out = run_command(python + " " + FLEET_SOURCE_ROOT + "/tests/ingress/openai_client.py \"$(cat " +
+                                          spec_file + ")\" 2>&1",
+                                      &st);
+  ASSERT_EQ(st, 0) << out << ingress_->log();
+  const json r = json::parse(out.substr(out.find('{')));
+
+  // The completion equals fleet generate's text.
+  const GenerateResult& ref = stories_reference("Once upon a time", n);
+  EXPECT_EQ(r["completion"]["text"], ref.text);
+  EXPECT_EQ(r["completion"]["object"], "text_completion");
+  EXPECT_EQ(r["completion"]["usage"]["completion_tokens"], static_cast<int>(ref.tokens.size()));
+  EXPECT_EQ(r["completion"]["usage"]["prompt_tokens"], ref.prompt_tokens);
+  EXPECT_EQ(r["completion"]["finish_reason"], ref.finish_reason);
+
+  // The streamed chat equals the same messages sent straight to the prompts topic.
+  const json record = {{"id", "chat-ref"}, {"messages", kMessages}, {"max_tokens", n}, {"temperature", 0}};
+  auto direct = deployment_->run({{"chat-ref", record.dump()}});
+  ASSERT_TRUE(direct["chat-ref"].error_code.empty()) << direct["chat-ref"].error_code;
+  EXPECT_FALSE(direct["chat-ref"].text.empty());
+  EXPECT_EQ(r["chat_stream"]["text"], direct["chat-ref"].text);
+  EXPECT_EQ(r["chat_stream"]["role"], "assistant");
+  EXPECT_GT(r["chat_stream"]["chunks"].get<int>(), 3);
+  EXPECT_EQ(r["chat_stream"]["usage"]["completion_tokens"], direct["chat-ref"].completion_tokens);
+  EXPECT_EQ(r["chat_stream"]["usage"]["total_tokens"],
+            direct["chat-ref"].completion_tokens + direct["chat-ref"].prompt_tokens);
+
+  // Logprobs with penalties: greedy picks the most likely token of the penalized row, so each
+  // sampled token is its row's top alternative.
+  const json& lp = r["chat_logprobs"]["logprobs"];
+  ASSERT_FALSE(lp.empty());
+  for (const json& t : lp) {
+    ASSERT_EQ(t[2].size(), 3u);
+    EXPECT_EQ(t[1], t[2][0][1]);
+    EXPECT_LE(t[1].get<double>(), 0.0);
+    EXPECT_GE(t[2][0][1].get<double>(), t[2][1][1].get<double>());
+  }
+  EXPECT_EQ(r["wrong_key"]["status"], 401);
+  EXPECT_EQ(r["bad_model"]["status"], 404);
+  EXPECT_EQ(r["bad_model"]["code"], "model_not_found");
+}
+
+TEST_F(IngressE2E, CurlStreamsTheSameText) {
+  const int n = 40;
+  const std::string body_file = scratch_dir("ingress-curl") + "/body.json";
+  std::ofstream(body_file) << completion_body("Once upon a time", n, true).dump();
+  int st = 0;
+  const std::string out_file = body_file + ".sse";
+  const std::string timing = run_command("curl -N -s -o " + out_file + " -w '%{time_starttransfer} %{time_total}' -H 'Authorization: Bearer " +
+                                             std::string(kKey) + "' -H 'Content-Type: application/json' --data-binary @" +
+                                             body_file + " " + ingress_->base_url() + "/v1/completions",
+                                         &st);
+  ASSERT_EQ(st, 0) << timing;
+  const std::string out = read_file(out_file);
+  std::printf("[ingress] one stream of %d tokens through curl: first byte %s s, total %s s\n", n,
+              timing.substr(0, timing.find(' ')).c_str(), timing.substr(timing.find(' ') + 1).c_str());
+  const std::vector<std::string> data = sse_data(out);
+  ASSERT_GE(data.size(), 3u) << out;
+  EXPECT_EQ(data.back(), "[DONE]");
+  for (const std::string& d : data) EXPECT_NE(d.rfind("!bad", 0), 0u) << d;
+  EXPECT_EQ(sse_text(data), stories_reference("Once upon a time", n).text);
+  const json last = json::parse(data[data.size() - 2]);
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(last["object"], "text_completion");
+}
+
+TEST_F(IngressE2E, ThirtyTwoConcurrentStreams) {
+  const int clients = 32;
+  const auto& prompts = story_prompts();
+  std::vector<std::string> got(clients);
+  std::vector<int> status(clients, 0);
+  std::vector<double> first_chunk_ms(clients, 0);
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] {
+      const json body = completion_body(prompts[static_cast<size_t>(i) % prompts.size()], 24 + 8 * (i / 20), true);
+      httplib::Client c("127.0.0.1", port());
+      c.set_read_timeout(180, 0);
+      httplib::Request req;
+      req.method = "POST";
+      req.path = "/v1/completions";
+      req.headers = {{"Authorization", std::string("Bearer ") + kKey}};
+      req.body = body.dump();
+      req.set_header("Content-Type", "application/json");
+      std::string text;
+      const auto start = Clock::now();
+      req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+        if (text.empty()) first_chunk_ms[static_cast<size_t>(i)] = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        text.append(d, n);
+        return true;
+      };
+      httplib::Response res;
+      httplib::Error err;
+      if (c.send(req, res, err)) status[static_cast<size_t>(i)] = res.status;
+      else text += "(no response: " + httplib::to_string(err) + ")";
+      got[static_cast<size_t>(i)] = text;
+    });
+  for (auto& t : threads) t.join();
+  const double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  double ttft_sum = 0;
+  for (int i = 0; i < clients; ++i) {
+    SCOPED_TRACE("client " + std::to_string(i));
+    EXPECT_EQ(status[static_cast<size_t>(i)], 200) << got[static_cast<size_t>(i)];
+    const std::vector<std::string> data = sse_data(got[static_cast<size_t>(i)]);
+    ASSERT_FALSE(data.empty());
+    EXPECT_EQ(data.back(), "[DONE]");
+    EXPECT_EQ(sse_text(data), stories_reference(prompts[static_cast<size_t>(i) % prompts.size()], 24 + 8 * (i / 20)).text);
+    ttft_sum += first_chunk_ms[static_cast<size_t>(i)];
+  }
+  std::printf("[ingress] %d concurrent streams finished in %.2f s; mean time to first chunk %.1f ms\n", clients, wall_s,
+              ttft_sum / clients);
+}
+
+TEST_F(IngressE2E, DisconnectMidStreamCancels) {
+  // A greedy completion that runs long (no end-of-text within 300 tokens), so that only the
+  // cancel can end it early.
+  const int n = 450;
+  std::string prompt;
+  for (const std::string& p : story_prompts())
+    if (stories_reference(p, n).tokens.size() >= 300) {
+      prompt = p;
+      break;
+    }
+  ASSERT_FALSE(prompt.empty()) << "no story prompt runs 300 greedy tokens";
+  httplib::Client c("127.0.0.1", port());
+  c.set_read_timeout(60, 0);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.headers = {{"Authorization", std::string("Bearer ") + kKey}};
+  req.body = completion_body(prompt, n, true).dump();
+  req.set_header("Content-Type", "application/json");
+  std::string seen;
+  req.content_receiver = [&](const char* d, size_t len, uint64_t, uint64_t) {
+    seen.append(d, len);
+    return seen.find("\n\n") == std::string::npos;  // the first event in: hang up
+  };
+  httplib::Response res;
+  httplib::Error err;
+  c.send(req, res, err);
+  c.stop();
+  const auto hung_up = Clock::now();
+  const std::vector<std::string> data = sse_data(seen);
+  ASSERT_FALSE(data.empty()) << seen;
+  const std::string oai_id = json::parse(data[0])["id"];
+  ASSERT_EQ(oai_id.rfind("cmpl-", 0), 0u);
+  const std::string id = oai_id.substr(5);
+  RedisClient redis(redis_url());
+  std::string finish;
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < deadline) {
+    finish = redis.hget("fleet:req:" + id, "finish_reason").value_or("");
+    if (!finish.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling Redis for the request's end
+  }
+  EXPECT_EQ(finish, "cancelled") << ingress_->log();
+  const size_t generated = redis.lrange("fleet:req:" + id + ":tokens", 0, -1).size();
+  EXPECT_LT(generated, 300u);  // stopped early: no work left running
+  std::printf("[ingress] disconnect after the first event: cancelled in Redis %.0f ms after the hang-up, after %zu tokens\n",
+              std::chrono::duration<double, std::milli>(Clock::now() - hung_up).count(), generated);
+}
+
+TEST_F(IngressE2E, PenaltiesAndLogprobsEqualGenerate) {
+  const int n = 40;
+  json body = completion_body("The little dog", n, false);
+  body["frequency_penalty"] = 0.8;
+  body["presence_penalty"] = 0.5;
+  body["logprobs"] = 2;
+  const HttpResult r = http_post(port(), "/v1/completions", body.dump(), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+
+  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
+  static StageEngine engine(weights, 1);
+  static auto tok = Tokenizer::load(stories_tok());
+  GenerateParams p;
+  p.max_tokens = n;
+  p.sampling.temperature = 0;
+  p.sampling.frequency_penalty = 0.8;
+  p.sampling.presence_penalty = 0.5;
+  p.top_logprobs = 2;
+  const GenerateResult ref = generate(engine, *tok, encode_prompt(*tok, "The little dog"), p);
+  EXPECT_EQ(j["choices"][0]["text"], ref.text);
+  EXPECT_NE(ref.text, stories_reference("The little dog", n).text);  // the penalties changed the text
+  const json& lp = j["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), ref.logprobs.size());
+  for (size_t i = 0; i < ref.logprobs.size(); ++i) {
+    EXPECT_DOUBLE_EQ(lp["token_logprobs"][i].get<double>(), ref.logprobs[i].sampled) << i;
+    EXPECT_EQ(lp["top_logprobs"][i].size(), 2u);
+  }
+}
+
+TEST_F(IngressE2E, BadInputGetsOpenAIErrors) {
+  struct Case {
+    std::string name, path, body, key;
+    int status;
+    std::string param;  // "" = not checked
+  };
+  const std::string big(10u << 20, 'a');
+  const std::vector<Case> cases = {
+      {"malformed JSON", "/v1/completions", "{\"model\": ", kKey, 400, ""},
+      {"not an object", "/v1/chat/completions", "[1, 2]", kKey, 400, ""},
+      {"wrong type", "/v1/completions", R"({"model":"stories260K","prompt":"x","max_tokens":"ten"})", kKey, 400, "max_tokens"},
+      {"wrong type temperature", "/v1/chat/completions",
+       R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"temperature":"hot"})", kKey, 400, "temperature"},
+      {"unknown model", "/v1/completions", R"({"model":"gpt-4","prompt":"x"})", kKey, 404, "model"},
+      {"missing messages", "/v1/chat/completions", R"({"model":"stories260K"})", kKey, 400, "messages"},
+      {"missing model", "/v1/completions", R"({"prompt":"x"})", kKey, 400, "model"},
+      {"logit_bias", "/v1/completions", R"({"model":"stories260K","prompt":"x","logit_bias":{"5":10}})", kKey, 400, "logit_bias"},
+      {"n > 1", "/v1/chat/completions", R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"n":2})", kKey, 400, "n"},
+      {"tools", "/v1/chat/completions",
+       R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", kKey, 400, "tools"},
+      {"unknown field", "/v1/completions", R"({"model":"stories260K","prompt":"x","max_token":5})", kKey, 400, "max_token"},
+      {"10 MB body", "/v1/completions", R"({"model":"stories260K","prompt":")" + big + "\"}", kKey, 413, ""},
+      {"wrong key", "/v1/completions", R"({"model":"stories260K","prompt":"x"})", "nope", 401, ""},
+      {"no key", "/v1/completions", R"({"model":"stories260K","prompt":"x"})", "", 401, ""},
+      {"prompt too long", "/v1/completions",
+       json({{"model", kModel}, {"prompt", [] { std::string s; for (int i = 0; i < 700; ++i) s += "hello "; return s; }()},
+             {"max_tokens", 5}}).dump(), kKey, 400, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const HttpResult r = http_post(port(), c.path, c.body, c.key);
+    EXPECT_EQ(r.status, c.status) << r.body;
+    const json j = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
+    const json& e = j["error"];
+    EXPECT_TRUE(e["message"].is_string() && !e["message"].get<std::string>().empty());
+    EXPECT_TRUE(e["type"].is_string());
+    EXPECT_TRUE(e.contains("param") && e.contains("code"));
+    if (!c.param.empty()) {
+      EXPECT_EQ(e["param"], c.param);
+    }
+  }
+  EXPECT_TRUE(ingress_->running());
+  EXPECT_EQ(http_get(port(), "/health", "").status, 200);
+  const HttpResult unknown = http_get(port(), "/v2/nothing", kKey);
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_TRUE(json::parse(unknown.body, nullptr, false).contains("error")) << unknown.body;
+}
+
+TEST_F(IngressE2E, HealthModelsAndFleet) {
+  const HttpResult h = http_get(port(), "/health", "");
+  EXPECT_EQ(h.status, 200) << h.body;
+  const HttpResult m = http_get(port(), "/v1/models", kKey);
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(json::parse(m.body)["data"][0]["id"], kModel);
+  EXPECT_EQ(http_get(port(), "/v1/models", "").status, 401);
+  const HttpResult f = http_get(port(), "/v1/fleet", kKey);
+  ASSERT_EQ(f.status, 200) << f.body;
+  const json fleet = json::parse(f.body);
+  EXPECT_TRUE(fleet["ready"].get<bool>());
+  ASSERT_EQ(fleet["workers"].size(), 2u) << f.body;
+  EXPECT_EQ(fleet["workers"][0]["layers"], json::array({0, 3}));
+  EXPECT_EQ(fleet["workers"][1]["layers"], json::array({3, 5}));
+}
+
+// Another ingress over a 3-stage cut of the same model: stage 2 has no worker, so it is not
+// ready and refuses work with a 503; one with max_in_flight 1 answers a second request with a 429.
+TEST_F(IngressE2E, NotReadyAndInFlightLimit) {
+  const std::string dir = scratch_dir("ingress-extra");
+  std::string cfg = read_file(deployment_->config_path());
+  {
+    std::string three = cfg;
+    const size_t a = three.find("stages:\n"), b = three.find("batching:");
+    three.replace(a, b - a, "stages:\n  - layers: [0, 2]\n  - layers: [2, 4]\n  - layers: [4, 5]\n");
+    std::ofstream(dir + "/three.yaml") << three;
+    IngressProcess three_stage(dir + "/three.yaml", dir + "/three.log", {{"FLEET_TEST_INGRESS_KEYS", kKey}});
+    const HttpResult h = http_get(three_stage.port(), "/health", "");
+    EXPECT_EQ(h.status, 503) << h.body;
+    EXPECT_NE(h.body.find("stage 2 has no live worker"), std::string::npos) << h.body;
+    const HttpResult r = http_post(three_stage.port(), "/v1/completions", completion_body("Once", 4, false).dump(), kKey);
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_EQ(three_stage.stop(), 0);
+  }
+  const size_t at = cfg.find("ingress: {max_in_flight: 64");
+  ASSERT_NE(at, std::string::npos);
+  cfg.replace(at, std::string("ingress: {max_in_flight: 64").size(), "ingress: {max_in_flight: 1");
+  std::ofstream(dir + "/one.yaml") << cfg;
+  IngressProcess one(dir + "/one.yaml", dir + "/one.log", {{"FLEET_TEST_INGRESS_KEYS", kKey}});
+  std::atomic<bool> first_in{false};
+  std::thread long_stream([&] {
+    httplib::Client c("127.0.0.1", one.port());
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.headers = {{"Authorization", std::string("Bearer ") + kKey}};
+    req.body = completion_body("Once upon a time", 450, true).dump();
+    req.set_header("Content-Type", "application/json");
+    std::string seen;
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      seen.append(d, n);
+      first_in = true;
+      return seen.size() < 2000;
+    };
+    httplib::Response res;
+    httplib::Error err;
+    c.send(req, res, err);
+  });
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!first_in && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling
+  ASSERT_TRUE(first_in.load());
+  const HttpResult r = http_post(one.port(), "/v1/completions", completion_body("Once", 4, false).dump(), kKey);
+  long_stream.join();
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "rate_limit_exceeded");
+  EXPECT_EQ(one.stop(), 0);
+}
+
+}  // namespace
+}  // namespace fleet::test

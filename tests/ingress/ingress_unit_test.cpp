@@ -1,0 +1,292 @@
+// fleet-ingress's pieces without a broker: OpenAI request translation and its errors, response
+// assembly (whole and streamed), the ingress settings; the penalties and logprobs of sampling.
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "ingress/fleet_view.h"
+#include "ingress/ingress_settings.h"
+#include "ingress/openai_request.h"
+#include "ingress/openai_response.h"
+#include "ingress/ingress_harness.h"
+#include "sampling/logit_adjust.h"
+
+namespace fleet::ingress {
+namespace {
+
+using json = nlohmann::json;
+
+ApiParseOutcome parse(Endpoint e, const json& body) { return parse_api_request(e, body.dump(), "m"); }
+json chat(json extra = json::object()) {
+  json b = {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  for (auto& [k, v] : extra.items()) b[k] = v;
+  return b;
+}
+
+TEST(IngressRequest, CompletionDefaultsAndFields) {
+  auto r = parse(Endpoint::Completions, {{"model", "m"}, {"prompt", "Once"}});
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.request->prompt.max_tokens, 16);  // OpenAI's default for completions
+  EXPECT_EQ(*r.request->prompt.prompt, "Once");
+  EXPECT_FALSE(r.request->stream);
+  r = parse(Endpoint::Completions, {{"model", "m"}, {"prompt", json::array({"Once"})}, {"max_tokens", 7},
+                                    {"temperature", 0}, {"top_p", 0.5}, {"seed", -3}, {"stop", "\n"},
+                                    {"frequency_penalty", 1.5}, {"presence_penalty", -1}, {"logprobs", 3},
+                                    {"stream", true}, {"stream_options", {{"include_usage", true}}},
+                                    {"user", "u"}, {"n", 1}, {"logit_bias", json::object()}, {"echo", false}});
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  const PromptRequest& p = r.request->prompt;
+  EXPECT_EQ(p.max_tokens, 7);
+  EXPECT_EQ(p.temperature, 0);
+  EXPECT_EQ(p.top_p, 0.5);
+  EXPECT_EQ(*p.seed, static_cast<uint64_t>(int64_t{-3}));
+  EXPECT_EQ(p.stop, std::vector<std::string>{"\n"});
+  EXPECT_EQ(p.frequency_penalty, 1.5);
+  EXPECT_EQ(p.presence_penalty, -1);
+  EXPECT_TRUE(p.logprobs);
+  EXPECT_EQ(p.top_logprobs, 3);
+  EXPECT_TRUE(r.request->stream);
+  EXPECT_TRUE(r.request->include_usage);
+}
+
+TEST(IngressRequest, ChatDefaultsAndMessages) {
+  auto r = parse(Endpoint::ChatCompletions,
+                 chat({{"messages", {{{"role", "developer"}, {"content", "be brief"}},
+                                     {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}},
+                                                                     {{"type", "text"}, {"text", "b"}}}}}}},
+                       {"max_completion_tokens", 9}, {"logprobs", true}, {"top_logprobs", 2},
+                       {"metadata", {{"k", "v"}}}, {"store", false}}));
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  const PromptRequest& p = r.request->prompt;
+  ASSERT_EQ(p.messages.size(), 2u);
+  EXPECT_EQ(p.messages[0].role, "system");
+  EXPECT_EQ(p.messages[1].content, "ab");
+  EXPECT_EQ(p.max_tokens, 9);
+  EXPECT_EQ(p.top_logprobs, 2);
+  EXPECT_EQ(parse(Endpoint::ChatCompletions, chat()).request->prompt.max_tokens, 8192);  // up to the context
+  EXPECT_EQ(parse(Endpoint::ChatCompletions, chat({{"max_tokens", 100000}})).request->prompt.max_tokens, 8192);
+}
+
+TEST(IngressRequest, ErrorsNameTheField) {
+  struct Case {
+    Endpoint e;
+    std::string body;
+    int status;
+    std::string param;
+  };
+  const std::vector<Case> cases = {
+      {Endpoint::Completions, "{", 400, ""},
+      {Endpoint::Completions, "3", 400, ""},
+      {Endpoint::Completions, R"({"prompt":"x"})", 400, "model"},
+      {Endpoint::Completions, R"({"model":"other","prompt":"x"})", 404, "model"},
+      {Endpoint::Completions, R"({"model":"m"})", 400, "prompt"},
+      {Endpoint::Completions, R"({"model":"m","prompt":[1,2]})", 400, "prompt"},
+      {Endpoint::Completions, R"({"model":"m","prompt":["a","b"]})", 400, "prompt"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","max_tokens":0})", 400, "max_tokens"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","max_tokens":"5"})", 400, "max_tokens"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","temperature":3})", 400, "temperature"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","top_p":0})", 400, "top_p"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","frequency_penalty":2.5})", 400, "frequency_penalty"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","logprobs":6})", 400, "logprobs"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","echo":true})", 400, "echo"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","suffix":"y"})", 400, "suffix"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","best_of":2})", 400, "best_of"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","stop":["a",1]})", 400, "stop"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","stop":["a","b","c","d","e"]})", 400, "stop"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","stream":"yes"})", 400, "stream"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","max_completion_tokens":3})", 400, "max_completion_tokens"},
+      {Endpoint::ChatCompletions, R"({"model":"m"})", 400, "messages"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[]})", 400, "messages"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":"hi"})", 400, "messages"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", 400, "messages[0].role"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x","name":"a"}]})", 400,
+       "messages[0].name"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})", 400,
+       "messages[0].content[0].type"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":2})", 400, "n"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}})", 400,
+       "logit_bias"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{}]})", 400, "tools"},
+      {Endpoint::ChatCompletions,
+       R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})", 400,
+       "response_format"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"top_logprobs":2})", 400,
+       "top_logprobs"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"top_logprobs":21,"logprobs":true})",
+       400, "top_logprobs"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"prompt":"y"})", 400, "prompt"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"x":1}})",
+       400, "stream_options.x"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    auto r = parse_api_request(c.e, c.body, "m");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error->status, c.status) << r.error->message;
+    const json j = r.error->to_json();
+    ASSERT_TRUE(j["error"].contains("param") && j["error"].contains("code") && j["error"].contains("type"));
+    EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
+    if (!c.param.empty()) {
+      EXPECT_EQ(j["error"]["param"], c.param) << r.error->message;
+    }
+  }
+  // The contract's own limits hold too (a stop string longer than 256 bytes).
+  auto r = parse(Endpoint::Completions, {{"model", "m"}, {"prompt", "x"}, {"stop", std::string(300, 'a')}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->status, 400);
+}
+
+TokenLogprobs logprobs(int id, const std::string& text, double lp, int alt_id, const std::string& alt, double alt_lp) {
+  TokenLogprobs out;
+  out.sampled.token_id = id;
+  out.sampled.token = text;
+  out.sampled.logprob = lp;
+  TokenLogprob a;
+  a.token_id = alt_id;
+  a.token = alt;
+  a.logprob = alt_lp;
+  out.top.push_back(a);
+  return out;
+}
+
+ResultEvent token(int index, std::string text, std::optional<TokenLogprobs> lp = std::nullopt) {
+  ResultEvent e;
+  e.type = ResultEvent::Type::Token;
+  e.id = "r";
+  e.index = index;
+  e.token_id = index + 10;
+  e.text = std::move(text);
+  e.logprobs = std::move(lp);
+  return e;
+}
+ResultEvent done(std::string text, std::string reason = "stop") {
+  ResultEvent e;
+  e.type = ResultEvent::Type::Done;
+  e.id = "r";
+  e.text = std::move(text);
+  e.finish_reason = std::move(reason);
+  e.usage = {5, 3};
+  return e;
+}
+
+TEST(IngressResponse, StreamedChatWithHeldBackTextAndUsage) {
+  ApiRequest req = *parse(Endpoint::ChatCompletions, chat({{"stream", true}, {"stream_options", {{"include_usage", true}}}})).request;
+  ResponseAssembler a(req, "chatcmpl-r", 1700000000);
+  EXPECT_TRUE(a.take(token(0, "Hello")));
+  EXPECT_FALSE(a.take(token(0, "Hello")));  // a duplicate
+  EXPECT_TRUE(a.take(token(1, "")));        // held back (might start a stop string)
+  std::string s = a.take_stream_text();
+  EXPECT_TRUE(a.take(token(2, " world")));
+  EXPECT_TRUE(a.take(done("Hello world!", "length")));
+  s += a.take_stream_text();
+  const auto data = fleet::test::sse_data(s);
+  ASSERT_GE(data.size(), 5u) << s;
+  EXPECT_EQ(data.back(), "[DONE]");
+  EXPECT_EQ(fleet::test::sse_text(data), "Hello world!");
+  const json first = json::parse(data[0]);
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_TRUE(first["usage"].is_null());
+  const json fin = json::parse(data[data.size() - 3]);
+  EXPECT_EQ(fin["choices"][0]["finish_reason"], "length");
+  const json usage = json::parse(data[data.size() - 2]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["total_tokens"], 8);
+  EXPECT_EQ(a.take_stream_text(), "");  // nothing after [DONE]
+}
+
+TEST(IngressResponse, WholeCompletionWithLogprobs) {
+  ApiRequest req = *parse(Endpoint::Completions, {{"model", "m"}, {"prompt", "x"}, {"logprobs", 1}}).request;
+  ResponseAssembler a(req, "cmpl-r", 1);
+  a.take(token(0, "A", logprobs(10, "A", -0.5, 10, "A", -0.5)));
+  a.take(token(1, "B", logprobs(11, "B", -1.5, 12, "C", -0.25)));
+  a.take(done("AB"));
+  const json b = a.completion_body();
+  EXPECT_EQ(b["object"], "text_completion");
+  EXPECT_EQ(b["choices"][0]["text"], "AB");
+  EXPECT_EQ(b["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(b["choices"][0]["logprobs"]["tokens"], json::array({"A", "B"}));
+  EXPECT_EQ(b["choices"][0]["logprobs"]["token_logprobs"], json::array({-0.5, -1.5}));
+  EXPECT_EQ(b["choices"][0]["logprobs"]["top_logprobs"][1]["C"], -0.25);
+  EXPECT_EQ(b["usage"]["prompt_tokens"], 5);
+}
+
+TEST(IngressResponse, StreamErrorEndsWithDone) {
+  ApiRequest req = *parse(Endpoint::Completions, {{"model", "m"}, {"prompt", "x"}, {"stream", true}}).request;
+  ResponseAssembler a(req, "cmpl-r", 1);
+  a.take(token(0, "A"));
+  ResultEvent e;
+  e.type = ResultEvent::Type::Error;
+  e.error = {"timeout", "too slow"};
+  a.take(e);
+  const auto data = fleet::test::sse_data(a.take_stream_text());
+  ASSERT_EQ(data.size(), 3u);
+  EXPECT_EQ(json::parse(data[1])["error"]["code"], "timeout");
+  EXPECT_EQ(data[2], "[DONE]");
+}
+
+TEST(IngressSettings, ParsesTheSection) {
+  auto env = [](const std::string& k) -> std::optional<std::string> {
+    if (k == "KEYS") return std::string(" a , b,");
+    return std::nullopt;
+  };
+  IngressSettings s = parse_ingress_settings(
+      "kafka: {}\ningress: {port: 9000, max_in_flight: 8, api_keys: [k], api_keys_env: KEYS, max_body_bytes: 1MiB}\n",
+      "t.yaml", env);
+  EXPECT_EQ(s.port, 9000);
+  EXPECT_EQ(s.max_in_flight, 8);
+  EXPECT_EQ(s.http_threads(), 24);
+  EXPECT_EQ(s.max_body_bytes, 1u << 20);
+  EXPECT_EQ(s.api_keys, (std::vector<std::string>{"k", "a", "b"}));
+  EXPECT_EQ(parse_ingress_settings("kafka: {}\n", "t.yaml", env).api_keys.size(), 0u);
+  EXPECT_THROW(parse_ingress_settings("ingress: {prot: 1}\n", "t.yaml", env), ConfigError);
+  EXPECT_THROW(parse_ingress_settings("ingress: {max_in_flight: 0}\n", "t.yaml", env), ConfigError);
+}
+
+TEST(IngressFleet, ReadyOnlyWithEveryStage) {
+  FleetSnapshot s;
+  s.live_per_stage = {1, 0};
+  EXPECT_FALSE(s.ready());
+  EXPECT_EQ(s.why_not_ready(), "stage 1 has no live worker");
+  s.live_per_stage = {1, 2};
+  EXPECT_TRUE(s.ready());
+  s.error = "connection refused";
+  EXPECT_FALSE(s.ready());
+}
+
+TEST(Penalties, FrequencyAndPresenceOverGeneratedTokens) {
+  std::vector<float> l = {1.0f, 2.0f, 3.0f, 4.0f};
+  const std::vector<int32_t> gen = {3, 3, 1, 9 /* out of the row: ignored */};
+  apply_penalties(l, gen, 0.5, 0.25);
+  EXPECT_FLOAT_EQ(l[0], 1.0f);
+  EXPECT_FLOAT_EQ(l[1], 2.0f - 0.75f);
+  EXPECT_FLOAT_EQ(l[2], 3.0f);
+  EXPECT_FLOAT_EQ(l[3], 4.0f - 1.25f);
+  // Greedy moves off a repeated token once penalized.
+  SamplingParams p;
+  p.temperature = 0;
+  const std::vector<float> row = {1.0f, 2.0f, 3.0f, 3.5f};
+  EXPECT_EQ(choose_token(row, p, gen, 0).token, 3);
+  p.frequency_penalty = 1.0;
+  EXPECT_EQ(choose_token(row, p, gen, 0).token, 2);
+}
+
+TEST(Logprobs, LogSoftmaxAndTopAlternatives) {
+  const std::vector<float> row = {0.0f, 1.0f, 2.0f, 2.0f};
+  const TokenLogprobValues v = token_logprobs(row, 1, 3);
+  const double z = std::log(std::exp(0.0) + std::exp(1.0) + 2 * std::exp(2.0));
+  EXPECT_NEAR(v.sampled, 1.0 - z, 1e-12);
+  ASSERT_EQ(v.top.size(), 3u);
+  EXPECT_EQ(v.top[0].first, 2);  // ties: the lower id first
+  EXPECT_EQ(v.top[1].first, 3);
+  EXPECT_EQ(v.top[2].first, 1);
+  double sum = 0;
+  for (size_t t = 0; t < row.size(); ++t) sum += std::exp(token_logprobs(row, static_cast<int32_t>(t), 0).sampled);
+  EXPECT_NEAR(sum, 1.0, 1e-12);
+  // The same row always gives the same bits (a replayed step publishes identical numbers).
+  EXPECT_EQ(token_logprobs(row, 2, 2).sampled, token_logprobs(row, 2, 2).sampled);
+}
+
+}  // namespace
+}  // namespace fleet::ingress
