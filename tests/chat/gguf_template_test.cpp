@@ -38,5 +38,21 @@ TEST(ChatTemplateSource, SmolLM2GgufTemplateRendersLikeJinja2) {
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 2), 2);  // <|im_end|>
 }
 
+// The prompts of the transformers reference (tests/fixtures/smollm2/reference.json): the GGUF's
+// template renders each conversation exactly as apply_chat_template did, and the GGUF's
+// tokenizer encodes it to the same ids (so stage 0 feeds the model what transformers fed it).
+TEST(ChatTemplateSource, SmolLM2ReferencePromptsRenderAndTokenizeLikeTransformers) {
+  const std::string gguf = test::smollm2_gguf();
+  auto tok = Tokenizer::load(gguf);
+  const ChatTemplate t = chat_template_for(*tok, gguf);
+  const nlohmann::json ref = nlohmann::json::parse(test::read_file(test::fixture("smollm2/reference.json")));
+  ASSERT_GE(ref.at("prompts").size(), 5u);
+  for (const auto& p : ref.at("prompts")) {
+    const std::string rendered = t.render(test::messages_of(p.at("messages")));
+    EXPECT_EQ(rendered, p.at("rendered").get<std::string>());
+    EXPECT_EQ(tok->encode(rendered, {.allow_special = true}), p.at("prompt_ids").get<std::vector<int32_t>>());
+  }
+}
+
 }  // namespace
 }  // namespace fleet

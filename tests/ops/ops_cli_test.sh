@@ -77,7 +77,7 @@ PLANNED="$WORK/planned.yaml"
 cat "$WORK/plan.txt" >&2
 "$FLEET" plan --model "$MODEL" --workers "$WORK/workers.yaml" --base "$BASE" --overhead 3MiB --kv-budget 4MiB --json \
   >"$WORK/plan.json" || fail "fleet plan --json failed"
-read -r L0 L1 < <(python3 - "$WORK/plan.json" "$PLANNED" <<'PY'
+read -r L0 L1 < <(/usr/bin/python3 - "$WORK/plan.json" "$PLANNED" <<'PY'
 import json, sys, yaml
 plan = json.load(open(sys.argv[1]))
 cfg = yaml.safe_load(open(sys.argv[2]))
@@ -136,7 +136,7 @@ grep -Eq "^0 +0-$L0 +stories260K +$(hostname)" "$WORK/status.txt" || fail "no st
 grep -Eq "^1 +$L1-4 +stories260K +$(hostname)" "$WORK/status.txt" || fail "no stage 1 row with layers $L1-4"
 grep -Eq "^status-probe +running +stories260K +3 +2 " "$WORK/status.txt" || fail "the request in flight is not listed"
 "$FLEET" status --config "$PLANNED" --json >"$WORK/status.json" || fail "fleet status --json failed"
-python3 - "$WORK/status.json" "$L0" "$L1" <<'PY' || fail "status --json (above)"
+/usr/bin/python3 - "$WORK/status.json" "$L0" "$L1" <<'PY' || fail "status --json (above)"
 import json, sys
 v = json.load(open(sys.argv[1])); l0, l1 = int(sys.argv[2]), int(sys.argv[3])
 w = v["workers"]
@@ -163,7 +163,7 @@ grep -q "live worker" "$WORK/clear.txt" || fail "clear does not warn about the l
 step "(e) fleet plan --from-fleet"
 "$FLEET" plan --from-fleet --config "$PLANNED" --overhead 3MiB --kv-budget 4MiB --json >"$WORK/from-fleet.json" \
   2>"$WORK/from-fleet.err" || fail "plan --from-fleet failed: $(cat "$WORK/from-fleet.err")"
-python3 - "$WORK/from-fleet.json" "$(hostname)" <<'PY' || fail "plan --from-fleet (above)"
+/usr/bin/python3 - "$WORK/from-fleet.json" "$(hostname)" <<'PY' || fail "plan --from-fleet (above)"
 import json, sys
 p = json.load(open(sys.argv[1]))
 mem = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal:")).split()[1]) * 1024
