@@ -23,6 +23,7 @@ Call::~Call() {
 bool Call::pump(std::chrono::milliseconds wait) {
   std::deque<ResultEvent> events = channel_->wait(wait);
   for (ResultEvent& ev : events) response_.take(ev);
+  if (!first_token_at_ && response_.tokens_taken() > 0) first_token_at_ = std::chrono::steady_clock::now();
   return !events.empty();
 }
 

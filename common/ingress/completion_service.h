@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "bus/producer.h"
@@ -35,6 +36,8 @@ class Call {
   bool past_deadline() const { return std::chrono::steady_clock::now() > deadline_; }
   // Ends the request now (client gone, deadline): a cancel record, unless it finished.
   void cancel();
+  // When pump() first took a token event (empty before).
+  const std::optional<std::chrono::steady_clock::time_point>& first_token_at() const { return first_token_at_; }
 
  private:
   CompletionService& service_;
@@ -42,6 +45,7 @@ class Call {
   std::shared_ptr<ResultChannel> channel_;
   ResponseAssembler response_;
   std::chrono::steady_clock::time_point deadline_;
+  std::optional<std::chrono::steady_clock::time_point> first_token_at_;
   bool cancelled_ = false;
 };
 

@@ -12,8 +12,10 @@
 #include "ingress/api_error.h"
 #include "ingress/completion_service.h"
 #include "ingress/fleet_view.h"
+#include "ingress/ingress_metrics.h"
 #include "ingress/openai_request.h"
 #include "ingress/result_router.h"
+#include "metrics/metrics_server.h"
 
 namespace fleet::ingress {
 
@@ -21,6 +23,7 @@ namespace {
 
 using json = nlohmann::json;
 using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
 
 constexpr milliseconds kWaitSlice{1000};
 constexpr int kListenBacklog = 1024;  // a stream writes a keep-alive comment after this long idle
@@ -51,11 +54,42 @@ bool same_key(const std::string& a, const std::string& b) {
   return diff == 0 && !b.empty();
 }
 
-// What a streaming response keeps between calls of its content provider.
-struct StreamState {
+// A completion request that went to the pipeline ended: its latencies and usage in the metrics.
+void report_end(IngressMetrics& metrics, Clock::time_point arrived, Call& call) {
+  const auto& done = call.response().done();
+  const auto& first = call.first_token_at();
+  metrics.completion_ended(arrived, first ? &*first : nullptr, done ? done->usage.prompt_tokens : 0,
+                           done ? done->usage.completion_tokens : 0);
+}
+
+// A completion request sent to the pipeline, held by its handler and then by its stream (the
+// content provider's state between calls). Reported to the metrics once, when it ends.
+struct CallState {
+  CallState(IngressMetrics& m, Clock::time_point at, std::unique_ptr<InFlightSlot> s, std::unique_ptr<Call> c)
+      : metrics(m), arrived(at), slot(std::move(s)), call(std::move(c)) {}
+  ~CallState() { end(); }
+  CallState(const CallState&) = delete;
+  CallState& operator=(const CallState&) = delete;
+  void start_stream() {
+    streaming = true;
+    metrics.streams_active().inc();
+  }
+  // The response is over (written, failed or abandoned): report it, release the request.
+  void end() {
+    if (call) report_end(metrics, arrived, *call);
+    call.reset();  // cancels the request unless it finished; closes its channel
+    slot.reset();
+    if (streaming) metrics.streams_active().dec();
+    streaming = false;
+  }
+  IngressMetrics& metrics;
+  Clock::time_point arrived;
   std::unique_ptr<InFlightSlot> slot;
   std::unique_ptr<Call> call;
-  std::string pending;  // SSE text not written yet
+  std::string pending;       // SSE text not written yet
+  bool streaming = false;
+  bool ended = false;        // the ingress ended the stream (done, timeout)
+  bool client_gone = false;  // a write failed
 };
 
 }  // namespace
@@ -64,6 +98,10 @@ IngressServer::IngressServer(DeploymentConfig config, IngressSettings settings,
                              std::function<void(const std::string&)> log)
     : config_(std::move(config)), settings_(std::move(settings)), log_(std::move(log)) {
   limits_.max_record_bytes = std::max<size_t>(limits_.max_record_bytes, settings_.max_body_bytes);
+  metrics_ = std::make_unique<IngressMetrics>(config_.model.name);
+  metrics_->registry().gauge_fn("fleet_http_requests_in_flight",
+                                "Completion requests held now (ingress.max_in_flight is the limit)",
+                                [this] { return static_cast<double>(in_flight_.load()); });
 }
 
 IngressServer::~IngressServer() {
@@ -96,6 +134,10 @@ int IngressServer::bind(const std::string& host, int port) {
   http_->set_payload_max_length(std::max<uint64_t>(settings_.max_body_bytes * 4, uint64_t{64} << 20));
   http_->set_tcp_nodelay(true);
   http_->set_keep_alive_max_count(1000);
+  // Called once a response is written (after a stream's last byte), error pages included.
+  http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    metrics_->response(req.path, res.status);
+  });
   // cpp-httplib 0.11.4 listens with a backlog of 5 (compiled into Debian's library): a burst of
   // clients would see dropped connections. The listening socket passes through the socket-options
   // callback before bind(); listen() again on it raises the backlog (Linux allows this).
@@ -136,6 +178,7 @@ bool IngressServer::authorized(const httplib::Request& req, httplib::Response& r
     for (const std::string& k : settings_.api_keys) ok |= same_key(key, k);
     if (ok) return true;
   }
+  metrics_->rejected(RejectReason::Auth);
   reply_error(res, invalid_api_key());
   return false;
 }
@@ -169,6 +212,7 @@ void IngressServer::add_routes() {
     res.status = snap.ready() ? 200 : 503;
     res.set_content(body.dump(), "application/json");
   });
+  metrics::serve_metrics(s, metrics_->registry());  // open, as /health: scrapers send no key
   s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     json model = {{"id", config_.model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "fleet"}};
@@ -200,14 +244,20 @@ void IngressServer::add_routes() {
 }
 
 void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
+  const Clock::time_point arrived = Clock::now();
+  auto reject = [&](RejectReason why, const ApiError& error) {
+    metrics_->rejected(why);
+    reply_error(res, error);
+  };
   if (!authorized(req, res)) return;
-  if (req.body.size() > settings_.max_body_bytes) return reply_error(res, for_status(413));
+  if (req.body.size() > settings_.max_body_bytes) return reject(RejectReason::BadRequest, for_status(413));
   ApiParseOutcome parsed = parse_api_request(endpoint, req.body, config_.model.name, limits_);
-  if (!parsed.ok()) return reply_error(res, *parsed.error);
+  if (!parsed.ok()) return reject(RejectReason::BadRequest, *parsed.error);
   auto slot = std::make_unique<InFlightSlot>(in_flight_, settings_.max_in_flight);
-  if (!slot->taken()) return reply_error(res, too_many_requests(settings_.max_in_flight));
+  if (!slot->taken()) return reject(RejectReason::RateLimit, too_many_requests(settings_.max_in_flight));
   const FleetSnapshot fleet = fleet_->snapshot();
-  if (!fleet.ready()) return reply_error(res, no_live_worker("The model cannot serve now: " + fleet.why_not_ready()));
+  if (!fleet.ready())
+    return reject(RejectReason::Unavailable, no_live_worker("The model cannot serve now: " + fleet.why_not_ready()));
 
   std::unique_ptr<Call> call;
   try {
@@ -216,28 +266,30 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
     log_(std::string("cannot submit a request: ") + e.what());
     return reply_error(res, internal_error(std::string("cannot submit the request: ") + e.what()));
   }
+  // The request from here on, however it ends: reported to the metrics when `st` goes (at the
+  // end of this handler, or of the stream that holds it).
+  auto st = std::make_shared<CallState>(*metrics_, arrived, std::move(slot), std::move(call));
+  Call& c = *st->call;
   // Until the first event nothing is sent, so an error before any output (a prompt longer than
   // the context, ...) gets its HTTP status, streamed or not.
   const bool stream = parsed.request->stream;
-  while (stream ? !call->pump(kWaitSlice) : !call->response().finished()) {
-    if (!stream) call->pump(kWaitSlice);
-    if (call->shutting_down()) return reply_error(res, no_live_worker("The ingress is shutting down."));
-    if (call->past_deadline()) {
-      call->cancel();
-      return reply_error(res, gateway_timeout("The pipeline did not answer request " + call->id() + " in time."));
+  while (stream ? !c.pump(kWaitSlice) : !c.response().finished()) {
+    if (!stream) c.pump(kWaitSlice);
+    if (c.shutting_down()) return reply_error(res, no_live_worker("The ingress is shutting down."));
+    if (c.past_deadline()) {
+      c.cancel();
+      return reply_error(res, gateway_timeout("The pipeline did not answer request " + c.id() + " in time."));
     }
   }
-  if (call->response().error()) return reply_error(res, from_pipeline_error(*call->response().error()));
+  if (c.response().error()) return reply_error(res, from_pipeline_error(*c.response().error()));
   if (!stream) {
-    res.set_content(call->response().completion_body().dump(-1, ' ', false, json::error_handler_t::replace),
+    res.set_content(c.response().completion_body().dump(-1, ' ', false, json::error_handler_t::replace),
                     "application/json");
     return;
   }
 
-  auto st = std::make_shared<StreamState>();
-  st->slot = std::move(slot);
-  st->call = std::move(call);
-  st->pending = st->call->response().take_stream_text();
+  st->start_stream();
+  st->pending = c.response().take_stream_text();
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
@@ -248,10 +300,14 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
           if (!st->pending.empty()) {
             // A failed write: the client is gone. Returning false ends the response; the Call,
             // destroyed with it, cancels the request.
-            if (!sink.write(st->pending.data(), st->pending.size())) return false;
+            if (!sink.write(st->pending.data(), st->pending.size())) {
+              st->client_gone = true;
+              return false;
+            }
             st->pending.clear();
           }
           if (c.response().finished()) {
+            st->ended = true;
             sink.done();
             return true;
           }
@@ -260,6 +316,7 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
             c.cancel();
             const std::string e = "data: " + gateway_timeout("The pipeline did not finish in time.").body() +
                                   "\n\ndata: [DONE]\n\n";
+            st->ended = true;
             sink.write(e.data(), e.size());
             sink.done();
             return true;
@@ -271,9 +328,10 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
           }
         }
       },
-      [st](bool) {
-        st->call.reset();  // cancels the request unless it finished; closes its channel
-        st->slot.reset();
+      [st](bool success) {
+        // Not written to its end, and not for the ingress's own reasons (shutdown): the client left.
+        if (st->client_gone || (!success && !st->ended && st->call && !st->call->shutting_down())) st->metrics.client_disconnected();
+        st->end();
       });
 }
 

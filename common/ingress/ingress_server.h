@@ -4,6 +4,7 @@
 //   GET  /health                ready (200) only when every stage has a live worker, else 503
 //   GET  /v1/models             the deployment's model
 //   GET  /v1/fleet              live workers, their layers and load (membership in Redis)
+//   GET  /metrics               Prometheus text format (ingress_metrics.h; no API key, as /health)
 //   POST /v1/completions        prompt -> text (stream: server-sent events)
 //   POST /v1/chat/completions   messages -> text (stage 0 renders them with the chat template)
 //
@@ -37,6 +38,7 @@ namespace fleet::ingress {
 class ResultRouter;
 class CompletionService;
 class FleetView;
+class IngressMetrics;
 struct ApiError;
 enum class Endpoint;
 
@@ -70,6 +72,7 @@ class IngressServer {
   std::unique_ptr<CompletionService> service_;
   std::unique_ptr<FleetView> fleet_;
   std::atomic<int> in_flight_{0};
+  std::unique_ptr<IngressMetrics> metrics_;  // its in-flight gauge reads in_flight_
   std::atomic<bool> stopping_{false};
 };
 

@@ -27,6 +27,8 @@ class ResponseAssembler {
   bool take(const ResultEvent& ev);
   bool finished() const { return done_.has_value() || error_.has_value(); }
   const std::optional<ContractError>& error() const { return error_; }
+  const std::optional<ResultEvent>& done() const { return done_; }  // the done event, once taken
+  size_t tokens_taken() const { return tokens_.size(); }              // token events taken (no duplicates)
 
   // Streaming: the SSE text for the events taken since the last call (may be empty); after the
   // terminal event it ends with "data: [DONE]\n\n".

@@ -17,6 +17,7 @@
 #include "model/safetensors_writer.h"
 #include "model/tensor_store.h"
 #include "util/json_file.h"
+#include "util/progress.h"
 
 namespace fleet {
 
@@ -127,7 +128,10 @@ void convert_gguf_to_hf(const std::string& gguf_path, const std::string& out_dir
                      }});
   }
   fs::create_directories(out_dir);
+  Progress progress("convert " + out_dir, 0);
+  track_fills(progress, specs, [](const TensorSpec& s) { return shape_bytes(s.shape, dtype_block_bytes(s.dtype)); });
   write_safetensors((fs::path(out_dir) / "model.safetensors").string(), specs);
+  progress.done();
   nlohmann::json cfg = c.to_hf_json(all_bf16 ? "bfloat16" : all_f16 ? "float16" : "float32");
   cfg["fleet_converted_from"] = fs::path(gguf_path).filename().string();
   write_text(fs::path(out_dir) / "config.json", cfg.dump(2) + "\n");
@@ -158,6 +162,8 @@ void convert_hf_to_gguf(const std::string& dir, const std::string& out_path, boo
   const GgmlType main_type = keep_type ? ggml_of(store->require(shapes[0].name, shapes[0].shape).dtype) : type;
 
   GgufWriter w;
+  Progress progress("convert " + out_path, 0);
+  auto add_tensor = [&](GgufTensorSpec t) { w.add_tensor(track_writes(progress, std::move(t))); };
   std::string name = fs::path(dir).lexically_normal().filename().string();
   if (name.empty()) name = fs::path(dir).lexically_normal().parent_path().filename().string();
   gguf_add_model_metadata(w, c, name, main_type);
@@ -175,8 +181,8 @@ void convert_hf_to_gguf(const std::string& dir, const std::string& out_path, boo
   gguf_add_special_token_ids(w, c);
   if (llama && c.rope_scaling.factor > 0) {
     const std::vector<float> f = llama3_rope_factors(c);
-    w.add_tensor({"rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(f.size())},
-                  [f](const GgufSink& put) { put(f.data(), f.size() * 4); }});
+    add_tensor({"rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(f.size())},
+                [f](const GgufSink& put) { put(f.data(), f.size() * 4); }});
   }
   for (const TensorShape& ts : shapes) {
     const TensorRef& src = store->require(ts.name, ts.shape);
@@ -187,7 +193,7 @@ void convert_hf_to_gguf(const std::string& dir, const std::string& out_path, boo
     const GgmlType t = !matrix ? GgmlType::F32 : keep_type ? ggml_of(src.dtype) : type;
     const int64_t heads = rope_heads_of(ts.name, c, llama);
     std::vector<int64_t> ne = matrix ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{rows};
-    w.add_tensor({*gname, t, ne, [&src, t, rows, cols, heads, hd = c.head_dim](const GgufSink& put) {
+    add_tensor({*gname, t, ne, [&src, t, rows, cols, heads, hd = c.head_dim](const GgufSink& put) {
                     // Chunks of whole heads (Q/K) or of ~64K values; each converted, then permuted.
                     const int64_t chunk = heads > 0 ? hd : std::max<int64_t>(1, (1 << 16) / cols);
                     const DType want = t == GgmlType::F32 ? DType::F32 : t == GgmlType::F16 ? DType::F16 : DType::BF16;
@@ -215,6 +221,7 @@ void convert_hf_to_gguf(const std::string& dir, const std::string& out_path, boo
                   }});
   }
   w.write(out_path);
+  progress.done();
 }
 
 }  // namespace fleet

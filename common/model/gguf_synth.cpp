@@ -11,6 +11,7 @@
 #include "model/model_writer.h"
 #include "model/safetensors_writer.h"
 #include "model/synth_random.h"
+#include "util/progress.h"
 
 namespace fleet {
 
@@ -158,6 +159,8 @@ void write_synthetic_gguf(const ModelConfig& c, GgmlType type, uint64_t seed, co
   parse_gguf_write_type(ggml_type_name(type));  // one of the written types
   const bool llama = gguf_architecture(c) == "llama";
   GgufWriter w;
+  Progress progress("synth " + path, 0);
+  auto add_tensor = [&](GgufTensorSpec t) { w.add_tensor(track_writes(progress, std::move(t))); };
   gguf_add_model_metadata(w, c, "fleet synthetic " + std::string(ggml_type_name(type)), type);
   w.add("fleet.synthetic.seed", GgufMeta::u64(seed));
   if (c.vocab_size >= 512) {
@@ -169,7 +172,7 @@ void write_synthetic_gguf(const ModelConfig& c, GgmlType type, uint64_t seed, co
   gguf_add_special_token_ids(w, c);
   if (c.rope_scaling.factor > 0) {
     const std::vector<float> f = llama3_rope_factors(c);
-    w.add_tensor({"rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(f.size())},
+    add_tensor({"rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(f.size())},
                   [f](const GgufSink& put) { put(f.data(), f.size() * 4); }});
   }
   for (const TensorShape& ts : hf_tensor_shapes(c)) {
@@ -179,7 +182,7 @@ void write_synthetic_gguf(const ModelConfig& c, GgmlType type, uint64_t seed, co
     const int64_t rows = matrix ? ts.shape[0] : 1, cols = ts.shape.back();
     if (!matrix) {
       const bool is_norm = ts.name.find("bias") == std::string::npos;
-      w.add_tensor({*name, GgmlType::F32, {cols}, [=, hf = ts.name](const GgufSink& put) {
+      add_tensor({*name, GgmlType::F32, {cols}, [=, hf = ts.name](const GgufSink& put) {
                       write_float_tensor(put, seed, hf, is_norm, 1, cols, GgmlType::F32, 0, 0);
                     }});
       continue;
@@ -188,7 +191,7 @@ void write_synthetic_gguf(const ModelConfig& c, GgmlType type, uint64_t seed, co
     int64_t rope_heads = 0;
     if (llama && ts.name.ends_with("q_proj.weight")) rope_heads = c.n_heads;
     if (llama && ts.name.ends_with("k_proj.weight")) rope_heads = c.n_kv_heads;
-    w.add_tensor({*name, t, {cols, rows}, [=, hf = ts.name, hd = c.head_dim](const GgufSink& put) {
+    add_tensor({*name, t, {cols, rows}, [=, hf = ts.name, hd = c.head_dim](const GgufSink& put) {
                     if (is_unquantized(t)) {
                       write_float_tensor(put, seed, hf, false, rows, cols, t, rope_heads, hd);
                       return;
@@ -202,6 +205,7 @@ void write_synthetic_gguf(const ModelConfig& c, GgmlType type, uint64_t seed, co
                   }});
   }
   w.write(path);
+  progress.done();
 }
 
 }  // namespace fleet

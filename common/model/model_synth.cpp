@@ -13,6 +13,7 @@
 #include "model/model_writer.h"
 #include "model/safetensors_writer.h"
 #include "model/synth_random.h"
+#include "util/progress.h"
 
 namespace fleet {
 
@@ -161,6 +162,9 @@ void write_synthetic_model(const ModelConfig& c, DType dtype, uint64_t seed, con
                                encode_f32(v.data(), v.size(), dtype, out);
                              }});
   }
+  Progress progress("synth " + out_dir, 0);
+  for (auto& shard : shards)
+    track_fills(progress, shard, [](const TensorSpec& s) { return shape_bytes(s.shape, dtype_block_bytes(s.dtype)); });
   const std::string torch_dtype = dtype == DType::F32 ? "float32" : dtype == DType::BF16 ? "bfloat16" : "float16";
   if (shards.size() == 1) {
     write_safetensors((fs::path(out_dir) / "model.safetensors").string(), shards[0]);
@@ -174,6 +178,7 @@ void write_synthetic_model(const ModelConfig& c, DType dtype, uint64_t seed, con
     }
     std::ofstream(fs::path(out_dir) / "model.safetensors.index.json") << index.dump(2) << "\n";
   }
+  progress.done();
   if (c.vocab_size >= 512) write_synthetic_tokenizer(c.vocab_size, fs::path(out_dir) / "tokenizer.bin");
   nlohmann::json cfg = c.to_hf_json(torch_dtype);
   cfg["fleet_synthetic"] = {{"seed", seed}};

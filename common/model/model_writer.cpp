@@ -10,6 +10,7 @@
 #include "model/safetensors_writer.h"
 #include "model/tensor_store.h"
 #include "tokenizer/tokenizer.h"
+#include "util/progress.h"
 
 namespace fleet {
 
@@ -90,7 +91,10 @@ void convert_llama2c_to_hf(const std::string& model_file, const std::string& tok
                          std::memcpy(out.data(), src.data, src.nbytes);
                      }});
   }
+  Progress progress("convert " + out_dir, 0);
+  track_fills(progress, specs, [](const TensorSpec& s) { return shape_bytes(s.shape, dtype_block_bytes(s.dtype)); });
   write_safetensors((fs::path(out_dir) / "model.safetensors").string(), specs);
+  progress.done();
   write_text(fs::path(out_dir) / "config.json", c.to_hf_json("float32").dump(2) + "\n");
   write_text(fs::path(out_dir) / "tokenizer.json", tok->to_hf_tokenizer_json());
   write_text(fs::path(out_dir) / "tokenizer_config.json", tok->to_hf_tokenizer_config_json());

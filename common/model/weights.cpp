@@ -2,6 +2,7 @@
 
 #include "model/gguf_model.h"
 #include "util/json_file.h"
+#include "util/progress.h"
 
 #include <algorithm>
 #include <cmath>
@@ -175,11 +176,30 @@ StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& op
     throw std::runtime_error("layer range [" + std::to_string(w.layer_begin) + ", " + std::to_string(w.layer_end) +
                              ") is not within the model's " + std::to_string(c.n_layers) + " layers");
   const int64_t D = c.dim, F = c.hidden_dim, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim(), HD = c.head_dim;
+  // Progress over the bytes read at load: vectors and converted matrices (views are not read).
+  Progress progress("load " + source.path + " layers " + std::to_string(w.layer_begin) + "-" +
+                    std::to_string(w.layer_end - 1), 0);
+  auto count = [&](const std::string& n) {
+    const TensorRef* t = st.find(n);
+    if (t && (t->shape.size() < 2 || resolve_dtype(options.weight_dtype, t->dtype) != t->dtype))
+      progress.add_total(t->nbytes);
+  };
+  for (int l = w.layer_begin; l < w.layer_end; ++l)
+    for (const auto& s : layer_tensor_suffixes(c)) count(layer_tensor_name(l, s.c_str()));
+  if (w.layer_begin == 0) count(kEmbedName);
+  if (w.layer_end == c.n_layers)
+    for (const char* n : {kFinalNormName, c.tie_embeddings ? kEmbedName : kHeadName}) count(n);
   auto matrix = [&](const std::string& name, std::vector<int64_t> shape) {
     const TensorRef& t = st.require(name, shape);
-    return matrix_from_tensor(t, resolve_dtype(options.weight_dtype, t.dtype));
+    Matrix m = matrix_from_tensor(t, resolve_dtype(options.weight_dtype, t.dtype));
+    if (m.dtype != t.dtype) progress.advance(t.nbytes);
+    return m;
   };
-  auto vec = [&](const std::string& name, int64_t n) { return to_f32_vector(st.require(name, {n})); };
+  auto vec = [&](const std::string& name, int64_t n) {
+    const TensorRef& t = st.require(name, {n});
+    progress.advance(t.nbytes);
+    return to_f32_vector(t);
+  };
 
   if (w.layer_begin == 0) w.embedding = matrix(kEmbedName, {V, D});
   for (int l = w.layer_begin; l < w.layer_end; ++l) {
@@ -214,6 +234,7 @@ StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& op
     // when converted.
     w.head = matrix(c.tie_embeddings ? kEmbedName : kHeadName, {V, D});
   }
+  progress.done();
   return w;
 }
 

@@ -206,7 +206,7 @@ void prompts_fields(Gen& g) {
     g.prompt_json("wrong-type", "messages = " + v.dump(), [&, &v = v](json& j) { j.erase("prompt"); j["messages"] = v; },
                   kInvalidRequest, says);
 
-  for (const std::string f : {"max_token", "Prompt", "model", "stream", "n", "temperatur", "", "id ", "logprobs", "\xc3\xa9"})
+  for (const std::string f : {"max_token", "Prompt", "model", "stream", "n", "temperatur", "", "id ", "logit_bias", "\xc3\xa9"})
     g.prompt_json("unknown-field", "field '" + f + "'", [&](json& j) { j[f] = 1; }, kInvalidRequest,
                   "unknown field '" + f + "'");
 

@@ -1,7 +1,8 @@
 // fleet-ingress end to end: a 2-stage stories260K pipeline (real fleet-stage processes, Kafka and
 // Redis from scripts/stack.sh) behind a real fleet-ingress process, driven by the official
 // openai Python client, curl -N and 32 concurrent streaming HTTP clients. Texts are compared
-// with fleet generate's (the one-process reference) at temperature 0.
+// with fleet generate's (the one-process reference) at temperature 0. The ingress's GET /metrics
+// is read with prometheus_client's parser and its counters checked against the requests sent.
 #include <httplib.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -19,6 +21,7 @@
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 #include "ingress/ingress_harness.h"
+#include "metrics/prometheus_parse.h"
 #include "state/redis_client.h"
 #include "support/stack_env.h"
 #include "support/stories_reference.h"
@@ -67,6 +70,29 @@ class IngressE2E : public ::testing::Test {
 };
 Deployment* IngressE2E::deployment_ = nullptr;
 IngressProcess* IngressE2E::ingress_ = nullptr;
+
+// The ingress's GET /metrics (no API key) read by prometheus_client's parser.
+ParsedMetrics scrape(int port) {
+  const HttpResult r = http_get(port, "/metrics", "");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  std::string error;
+  std::optional<ParsedMetrics> m = parse_prometheus(r.body, &error);
+  if (!m) ADD_FAILURE() << error << "\n" << r.body;
+  return m.value_or(ParsedMetrics{});
+}
+// Scrapes until check(metrics) holds or 15 s pass (a stream is accounted for after its last
+// byte is written, so a client can see its end first); returns the last scrape.
+template <typename Check>
+ParsedMetrics scrape_until(int port, Check check) {
+  const auto deadline = Clock::now() + std::chrono::seconds(15);
+  ParsedMetrics m = scrape(port);
+  while (!check(m) && Clock::now() < deadline) m = scrape(port);
+  return m;
+}
+bool quiet(const ParsedMetrics& m) {
+  return m.sum("fleet_http_streams_active") == 0 && m.sum("fleet_http_requests_in_flight") == 0;
+}
 
 const json kMessages = json::array({{{"role", "system"}, {"content", "You tell short stories."}},
                                     {{"role", "user"}, {"content", "Tell me about a dog."}}});
@@ -206,6 +232,8 @@ TEST_F(IngressE2E, DisconnectMidStreamCancels) {
       break;
     }
   ASSERT_FALSE(prompt.empty()) << "no story prompt runs 300 greedy tokens";
+  const ParsedMetrics before = scrape_until(port(), quiet);
+  ASSERT_TRUE(quiet(before));
   httplib::Client c("127.0.0.1", port());
   c.set_read_timeout(60, 0);
   httplib::Request req;
@@ -240,6 +268,13 @@ TEST_F(IngressE2E, DisconnectMidStreamCancels) {
   EXPECT_EQ(finish, "cancelled") << ingress_->log();
   const size_t generated = redis.lrange("fleet:req:" + id + ":tokens", 0, -1).size();
   EXPECT_LT(generated, 300u);  // stopped early: no work left running
+  // The ingress counted the hang-up and holds nothing for the request any more.
+  const auto disconnects = [&](const ParsedMetrics& m) { return m.sum("fleet_http_client_disconnects_total"); };
+  const ParsedMetrics after = scrape_until(port(), [&](const ParsedMetrics& m) {
+    return quiet(m) && disconnects(m) == disconnects(before) + 1;
+  });
+  EXPECT_EQ(disconnects(after), disconnects(before) + 1);
+  EXPECT_TRUE(quiet(after));
   std::printf("[ingress] disconnect after the first event: cancelled in Redis %.0f ms after the hang-up, after %zu tokens\n",
               std::chrono::duration<double, std::milli>(Clock::now() - hung_up).count(), generated);
 }
@@ -339,6 +374,73 @@ TEST_F(IngressE2E, HealthModelsAndFleet) {
   EXPECT_EQ(fleet["workers"][1]["layers"], json::array({3, 5}));
 }
 
+TEST_F(IngressE2E, MetricsCountTheRequests) {
+  const ParsedMetrics before = scrape_until(port(), quiet);  // no stream of an earlier test still open
+  ASSERT_TRUE(quiet(before));
+  for (const char* family : {"fleet_http_requests", "fleet_http_rejected", "fleet_http_streams_active",
+                             "fleet_http_requests_in_flight", "fleet_http_time_to_first_token_seconds",
+                             "fleet_http_request_duration_seconds", "fleet_http_completion_tokens",
+                             "fleet_http_prompt_tokens", "fleet_http_client_disconnects"}) {
+    const ParsedFamily* f = before.family(family);
+    ASSERT_NE(f, nullptr) << family;
+    for (const ParsedSample& x : f->samples)
+      EXPECT_TRUE(x.labels.count("service") && x.labels.at("service") == "ingress" && x.labels.count("model") &&
+                  x.labels.at("model") == kModel) << x.name << " lacks service/model labels";
+  }
+  // 3 completions and 1 streamed chat with usage; a wrong key, a malformed body.
+  int prompt_tokens = 0, completion_tokens = 0;
+  for (int i = 0; i < 3; ++i) {
+    const json body = completion_body(story_prompts()[static_cast<size_t>(i)], 8 + 4 * i, false);
+    const HttpResult r = http_post(port(), "/v1/completions", body.dump(), kKey);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json u = json::parse(r.body)["usage"];
+    prompt_tokens += u["prompt_tokens"].get<int>();
+    completion_tokens += u["completion_tokens"].get<int>();
+    ASSERT_GT(u["completion_tokens"].get<int>(), 0);
+  }
+  const json chat = {{"model", kModel}, {"messages", kMessages}, {"max_tokens", 12}, {"temperature", 0},
+                     {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+  const HttpResult sr = http_post(port(), "/v1/chat/completions", chat.dump(), kKey);
+  ASSERT_EQ(sr.status, 200) << sr.body;
+  const std::vector<std::string> data = sse_data(sr.body);
+  ASSERT_GE(data.size(), 2u);
+  const json u = json::parse(data[data.size() - 2])["usage"];  // the usage chunk before [DONE]
+  ASSERT_TRUE(u.is_object()) << sr.body;
+  prompt_tokens += u["prompt_tokens"].get<int>();
+  completion_tokens += u["completion_tokens"].get<int>();
+  EXPECT_EQ(http_post(port(), "/v1/completions", completion_body("x", 4, false).dump(), "wrong").status, 401);
+  EXPECT_EQ(http_post(port(), "/v1/completions", R"({"prompt":"x"})", kKey).status, 400);
+
+  const auto count = [&](const ParsedMetrics& m, const std::string& endpoint, const std::string& status) {
+    return m.sum("fleet_http_requests_total", {{"endpoint", endpoint}, {"status", status}});
+  };
+  const auto delta = [&](const ParsedMetrics& after, const std::string& name, std::map<std::string, std::string> l = {}) {
+    return after.sum(name, l) - before.sum(name, l);
+  };
+  const std::vector<std::tuple<std::string, std::string, int>> sent = {
+      {"/v1/completions", "200", 3}, {"/v1/chat/completions", "200", 1}, {"/v1/completions", "401", 1},
+      {"/v1/completions", "400", 1}};
+  const ParsedMetrics after = scrape_until(port(), [&](const ParsedMetrics& m) {
+    bool all = quiet(m);
+    for (const auto& [e, status, n] : sent) all = all && count(m, e, status) == count(before, e, status) + n;
+    return all;
+  });
+  EXPECT_TRUE(quiet(after));
+  for (const auto& [e, status, n] : sent) EXPECT_EQ(count(after, e, status) - count(before, e, status), n) << e << status;
+  EXPECT_GE(count(after, "/metrics", "200") - count(before, "/metrics", "200"), 1);  // the scrapes themselves
+  for (const auto& [why, n] : std::map<std::string, int>{{"auth", 1}, {"bad_request", 1}, {"rate_limit", 0}, {"unavailable", 0}})
+    EXPECT_EQ(delta(after, "fleet_http_rejected_total", {{"reason", why}}), n) << why;
+  EXPECT_EQ(delta(after, "fleet_http_completion_tokens_total"), completion_tokens);
+  EXPECT_EQ(delta(after, "fleet_http_prompt_tokens_total"), prompt_tokens);
+  EXPECT_EQ(delta(after, "fleet_http_client_disconnects_total"), 0);
+  // Every request sent to the pipeline: one duration and one time to first token each.
+  EXPECT_EQ(delta(after, "fleet_http_request_duration_seconds_count"), 4);
+  EXPECT_EQ(delta(after, "fleet_http_time_to_first_token_seconds_count"), 4);
+  EXPECT_GT(delta(after, "fleet_http_time_to_first_token_seconds_sum"), 0);
+  EXPECT_LE(delta(after, "fleet_http_time_to_first_token_seconds_sum"),
+            delta(after, "fleet_http_request_duration_seconds_sum"));
+}
+
 // Another ingress over a 3-stage cut of the same model: stage 2 has no worker, so it is not
 // ready and refuses work with a 503; one with max_in_flight 1 answers a second request with a 429.
 TEST_F(IngressE2E, NotReadyAndInFlightLimit) {
@@ -355,6 +457,7 @@ TEST_F(IngressE2E, NotReadyAndInFlightLimit) {
     EXPECT_NE(h.body.find("stage 2 has no live worker"), std::string::npos) << h.body;
     const HttpResult r = http_post(three_stage.port(), "/v1/completions", completion_body("Once", 4, false).dump(), kKey);
     EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_EQ(scrape(three_stage.port()).sum("fleet_http_rejected_total", {{"reason", "unavailable"}}), 1);
     EXPECT_EQ(three_stage.stop(), 0);
   }
   const size_t at = cfg.find("ingress: {max_in_flight: 64");
@@ -388,6 +491,7 @@ TEST_F(IngressE2E, NotReadyAndInFlightLimit) {
   long_stream.join();
   EXPECT_EQ(r.status, 429) << r.body;
   EXPECT_EQ(json::parse(r.body)["error"]["code"], "rate_limit_exceeded");
+  EXPECT_EQ(scrape(one.port()).sum("fleet_http_rejected_total", {{"reason", "rate_limit"}}), 1);
   EXPECT_EQ(one.stop(), 0);
 }
 

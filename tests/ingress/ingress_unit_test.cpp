@@ -1,15 +1,18 @@
 // fleet-ingress's pieces without a broker: OpenAI request translation and its errors, response
-// assembly (whole and streamed), the ingress settings; the penalties and logprobs of sampling.
+// assembly (whole and streamed), the ingress settings, its metrics (read back with
+// prometheus_client's parser); the penalties and logprobs of sampling.
 #include <cmath>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "ingress/fleet_view.h"
+#include "ingress/ingress_metrics.h"
 #include "ingress/ingress_settings.h"
 #include "ingress/openai_request.h"
 #include "ingress/openai_response.h"
 #include "ingress/ingress_harness.h"
+#include "metrics/prometheus_parse.h"
 #include "sampling/logit_adjust.h"
 
 namespace fleet::ingress {
@@ -286,6 +289,62 @@ TEST(Logprobs, LogSoftmaxAndTopAlternatives) {
   EXPECT_NEAR(sum, 1.0, 1e-12);
   // The same row always gives the same bits (a replayed step publishes identical numbers).
   EXPECT_EQ(token_logprobs(row, 2, 2).sampled, token_logprobs(row, 2, 2).sampled);
+}
+
+TEST(IngressMetrics, CountsAndExposesParsable) {
+  EXPECT_EQ(endpoint_label("/v1/completions"), "/v1/completions");
+  EXPECT_EQ(endpoint_label("/v1/chat/completions"), "/v1/chat/completions");
+  EXPECT_EQ(endpoint_label("/v1/models/stories260K"), "/v1/models/{model}");
+  EXPECT_EQ(endpoint_label("/v1/models/"), "other");
+  EXPECT_EQ(endpoint_label("/v2/anything"), "other");
+  EXPECT_EQ(endpoint_label("/metrics"), "/metrics");
+
+  IngressMetrics m("my \"model\"");
+  m.response("/v1/completions", 200);
+  m.response("/v1/completions", 200);
+  m.response("/v1/chat/completions", 429);
+  m.response("/nope/1", 404);
+  m.response("/nope/2", 404);
+  m.rejected(RejectReason::Auth);
+  m.rejected(RejectReason::RateLimit);
+  m.rejected(RejectReason::RateLimit);
+  const auto t0 = IngressMetrics::Clock::now() - std::chrono::milliseconds(300);
+  const auto first = t0 + std::chrono::milliseconds(100);
+  m.completion_ended(t0, &first, 7, 16);
+  m.completion_ended(t0, nullptr, 3, 0);  // ended before any token: no time to first token
+  m.client_disconnected();
+  m.streams_active().inc();
+
+  std::string error;
+  const std::optional<fleet::test::ParsedMetrics> p = fleet::test::parse_prometheus(m.registry().expose(), &error);
+  ASSERT_TRUE(p) << error << "\n" << m.registry().expose();
+  const std::map<std::string, std::string> base = {{"service", "ingress"}, {"model", "my \"model\""}};
+  auto with = [&](std::map<std::string, std::string> extra) {
+    extra.insert(base.begin(), base.end());
+    return extra;
+  };
+  EXPECT_EQ(p->sum("fleet_http_requests_total", with({{"endpoint", "/v1/completions"}, {"status", "200"}})), 2);
+  EXPECT_EQ(p->sum("fleet_http_requests_total", with({{"endpoint", "/v1/chat/completions"}, {"status", "429"}})), 1);
+  EXPECT_EQ(p->sum("fleet_http_requests_total", with({{"endpoint", "other"}, {"status", "404"}})), 2);
+  EXPECT_EQ(p->samples("fleet_http_requests_total").size(), 3u);  // unknown paths share one series
+  EXPECT_EQ(p->sum("fleet_http_rejected_total", with({{"reason", "auth"}})), 1);
+  EXPECT_EQ(p->sum("fleet_http_rejected_total", with({{"reason", "rate_limit"}})), 2);
+  EXPECT_EQ(p->samples("fleet_http_rejected_total", with({{"reason", "unavailable"}})).size(), 1u);  // exposed as 0
+  EXPECT_EQ(p->sum("fleet_http_rejected_total", with({{"reason", "bad_request"}})), 0);
+  EXPECT_EQ(p->sum("fleet_http_prompt_tokens_total", base), 10);
+  EXPECT_EQ(p->sum("fleet_http_completion_tokens_total", base), 16);
+  EXPECT_EQ(p->sum("fleet_http_client_disconnects_total", base), 1);
+  EXPECT_EQ(p->sum("fleet_http_streams_active", base), 1);
+  EXPECT_EQ(p->sum("fleet_http_request_duration_seconds_count", base), 2);
+  EXPECT_GE(p->sum("fleet_http_request_duration_seconds_sum", base), 0.6);
+  EXPECT_EQ(p->sum("fleet_http_time_to_first_token_seconds_count", base), 1);
+  EXPECT_NEAR(p->sum("fleet_http_time_to_first_token_seconds_sum", base), 0.1, 1e-9);
+  // 0.1 s falls in the bucket le=0.128 (0.5 ms doubling), not in le=0.064.
+  EXPECT_EQ(p->sum("fleet_http_time_to_first_token_seconds_bucket", with({{"le", "0.064"}})), 0);
+  EXPECT_EQ(p->sum("fleet_http_time_to_first_token_seconds_bucket", with({{"le", "0.128"}})), 1);
+  const fleet::test::ParsedFamily* f = p->family("fleet_http_request_duration_seconds");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->type, "histogram");
 }
 
 }  // namespace

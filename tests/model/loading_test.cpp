@@ -182,7 +182,7 @@ TEST(ModelLoading, ConfigMismatchesAreClearErrors) {
   EXPECT_TRUE(contains(error_of([&] { open_model(d + "/nope"); }), "no such file or directory"));
 }
 
-TEST(ModelLoading, Float16FilesLoadAsF32CloseToTheF32File) {
+TEST(ModelLoading, Float16FilesStayF16InMemoryCloseToTheF32File) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16(-2.5f), 0xc100);
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
@@ -195,7 +195,8 @@ TEST(ModelLoading, Float16FilesLoadAsF32CloseToTheF32File) {
   ModelSource s32 = open_model(a), s16 = open_model(b);
   EXPECT_EQ(s16.store->find("model.layers.0.mlp.up_proj.weight")->dtype, DType::F16);
   StageWeights w32 = load_stage_weights(s32, {}), w16 = load_stage_weights(s16, {});
-  EXPECT_EQ(w16.layers[0].w_up.dtype, DType::F32);  // auto: f16 files become f32 in memory
+  EXPECT_EQ(w16.layers[0].w_up.dtype, DType::F16);  // auto: the file's type, a zero-copy view
+  EXPECT_TRUE(w16.layers[0].w_up.owned.empty());
   std::vector<float> r32(128), r16(128);
   w32.layers[1].w_up.row_to_f32(5, r32.data());
   w16.layers[1].w_up.row_to_f32(5, r16.data());
