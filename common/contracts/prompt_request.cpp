@@ -10,6 +10,16 @@
 
 namespace fleet {
 
+std::string json_type_name(const nlohmann::json& v) {
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
 namespace {
 
 using json = nlohmann::json;
@@ -28,15 +38,6 @@ bool present(const json& obj, const char* field) {
   return it != obj.end() && !it->is_null();
 }
 
-std::string type_name(const json& v) {
-  if (v.is_number_integer()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return "null";
-}
 
 int64_t integer_field(const json& obj, const char* field, int64_t min, int64_t max) {
   const json& v = obj.at(field);
@@ -48,7 +49,7 @@ int64_t integer_field(const json& obj, const char* field, int64_t min, int64_t m
     return static_cast<int64_t>(d);
   }
   if (!v.is_number_integer())
-    throw Invalid{std::string(field) + " must be an integer, got " + type_name(v)};
+    throw Invalid{std::string(field) + " must be an integer, got " + json_type_name(v)};
   if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))
     throw Invalid{std::string(field) + " must be at most " + std::to_string(max) + ", got " + v.dump()};
   const int64_t x = v.get<int64_t>();
@@ -60,13 +61,13 @@ int64_t integer_field(const json& obj, const char* field, int64_t min, int64_t m
 
 double number_field(const json& obj, const char* field) {
   const json& v = obj.at(field);
-  if (!v.is_number()) throw Invalid{std::string(field) + " must be a number, got " + type_name(v)};
+  if (!v.is_number()) throw Invalid{std::string(field) + " must be a number, got " + json_type_name(v)};
   return v.get<double>();
 }
 
 std::string string_field(const json& obj, const char* field) {
   const json& v = obj.at(field);
-  if (!v.is_string()) throw Invalid{std::string(field) + " must be a string, got " + type_name(v)};
+  if (!v.is_string()) throw Invalid{std::string(field) + " must be a string, got " + json_type_name(v)};
   return v.get<std::string>();
 }
 
@@ -90,7 +91,7 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
                     std::to_string(limits.max_prompt_bytes)};
   } else {
     const json& msgs = body.at("messages");
-    if (!msgs.is_array()) throw Invalid{"messages must be an array, got " + type_name(msgs)};
+    if (!msgs.is_array()) throw Invalid{"messages must be an array, got " + json_type_name(msgs)};
     if (msgs.empty()) throw Invalid{"messages must not be empty"};
     if (msgs.size() > limits.max_messages)
       throw Invalid{"messages has " + std::to_string(msgs.size()) + " entries, more than the limit of " +
@@ -99,7 +100,7 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
     for (size_t i = 0; i < msgs.size(); ++i) {
       const std::string where = "messages[" + std::to_string(i) + "]";
       const json& m = msgs[i];
-      if (!m.is_object()) throw Invalid{where + " must be an object {role, content}, got " + type_name(m)};
+      if (!m.is_object()) throw Invalid{where + " must be an object {role, content}, got " + json_type_name(m)};
       for (const auto& [k, v] : m.items())
         if (k != "role" && k != "content") throw Invalid{where + " has the unknown field '" + k + "'"};
       if (!m.contains("role") || !m["role"].is_string()) throw Invalid{where + ".role must be a string"};
@@ -153,7 +154,7 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
   }
   if (present(body, "logprobs")) {
     const json& v = body.at("logprobs");
-    if (!v.is_boolean()) throw Invalid{"logprobs must be a boolean, got " + type_name(v)};
+    if (!v.is_boolean()) throw Invalid{"logprobs must be a boolean, got " + json_type_name(v)};
     r.logprobs = v.get<bool>();
   }
   if (present(body, "top_logprobs")) {
@@ -169,11 +170,11 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
         throw Invalid{"stop has " + std::to_string(v.size()) + " strings, at most " +
                       std::to_string(limits.max_stop_strings) + " are allowed"};
       for (const json& s : v) {
-        if (!s.is_string()) throw Invalid{"stop must hold strings, got " + type_name(s)};
+        if (!s.is_string()) throw Invalid{"stop must hold strings, got " + json_type_name(s)};
         r.stop.push_back(s.get<std::string>());
       }
     } else {
-      throw Invalid{"stop must be a string or an array of strings, got " + type_name(v)};
+      throw Invalid{"stop must be a string or an array of strings, got " + json_type_name(v)};
     }
     for (const auto& s : r.stop) {
       if (s.empty()) throw Invalid{"stop strings must not be empty"};
@@ -241,12 +242,12 @@ PromptParseResult parse_prompt_record(std::string_view value, std::optional<std:
   } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
     return fail(error_code::kInvalidJson, std::string("the record is not valid JSON: ") + e.what());
   }
-  if (!body.is_object()) return fail(error_code::kInvalidRequest, "the record must be a JSON object, got " + type_name(body));
+  if (!body.is_object()) return fail(error_code::kInvalidRequest, "the record must be a JSON object, got " + json_type_name(body));
 
   // Recover the id first so that every later error can be keyed by it.
   if (present(body, "id")) {
     const json& v = body["id"];
-    if (!v.is_string()) return fail(error_code::kInvalidRequest, "id must be a string, got " + type_name(v));
+    if (!v.is_string()) return fail(error_code::kInvalidRequest, "id must be a string, got " + json_type_name(v));
     const std::string id = v.get<std::string>();
     if (id.size() <= 256) out.id = id;
     if (!is_valid_request_id(id))

@@ -21,6 +21,10 @@
 
 namespace fleet {
 
+// "an integer", "a number", "a string", "a boolean", "an array", "an object" or "null": how
+// errors about bad JSON input name what they got.
+std::string json_type_name(const nlohmann::json& v);
+
 // Codes of the "error" result events and dead-letter records.
 namespace error_code {
 inline constexpr const char* kInvalidJson = "invalid_json";        // the record is not JSON

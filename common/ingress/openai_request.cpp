@@ -20,18 +20,9 @@ struct Reject {
   throw Reject{bad_request(std::move(message), param, "invalid_value")};
 }
 
-std::string type_name(const json& v) {
-  if (v.is_number_integer()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return "null";
-}
 
 [[noreturn]] void wrong_type(const std::string& param, const char* expected, const json& v) {
-  throw Reject{bad_request("'" + param + "' must be " + expected + ", got " + type_name(v) + ".", param, "invalid_type")};
+  throw Reject{bad_request("'" + param + "' must be " + expected + ", got " + json_type_name(v) + ".", param, "invalid_type")};
 }
 
 double number(const json& v, const std::string& param, double lo, double hi) {
@@ -239,7 +230,7 @@ ApiParseOutcome parse_api_request(Endpoint endpoint, std::string_view body, cons
     return out;
   }
   if (!j.is_object()) {
-    out.error = bad_request("The request body must be a JSON object, got " + type_name(j) + ".", std::nullopt,
+    out.error = bad_request("The request body must be a JSON object, got " + json_type_name(j) + ".", std::nullopt,
                             "invalid_type");
     return out;
   }

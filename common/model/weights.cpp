@@ -104,9 +104,7 @@ Matrix matrix_from_tensor(const TensorRef& t, DType want) {
   return m;
 }
 
-namespace {
-
-DType resolve_dtype(const std::string& option, DType file_dtype) {
+DType resolve_weight_dtype(const std::string& option, DType file_dtype) {
   if (option == "auto") return file_dtype;
   DType d = parse_dtype(option);
   if (d != DType::F32 && d != DType::BF16 && d != DType::Q8_0)
@@ -114,8 +112,6 @@ DType resolve_dtype(const std::string& option, DType file_dtype) {
                              " is not supported in memory (use auto, f32, bf16 or q8_0)");
   return d;
 }
-
-}  // namespace
 
 size_t StageWeights::bytes() const {
   size_t n = embedding.bytes() + head.bytes() + final_norm.size() * 4;
@@ -145,7 +141,7 @@ ModelSource open_model(const std::string& path) {
   return src;
 }
 
-static std::vector<std::string> layer_tensor_suffixes(const ModelConfig& c) {
+std::vector<std::string> layer_tensor_suffixes(const ModelConfig& c) {
   std::vector<std::string> s = {"input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
                                 "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
                                 "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
@@ -181,7 +177,7 @@ StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& op
                     std::to_string(w.layer_end - 1), 0);
   auto count = [&](const std::string& n) {
     const TensorRef* t = st.find(n);
-    if (t && (t->shape.size() < 2 || resolve_dtype(options.weight_dtype, t->dtype) != t->dtype))
+    if (t && (t->shape.size() < 2 || resolve_weight_dtype(options.weight_dtype, t->dtype) != t->dtype))
       progress.add_total(t->nbytes);
   };
   for (int l = w.layer_begin; l < w.layer_end; ++l)
@@ -191,7 +187,7 @@ StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& op
     for (const char* n : {kFinalNormName, c.tie_embeddings ? kEmbedName : kHeadName}) count(n);
   auto matrix = [&](const std::string& name, std::vector<int64_t> shape) {
     const TensorRef& t = st.require(name, shape);
-    Matrix m = matrix_from_tensor(t, resolve_dtype(options.weight_dtype, t.dtype));
+    Matrix m = matrix_from_tensor(t, resolve_weight_dtype(options.weight_dtype, t.dtype));
     if (m.dtype != t.dtype) progress.advance(t.nbytes);
     return m;
   };

@@ -84,6 +84,13 @@ ModelSource open_model(const std::string& path);
 
 StageWeights load_stage_weights(const ModelSource& source, const LoadOptions& options);
 
+// The in-memory dtype of a matrix stored as `file_dtype` under LoadOptions::weight_dtype
+// `option` (auto: as stored); throws for an option the engine cannot hold.
+DType resolve_weight_dtype(const std::string& option, DType file_dtype);
+
+// The tensors of each layer, as suffixes after "model.layers.<l>." (canonical names).
+std::vector<std::string> layer_tensor_suffixes(const ModelConfig& config);
+
 // The parameter bytes of layers [begin, end) as stored in the file (for memory checks).
 size_t layer_file_bytes(const ModelSource& source, int begin, int end);
 

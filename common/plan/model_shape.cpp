@@ -18,23 +18,6 @@ uint64_t elems_bytes(int64_t numel, DType d) {
   return static_cast<uint64_t>((numel + bs - 1) / bs) * dtype_block_bytes(d);
 }
 
-// The dtype matrices of a file of dtype `file` take in memory (as weights.cpp resolves it).
-DType memory_dtype(const std::string& option, DType file) {
-  if (option == "auto") return file == DType::F16 ? DType::F32 : file;
-  return parse_dtype(option);
-}
-
-std::vector<std::string> layer_suffixes(const ModelConfig& c) {
-  std::vector<std::string> s = {"input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                                "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-                                "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
-  if (c.qkv_bias)
-    for (const char* b : {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}) s.push_back(b);
-  if (c.qk_norm)
-    for (const char* b : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) s.push_back(b);
-  return s;
-}
-
 // A tensor's bytes in memory: vectors (norms, biases) as f32; matrices in the memory dtype
 // (a quantized GGUF matrix stays in its stored blocks).
 uint64_t tensor_memory_bytes(const TensorRef& t, const std::string& weights, std::string* dtype_used) {
@@ -43,7 +26,7 @@ uint64_t tensor_memory_bytes(const TensorRef& t, const std::string& weights, std
     *dtype_used = "as stored";
     return t.nbytes;
   }
-  DType d = memory_dtype(weights, t.dtype);
+  DType d = resolve_weight_dtype(weights, t.dtype);
   if (dtype_used->empty()) *dtype_used = dtype_name(d);
   // Blocks never straddle rows: each row is rounded up to whole blocks (as the loader does).
   const int64_t cols = t.shape.back();
@@ -59,7 +42,7 @@ ModelShape from_config_only(const std::string& path, const std::string& config_p
   const ModelConfig& c = s.config;
   std::string torch_dtype = j.value("torch_dtype", "bfloat16");
   DType file = torch_dtype == "float32" ? DType::F32 : torch_dtype == "float16" ? DType::F16 : DType::BF16;
-  DType d = memory_dtype(weights, file);
+  DType d = resolve_weight_dtype(weights, file);
   s.dtype = dtype_name(d);
   const int64_t D = c.dim, H = c.hidden_dim, V = c.vocab_size;
   int64_t vectors = 2 * D;
@@ -119,7 +102,7 @@ ModelShape read_model_shape(const std::string& path, const std::string& weights)
   const TensorStore& st = *src.store;
   for (int l = 0; l < c.n_layers; ++l) {
     uint64_t n = 0;
-    for (const std::string& suffix : layer_suffixes(c))
+    for (const std::string& suffix : layer_tensor_suffixes(c))
       if (const TensorRef* t = st.find(layer_tensor_name(l, suffix.c_str()))) n += tensor_memory_bytes(*t, weights, &s.dtype);
     s.layer_bytes.push_back(n);
   }
