@@ -167,8 +167,12 @@ void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<c
   const int n = static_cast<int>(a.record.generated.size());
   const int next_pos = step.start_pos() + step.n_tokens();
   if (index < n) {  // a duplicate, or the redelivered step whose token was out before a takeover
-    if (a.taken_over && index == n - 1) send_next_step(a, a.record.generated.back(), index, next_pos);
-    a.taken_over = false;
+    // Only the step of the last token sent resends its next step (once); older duplicates
+    // read before it must not cancel that.
+    if (a.taken_over && index == n - 1) {
+      send_next_step(a, a.record.generated.back(), index, next_pos);
+      a.taken_over = false;
+    }
     return;
   }
   if (index > n)
