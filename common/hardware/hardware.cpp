@@ -143,7 +143,7 @@ HardwareInfo detect_hardware(const std::string& proc_root, const std::string& sy
 #if defined(__x86_64__) || defined(__i386__)
   if (h.cpu_model.empty()) {  // brand string from cpuid 0x80000002..4
     unsigned regs[12] = {0};
-    if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
+    if (static_cast<unsigned>(__get_cpuid_max(0x80000000, nullptr)) >= 0x80000004u) {
       for (unsigned i = 0; i < 3; ++i)
         __get_cpuid(0x80000002 + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
       h.cpu_model = trim(std::string(reinterpret_cast<const char*>(regs), sizeof(regs)).c_str());
