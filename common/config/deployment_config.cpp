@@ -274,7 +274,7 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
 
     const YAML::Node model = Reader::child(top, "model");
     if (!Reader::present(model)) rd.fail("model", "missing (model.path is required)");
-    rd.check_map(model, "model", {"name", "path", "tokenizer", "weights"});
+    rd.check_map(model, "model", {"name", "path", "tokenizer", "weights", "activations"});
     auto path = rd.string(model, "path", "model.path");
     if (!path || trim(*path).empty()) rd.fail("model.path", "missing", &model);
     c.model.path = resolve_path(trim(*path), base_dir);
@@ -296,6 +296,12 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
       if (w != "auto" && w != "f32" && w != "bf16" && w != "f16" && w != "q8_0")
         rd.fail("model.weights", "'" + *v + "' is not one of auto, f32, bf16, f16, q8_0", &model);
       c.model.weights = w;
+    }
+    if (auto v = rd.string(model, "activations", "model.activations")) {
+      const std::string a = lower(trim(*v));
+      if (a != "auto" && a != "f32" && a != "q8")
+        rd.fail("model.activations", "'" + *v + "' is not one of auto, f32, q8", &model);
+      c.model.activations = a;
     }
 
     const YAML::Node stages = Reader::child(top, "stages");

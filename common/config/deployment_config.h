@@ -6,7 +6,8 @@
 //              partitions: 8, replication_factor: 1,
 //              properties: {security.protocol: SASL_SSL, sasl.mechanism: PLAIN, ...}}
 //   redis:    {url: "redis://127.0.0.1:6379/0", password: ...}   # password: optional
-//   model:    {name: stories260K, path: ../models/x.bin, tokenizer: ../models/tok.bin, weights: auto}
+//   model:    {name: stories260K, path: ../models/x.bin, tokenizer: ../models/tok.bin, weights: auto,
+//              activations: auto}
 //   stages:   [{layers: [0, 3]}, {layers: [3, 5]}]       # half-open [first, end), contiguous
 //   batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}
 //   kv:       {budget_bytes: 1GiB, max_requests: 256}     # integer or with KB/KiB/MB/MiB/GB/GiB
@@ -76,6 +77,8 @@ struct ModelSection {
   std::string path;       // llama2.c checkpoint or Hugging Face directory (absolute after loading)
   std::string tokenizer;  // absolute after loading; "" = beside the model (as fleet generate)
   std::string weights = "auto";  // in-memory weight dtype: auto, f32, bf16, f16, q8_0
+  // activations: auto (q8 for block-quantized weights, f32 otherwise), f32 or q8 (engine/linear.h)
+  std::string activations = "auto";
 };
 
 struct BatchingConfig {

@@ -1,6 +1,7 @@
 #include "engine/stage_engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -44,8 +45,19 @@ void apply_llama3_scaling(std::vector<float>& inv_freq, const RopeScaling& s) {
 
 }  // namespace
 
-StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads)
+StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads, ActivationMode activations)
     : w_(std::move(weights)), pool_(n_threads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const LayerWeights& lw : w_->layers)
+    linears_.push_back({Linear(lw.wq, activations, true), Linear(lw.wk, activations, true),
+                        Linear(lw.wv, activations, true), Linear(lw.wo, activations, true),
+                        Linear(lw.w_gate, activations, true), Linear(lw.w_up, activations, true),
+                        Linear(lw.w_down, activations, true)});
+  // The head may share its bytes with the embedding (tied weights), which stage 0 still reads.
+  if (w_->has_head()) head_ = Linear(w_->head, activations, !w_->has_embedding());
+  for (const LayerLinears& l : linears_) q8_ = q8_ || l.wq.q8() || l.w_down.q8() || l.w_gate.q8();
+  q8_ = q8_ || head_.q8();
+  repack_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const ModelConfig& c = w_->config;
   const int half = c.head_dim / 2;
   inv_freq_.resize(static_cast<size_t>(half));
@@ -53,6 +65,15 @@ StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_thre
     inv_freq_[static_cast<size_t>(i)] =
         1.0f / std::pow(static_cast<float>(c.rope_theta), static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
   if (c.rope_scaling.factor > 0) apply_llama3_scaling(inv_freq_, c.rope_scaling);
+}
+
+const char* StageEngine::activations() const { return q8_ ? "q8" : "f32"; }
+
+size_t StageEngine::packed_bytes() const {
+  size_t n = head_.packed_bytes();
+  for (const LayerLinears& l : linears_)
+    for (const Linear* x : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) n += x->packed_bytes();
+  return n;
 }
 
 std::unique_ptr<KVCache> StageEngine::new_cache(int max_len) const {
@@ -175,22 +196,27 @@ void StageEngine::forward_layers(std::span<const SeqChunk> batch, float* hidden)
       gate(static_cast<size_t>(T * F)), up(static_cast<size_t>(T * F));
   for (size_t slot = 0; slot < w_->layers.size(); ++slot) {
     const LayerWeights& lw = w_->layers[slot];
+    const LayerLinears& ll = linears_[slot];
     for (int64_t r = 0; r < T; ++r) rmsnorm(hidden + r * D, lw.attn_norm.data(), D, c.rms_eps, xb.data() + r * D);
-    matmul(lw.wq, xb.data(), T, q.data(), pool_);
-    matmul(lw.wk, xb.data(), T, k.data(), pool_);
-    matmul(lw.wv, xb.data(), T, v.data(), pool_);
+    act_cache_.reset();
+    ll.wq.apply(xb.data(), T, q.data(), act_cache_, pool_);
+    ll.wk.apply(xb.data(), T, k.data(), act_cache_, pool_);
+    ll.wv.apply(xb.data(), T, v.data(), act_cache_, pool_);
     attention(lw, static_cast<int>(slot), batch, pos, q, k, v, att);
-    matmul(lw.wo, att.data(), T, proj.data(), pool_);
+    act_cache_.reset();
+    ll.wo.apply(att.data(), T, proj.data(), act_cache_, pool_);
     for (int64_t i = 0; i < T * D; ++i) hidden[i] += proj[static_cast<size_t>(i)];
 
     for (int64_t r = 0; r < T; ++r) rmsnorm(hidden + r * D, lw.ffn_norm.data(), D, c.rms_eps, xb.data() + r * D);
-    matmul(lw.w_gate, xb.data(), T, gate.data(), pool_);
-    matmul(lw.w_up, xb.data(), T, up.data(), pool_);
+    act_cache_.reset();
+    ll.w_gate.apply(xb.data(), T, gate.data(), act_cache_, pool_);
+    ll.w_up.apply(xb.data(), T, up.data(), act_cache_, pool_);
     for (int64_t i = 0; i < T * F; ++i) {
       const float g = gate[static_cast<size_t>(i)];
       gate[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * up[static_cast<size_t>(i)];
     }
-    matmul(lw.w_down, gate.data(), T, proj.data(), pool_);
+    act_cache_.reset();
+    ll.w_down.apply(gate.data(), T, proj.data(), act_cache_, pool_);
     for (int64_t i = 0; i < T * D; ++i) hidden[i] += proj[static_cast<size_t>(i)];
   }
   for (const SeqChunk& ch : batch) ch.cache->set_length(ch.start_pos + ch.n_tokens);
@@ -204,7 +230,8 @@ void StageEngine::head(const float* hidden, std::span<const int64_t> rows, float
   std::vector<float> xb(rows.size() * static_cast<size_t>(D));
   for (size_t i = 0; i < rows.size(); ++i)
     rmsnorm(hidden + rows[i] * D, w_->final_norm.data(), D, w_->config.rms_eps, xb.data() + i * static_cast<size_t>(D));
-  matmul(w_->head, xb.data(), static_cast<int64_t>(rows.size()), logits, pool_);
+  act_cache_.reset();
+  head_.apply(xb.data(), static_cast<int64_t>(rows.size()), logits, act_cache_, pool_);
 }
 
 }  // namespace fleet

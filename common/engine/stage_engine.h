@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/kv_cache.h"
+#include "engine/linear.h"
 #include "model/weights.h"
 #include "util/thread_pool.h"
 
@@ -27,7 +28,15 @@ struct SeqChunk {
 
 class StageEngine {
  public:
-  explicit StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads = 0);
+  // Repacks the block-quantized matrices for the activation mode (kernels/packed_q8.h); the
+  // file pages behind them are released once repacked.
+  explicit StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads = 0,
+                       ActivationMode activations = ActivationMode::Auto);
+
+  // "q8" when any matrix runs with q8 activations, else "f32" (what replicas must agree on).
+  const char* activations() const;
+  double repack_seconds() const { return repack_seconds_; }
+  size_t packed_bytes() const;  // bytes of the repacked copies
 
   const ModelConfig& config() const { return w_->config; }
   const StageWeights& weights() const { return *w_; }
@@ -48,8 +57,17 @@ class StageEngine {
                  std::vector<float>& q, std::vector<float>& k, std::vector<float>& v, std::vector<float>& out);
   void rope(float* vecs, int n_heads, int pos) const;
 
+  struct LayerLinears {
+    Linear wq, wk, wv, wo, w_gate, w_up, w_down;
+  };
+
   std::shared_ptr<const StageWeights> w_;
   ThreadPool pool_;
+  std::vector<LayerLinears> linears_;  // one per layer of w_
+  Linear head_;
+  bool q8_ = false;
+  double repack_seconds_ = 0;
+  ActivationCache act_cache_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
 };
 

@@ -22,6 +22,8 @@ nlohmann::json FleetSnapshot::to_json(const std::string& model) const {
                   {"layers", {w.layer_begin, w.layer_end}},
                   {"model", w.model},
                   {"kernel", w.kernel},
+                  {"activations", w.activations},
+                  {"probe", w.probe},
                   {"host", w.host},
                   {"pid", w.pid},
                   {"rss_bytes", w.rss_bytes},

@@ -137,6 +137,8 @@ nlohmann::json fleet_view_json(const FleetView& v) {
                        {"host", w.host},
                        {"pid", w.pid},
                        {"kernel", w.kernel},
+                       {"activations", w.activations},
+                       {"probe", w.probe},
                        {"metrics_port", w.metrics_port},
                        {"heartbeat_age_ms", std::max<int64_t>(0, v.now_ms - w.heartbeat_ms)},
                        {"rss_bytes", w.rss_bytes},

@@ -27,6 +27,7 @@ struct StageContext {
   std::string worker_id;
   uint64_t epoch = 0;             // microseconds at start: a restarted worker has a new epoch
   std::string model_fingerprint;  // hash of the stage's layer hashes
+  std::string numerics_probe;     // engine/numerics_probe.h: replicas must agree
   std::unique_ptr<StageEngine> engine;
   std::unique_ptr<Tokenizer> tokenizer;  // stage 0 and the last stage
   std::unique_ptr<Outbox> outbox;

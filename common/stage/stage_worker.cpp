@@ -7,6 +7,7 @@
 
 #include "bus/admin.h"
 #include "engine/matmul.h"
+#include "engine/numerics_probe.h"
 #include "generate/generate.h"
 #include "model/fingerprint.h"
 #include "stage/stage_fingerprints.h"
@@ -58,9 +59,10 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   auto mismatches = manifest.register_layer_hashes(cfg.model.name, fps);
   if (!mismatches.empty())
     throw std::runtime_error("refusing to join: " + WeightManifest::describe(cfg.model.name, mismatches));
-  check_kernel_matches_replicas();
 
-  ctx_.engine = std::make_unique<StageEngine>(weights, o.threads);
+  ctx_.engine = std::make_unique<StageEngine>(weights, o.threads, parse_activation_mode(cfg.model.activations));
+  ctx_.numerics_probe = numerics_probe(*ctx_.engine);
+  check_numerics_match_replicas();
   if (ctx_.is_first || ctx_.is_last)
     ctx_.tokenizer = Tokenizer::load(cfg.model.tokenizer.empty() ? default_tokenizer_path(cfg.model.path) : cfg.model.tokenizer);
   RequestStoreOptions ro;
@@ -87,9 +89,11 @@ StageWorker::StageWorker(StageWorkerOptions o) {
                                               cfg.kafka.properties, this);
   heartbeat_ = std::make_unique<Heartbeat>(cfg.redis.url, seconds_ms(cfg.timeouts.heartbeat_ttl_s),
                                            [this] { return worker_info(); });
-  ctx_.log("stage %d: layers [%d, %d) of %s, %.1f MiB of weights, fingerprint %s, kernels %s", o.stage, layers.first,
-           layers.end, cfg.model.name.c_str(), static_cast<double>(weights->bytes()) / (1 << 20),
-           ctx_.model_fingerprint.c_str(), kernel_variant());
+  ctx_.log("stage %d: layers [%d, %d) of %s, %.1f MiB of weights, fingerprint %s, kernels %s, activations %s "
+           "(repacked %.1f MiB in %.2f s), numerics probe %s", o.stage, layers.first, layers.end, cfg.model.name.c_str(),
+           static_cast<double>(weights->bytes()) / (1 << 20), ctx_.model_fingerprint.c_str(), kernel_variant(),
+           ctx_.engine->activations(), static_cast<double>(ctx_.engine->packed_bytes()) / (1 << 20),
+           ctx_.engine->repack_seconds(), ctx_.numerics_probe.c_str());
 }
 
 StageWorker::~StageWorker() {
@@ -101,14 +105,17 @@ StageWorker::~StageWorker() {
   }
 }
 
-void StageWorker::check_kernel_matches_replicas() {
+void StageWorker::check_numerics_match_replicas() {
   Membership m(*ctx_.redis, seconds_ms(ctx_.config.timeouts.heartbeat_ttl_s));
   for (const WorkerInfo& w : m.live_workers())
-    if (w.model == ctx_.config.model.name && w.stage == ctx_.stage && !w.kernel.empty() && w.kernel != kernel_variant())
-      throw std::runtime_error("refusing to join: replica " + w.worker_id + " of stage " + std::to_string(ctx_.stage) +
-                               " runs the " + w.kernel + " kernels and this build the " + kernel_variant() +
-                               " ones; their results may differ in the last bits, so a request replayed on one "
-                               "would not continue exactly what the other computed (build every worker the same way)");
+    if (w.model == ctx_.config.model.name && w.stage == ctx_.stage && w.probe != ctx_.numerics_probe)
+      throw std::runtime_error(
+          "refusing to join: replica " + w.worker_id + " of stage " + std::to_string(ctx_.stage) +
+          " computes other numerics (probe " + (w.probe.empty() ? std::string("none") : w.probe) + ", " +
+          (w.activations.empty() ? std::string("?") : w.activations) + " activations, " + w.kernel +
+          " kernels) than this worker (probe " + ctx_.numerics_probe + ", " + ctx_.engine->activations() +
+          " activations, " + kernel_variant() + " kernels); a request replayed on one would not continue exactly "
+          "what the other computed (run every replica with the same model.activations and weights)");
 }
 
 WorkerInfo StageWorker::worker_info() const {
@@ -120,6 +127,8 @@ WorkerInfo StageWorker::worker_info() const {
   w.model = ctx_.config.model.name;
   w.fingerprint = ctx_.model_fingerprint;
   w.kernel = kernel_variant();
+  w.activations = ctx_.engine->activations();
+  w.probe = ctx_.numerics_probe;
   w.host = host_name();
   w.pid = getpid();
   w.started_ms = static_cast<int64_t>(ctx_.epoch / 1000);

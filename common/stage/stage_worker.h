@@ -45,7 +45,7 @@ class StageWorker : public bus::RebalanceListener {
   void commit(const std::map<bus::TopicPartition, int64_t>& next, bool sync);
   void on_assigned(const std::vector<bus::TopicPartition>& added) override;
   void on_revoked(const std::vector<bus::TopicPartition>& removed, bool lost) override;
-  void check_kernel_matches_replicas();
+  void check_numerics_match_replicas();
   // Stage 0: pauses the prompts partitions while the worker holds kv.max_requests requests (or
   // 90% of its KV budget) and resumes them below; steps and control records always flow.
   void apply_admission();

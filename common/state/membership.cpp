@@ -46,6 +46,8 @@ WorkerInfo parse_worker(const std::string& id, const std::map<std::string, std::
   w.model = field("model");
   w.fingerprint = field("fingerprint");
   w.kernel = field("kernel");
+  w.activations = field("activations");
+  w.probe = field("probe");
   w.host = field("host");
   w.pid = num("pid");
   w.rss_bytes = num("rss_bytes");
@@ -88,6 +90,8 @@ bool Membership::write(const WorkerInfo& w, bool reset) {
       "model", w.model,
       "fingerprint", w.fingerprint,
       "kernel", w.kernel,
+      "activations", w.activations,
+      "probe", w.probe,
       "host", w.host,
       "pid", std::to_string(w.pid),
       "rss_bytes", std::to_string(w.rss_bytes),

@@ -24,9 +24,13 @@ struct WorkerInfo {
   int layer_end = 0;
   std::string model;
   std::string fingerprint;  // weight fingerprint of the worker's layers
-  // The compute kernels' variant (engine/matmul.h kernel_variant()): replicas of one stage must
-  // compute the same bits, or a replay on one would not reproduce what another computed.
+  // The compute kernels' variant (engine/matmul.h kernel_variant(): avx512, avx2, scalar) and
+  // the numerics replicas of one stage must share, or a replay on one would not reproduce what
+  // another computed: the activation mode (f32, q8) and the probe hash of a fixed forward pass
+  // through the worker's kernels (engine/numerics_probe.h). Variants with equal probes mix.
   std::string kernel;
+  std::string activations;
+  std::string probe;
   std::string host;
   int64_t pid = 0;
   int64_t rss_bytes = 0;

@@ -1,5 +1,14 @@
 #include "util/thread_pool.h"
 
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FLEET_CPU_RELAX() _mm_pause()
+#else
+#define FLEET_CPU_RELAX() std::this_thread::yield()
+#endif
+
 namespace fleet {
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -13,7 +22,7 @@ ThreadPool::~ThreadPool() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
-  work_cv_.notify_all();
+  wake_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
@@ -29,38 +38,44 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
     if (n > 0) fn(0, n);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+  job_ = &fn;
+  job_n_ = n;
+  pending_.store(static_cast<int>(workers_.size()));
+  generation_.fetch_add(1);  // publishes job_ (seq_cst: ordered before the sleepers_ read)
+  if (sleepers_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mu_);  // a worker between its check and its wait holds mu_
+    wake_cv_.notify_all();
   }
-  work_cv_.notify_all();
   run_share(fn, n, 0, size());
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 4096) {
+      FLEET_CPU_RELAX();
+    } else {
+      std::this_thread::yield();  // a worker lost its core (a busy machine): let it run
+    }
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
+  using Clock = std::chrono::steady_clock;
   unsigned long seen = 0;
   for (;;) {
-    const std::function<void(size_t, size_t)>* job;
-    size_t n;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
+    // Poll for a new job for kSpinMicros, then sleep until parallel_for or the destructor wakes us.
+    const auto deadline = Clock::now() + std::chrono::microseconds(kSpinMicros);
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == seen && !stop_.load(); ++spins) {
+      FLEET_CPU_RELAX();
+      if ((spins & 63) == 63 && Clock::now() > deadline) {
+        std::unique_lock<std::mutex> lock(mu_);
+        sleepers_.fetch_add(1);
+        wake_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        sleepers_.fetch_sub(1);
+        break;
+      }
     }
-    run_share(*job, n, index, size());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
+    run_share(*job_, job_n_, index, size());
+    pending_.fetch_sub(1, std::memory_order_release);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "log/log.h"
+#include "engine/matmul.h"
 #include "generate/generate.h"
 #include "model/weights.h"
 
@@ -13,7 +14,7 @@ namespace fleet::cmd {
 
 void add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, tokenizer, prompt, weights = "auto";
+    std::string model, tokenizer, prompt, weights = "auto", activations = "auto";
     int max_tokens = 256, top_k = 0, threads = 0;
     float temperature = 1.0f, top_p = 1.0f;
     int64_t seed = -1;
@@ -31,6 +32,8 @@ void add_generate(CLI::App& app) {
   c->add_option("--seed", o->seed, "sampling seed (default: random, printed to stderr)");
   c->add_option("--stop", o->stop, "stop string (repeatable)");
   c->add_option("--weights", o->weights, "in-memory weight dtype: auto, f32, bf16, q8_0");
+  c->add_option("--activations", o->activations, "activation mode: auto (q8 for quantized weights), f32, q8")
+      ->check(CLI::IsMember({"auto", "f32", "q8"}));
   c->add_option("--threads", o->threads, "compute threads (0: all cores)");
   c->callback([o] {
     using clock = std::chrono::steady_clock;
@@ -39,7 +42,7 @@ void add_generate(CLI::App& app) {
     LoadOptions lo;
     lo.weight_dtype = o->weights;
     auto weights = std::make_shared<StageWeights>(load_stage_weights(src, lo));
-    StageEngine engine(weights, o->threads);
+    StageEngine engine(weights, o->threads, parse_activation_mode(o->activations));
     auto tok = Tokenizer::load(o->tokenizer.empty() ? default_tokenizer_path(o->model) : o->tokenizer);
     const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
 
@@ -59,9 +62,10 @@ void add_generate(CLI::App& app) {
     std::printf("\n");
     const double n = static_cast<double>(res.tokens.size());
     log::logf(log::Level::Info,
-              "load %.3f s (%s weights, %.1f MiB) | prompt %d tokens in %.3f s | generated %zu tokens in %.3f s "
+              "load %.3f s (%s weights, %.1f MiB, %s activations, %s kernels, repacked in %.3f s) | prompt %d tokens in %.3f s | generated %zu tokens in %.3f s "
               "(%.1f tokens/s) | finish: %s", load_s, dtype_name(weights->layers[0].wq.dtype),
-              static_cast<double>(weights->bytes()) / (1 << 20), res.prompt_tokens, res.prefill_seconds,
+              static_cast<double>(weights->bytes()) / (1 << 20), engine.activations(), kernel_variant(),
+              engine.repack_seconds(), res.prompt_tokens, res.prefill_seconds,
               res.tokens.size(), res.decode_seconds, res.decode_seconds > 0 ? n / res.decode_seconds : 0.0,
               res.finish_reason.c_str());
   });

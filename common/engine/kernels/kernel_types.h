@@ -1,0 +1,78 @@
+#pragma once
+// Plain views of what the kernels read and write. The per-ISA kernel files are compiled with
+// their own instruction-set flags (kernels_avx2.cpp with -mavx2, ...), so they see only these
+// POD structs and raw pointers: no inline function or template from another header may be
+// instantiated there, or the linker could pick that AVX-512 copy for the whole program.
+#include <cstddef>
+#include <cstdint>
+
+namespace fleet::kernels {
+
+// Rows per interleaved group of a PackedQ8 matrix: one AVX-512 register of int32 or f32 lanes.
+inline constexpr int kGroupRows = 16;
+
+// A weight matrix for f32 activations: rows of `dtype` (a DType value) as stored, each
+// `row_bytes` long; quantized rows hold `padded_cols` values (a whole number of blocks).
+struct F32WeightsView {
+  int dtype = 0;  // static_cast<int>(DType)
+  const void* data = nullptr;
+  int64_t rows = 0, cols = 0, padded_cols = 0;
+  size_t row_bytes = 0;
+};
+
+// A block-quantized weight matrix repacked for integer dot products with q8 activations
+// (engine/kernels/packed_q8.h builds it). Rows are taken 16 at a time ("groups"); within a
+// group, the weights of every block are interleaved so that one 64-byte vector holds 4
+// consecutive values of each of the 16 rows (row r at bytes 4r..4r+3):
+//   nibbles: a block of 32 values is 4 vectors; vector c holds values 8c..8c+3 in its low
+//            nibbles and 8c+4..8c+7 in its high nibbles; stored u = v + bias (0..15).
+//   bytes:   a block of `block` values (16 or 32) is block/4 vectors of signed int8 v.
+// Each row's value j of block b is  d[b] * v_j + m[b]  (m = 0 when !has_min), exactly the
+// value ggml's dequantization gives (K-quant sub-block scales are folded into d and m; the
+// products are exact in f32).
+struct PackedQ8View {
+  bool nibbles = false;
+  bool has_min = false;
+  int bias = 0;          // nibbles only: stored u = v + bias
+  int block = 32;        // values per block: 32, or 16 (Q6_K)
+  bool k_partner = false;  // activations quantized like Q8_K (256 values per scale), else Q8_0
+  int64_t rows = 0, cols = 0;  // cols: a whole number of blocks
+  int64_t groups = 0, blocks = 0;
+  size_t group_bytes = 0;      // bytes of quants per group (all blocks)
+  const uint8_t* quants = nullptr;  // [groups][blocks][block bytes of 16 rows]
+  const float* d = nullptr;         // [groups][blocks][16]
+  const float* m = nullptr;         // [groups][blocks][16] (has_min)
+};
+
+// Activation rows quantized to int8 for a PackedQ8 matrix of block size `block`:
+// q[t][k] (cols values per row, a whole number of blocks, zero-padded), and per row and
+// block: the scale dx, the integer sum of the block's q, and sx = dx * (float)sum.
+struct Q8ActView {
+  int64_t tokens = 0, cols = 0, blocks = 0;
+  int block = 32;
+  const int8_t* q = nullptr;     // [tokens][cols]
+  const float* dx = nullptr;     // [tokens][blocks]
+  const int32_t* sum = nullptr;  // [tokens][blocks]
+  const float* sx = nullptr;     // [tokens][blocks]
+};
+
+// The functions one instruction-set variant provides. All variants compute bit-identical
+// results: integer block sums are exact, and every float operation (which ones, in which
+// order) is fixed by the definitions in engine/kernels/README.md, not by the vector width.
+struct KernelTable {
+  const char* name;
+  // f32 activations: Y[t][r] for rows [r0, r1) of W, all tokens. scratch: a per-thread
+  // buffer of 4 * W.padded_cols floats (dequantized rows).
+  void (*matmul_f32_rows)(const F32WeightsView& W, int64_t r0, int64_t r1, const float* X, int64_t n_tokens,
+                          float* Y, float* scratch);
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  // q8 activations: Y[t][r] (row stride W.rows) for the row groups [g0, g1), all tokens.
+  void (*matmul_q8_groups)(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y);
+};
+
+// The variants compiled into this binary (nullptr where the compiler could not build one).
+const KernelTable* scalar_kernels();
+const KernelTable* avx2_kernels();
+const KernelTable* avx512_kernels();
+
+}  // namespace fleet::kernels

@@ -1,0 +1,116 @@
+// The avx2 variant: AVX2 + FMA + F16C (x86-64-v3). Compiled with -mavx2 -mfma -mf16c for this
+// file only and chosen at run time (kernel_select.cpp). Results equal kernels_scalar.cpp bit
+// for bit: integer block sums by vpmaddubsw/vpmaddwd (no int16 saturation is possible for
+// these operands: |u| <= 15 for nibbles; |v| <= 128 with the sign moved to the activation).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/kernels/kernel_common.h"
+
+namespace fleet::kernels {
+namespace {
+
+struct V16 {
+  __m256 a, b;  // lanes 0..7 and 8..15
+  static V16 zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  static V16 load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+  static __m256 bf8(const uint16_t* p) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static V16 load_bf16(const uint16_t* p) { return {bf8(p), bf8(p + 8)}; }
+  void fma(V16 x, V16 y) {
+    a = _mm256_fmadd_ps(x.a, y.a, a);
+    b = _mm256_fmadd_ps(x.b, y.b, b);
+  }
+  float sum() const {  // s8[i] = v[i] + v[i+8], s4, s2, s1: the order kernels_scalar.cpp defines
+    const __m256 s8 = _mm256_add_ps(a, b);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    const __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+    return _mm_cvtss_f32(s1);
+  }
+};
+
+#include "engine/kernels/dequant_avx2.inc"
+#include "engine/kernels/f32_kernels.inc"
+
+// One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, 8..15).
+template <bool kNibbles, int kBlock, bool kMin, int TB>
+inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, int64_t t0, float* Y) {
+  constexpr int kVecs = kNibbles ? 4 : kBlock / 4;
+  constexpr int kGroups = kBlock / 4;
+  const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
+  const float* dw = W.d + g * W.blocks * kGroupRows;
+  const float* mw = kMin ? W.m + g * W.blocks * kGroupRows : nullptr;
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const int32_t offset = kNibbles ? W.bias : 0;  // bytes hold v itself here
+  __m256 acc[TB][2];
+  for (int t = 0; t < TB; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < W.blocks; ++b, qw += kVecs * 64) {
+    for (int h = 0; h < 2; ++h) {
+      __m256i w[kGroups], s[kNibbles ? 1 : kGroups];
+      if constexpr (kNibbles) {
+        for (int c = 0; c < 4; ++c) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * c + 32 * h));
+          w[2 * c] = _mm256_and_si256(v, low);
+          w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        }
+      } else {
+        for (int c = 0; c < kVecs; ++c) {
+          s[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * c + 32 * h));
+          w[c] = _mm256_abs_epi8(s[c]);
+        }
+      }
+      const __m256 d = _mm256_loadu_ps(dw + b * kGroupRows + 8 * h);
+      __m256 m = _mm256_setzero_ps();
+      if constexpr (kMin) m = _mm256_loadu_ps(mw + b * kGroupRows + 8 * h);
+      for (int t = 0; t < TB; ++t) {
+        const int64_t row = (t0 + t) * X.blocks + b;
+        const int8_t* xq = X.q + (t0 + t) * X.cols + b * kBlock;
+        __m256i isum = _mm256_setzero_si256();
+        for (int j = 0; j < kGroups; ++j) {
+          int32_t x4;
+          std::memcpy(&x4, xq + 4 * j, 4);
+          __m256i x = _mm256_set1_epi32(x4);
+          if constexpr (!kNibbles) x = _mm256_sign_epi8(x, s[j]);
+          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], x), ones));
+        }
+        if (offset != 0) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(offset * X.sum[row]));
+        __m256 c = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(X.dx[row])));
+        if constexpr (kMin) c = _mm256_add_ps(c, _mm256_mul_ps(m, _mm256_set1_ps(X.sx[row])));
+        acc[t][h] = _mm256_add_ps(acc[t][h], c);
+      }
+    }
+  }
+  const int64_t r0 = g * kGroupRows;
+  const int64_t n = W.rows - r0 < kGroupRows ? W.rows - r0 : kGroupRows;
+  for (int t = 0; t < TB; ++t) {
+    float out[kGroupRows];
+    _mm256_storeu_ps(out, acc[t][0]);
+    _mm256_storeu_ps(out + 8, acc[t][1]);
+    std::memcpy(Y + (t0 + t) * W.rows + r0, out, static_cast<size_t>(n) * sizeof(float));
+  }
+}
+
+template <bool kNibbles, int kBlock, bool kMin>
+void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
+  constexpr int kTile = 2;
+  for (int64_t g = g0; g < g1; ++g) {
+    int64_t t = 0;
+    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kTile>(W, g, X, t, Y);
+    if (t < X.tokens) q8_group_tile<kNibbles, kBlock, kMin, 1>(W, g, X, t, Y);
+  }
+}
+
+#include "engine/kernels/q8_dispatch.inc"
+
+}  // namespace
+
+const KernelTable* avx2_kernels() {
+  static const KernelTable table{"avx2", matmul_f32_rows, dot_f32, matmul_q8_groups};
+  return &table;
+}
+
+}  // namespace fleet::kernels

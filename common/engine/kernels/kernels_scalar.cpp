@@ -1,0 +1,95 @@
+// The scalar variant: plain C++ for any x86-64 (or other) CPU, and the definition of every
+// kernel's operation order that the SIMD variants reproduce bit for bit:
+//  - f32 activations (f32_kernels.inc): 16 lanes of fma over k, a fixed reduction tree, then
+//    the scalar tail;
+//  - q8 activations: per weight row and block, the exact integer sum of v * q (the stored
+//    offset removed), then  acc = acc + ((float)isum * (d * dx))  [+ m * sx, added to the
+//    product before it is added to acc], blocks in order.
+#include <cmath>
+#include <cstring>
+
+#include "engine/kernels/kernel_common.h"
+
+namespace fleet::kernels {
+namespace {
+
+struct V16 {
+  float v[16];
+  static V16 zero() { return V16{}; }
+  static V16 load(const float* p) {
+    V16 r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static V16 load_bf16(const uint16_t* p) {
+    V16 r;
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t u = static_cast<uint32_t>(p[i]) << 16;
+      std::memcpy(&r.v[i], &u, 4);
+    }
+    return r;
+  }
+  void fma(V16 a, V16 b) {
+    for (int i = 0; i < 16; ++i) v[i] = std::fma(a.v[i], b.v[i], v[i]);
+  }
+  float sum() const {
+    float s8[8], s4[4];
+    for (int i = 0; i < 8; ++i) s8[i] = v[i] + v[i + 8];
+    for (int i = 0; i < 4; ++i) s4[i] = s8[i] + s8[i + 4];
+    const float s2a = s4[0] + s4[2], s2b = s4[1] + s4[3];
+    return s2a + s2b;
+  }
+};
+
+void dequantize_row(int type, const uint8_t* x, int64_t n, float* y) { dequantize_generic(type, x, n, y); }
+
+#include "engine/kernels/f32_kernels.inc"
+
+template <bool kNibbles, int kBlock, bool kMin>
+void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
+  constexpr int kVecs = kNibbles ? 4 : kBlock / 4;
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t r0 = g * kGroupRows;
+    const int64_t n = W.rows - r0 < kGroupRows ? W.rows - r0 : kGroupRows;
+    const float* dw = W.d + g * W.blocks * kGroupRows;
+    const float* mw = kMin ? W.m + g * W.blocks * kGroupRows : nullptr;
+    for (int64_t t = 0; t < X.tokens; ++t) {
+      float acc[kGroupRows] = {};
+      const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
+      for (int64_t b = 0; b < W.blocks; ++b, qw += kVecs * 64) {
+        const int64_t row = t * X.blocks + b;
+        const int8_t* xq = X.q + t * X.cols + b * kBlock;
+        int32_t isum[kGroupRows] = {};
+        for (int c = 0; c < kVecs; ++c)
+          for (int r = 0; r < kGroupRows; ++r)
+            for (int e = 0; e < 4; ++e) {
+              const uint8_t byte = qw[64 * c + 4 * r + e];
+              if constexpr (kNibbles) {
+                isum[r] += (byte & 0x0F) * xq[8 * c + e] + (byte >> 4) * xq[8 * c + 4 + e];
+              } else {
+                isum[r] += static_cast<int8_t>(byte) * xq[4 * c + e];
+              }
+            }
+        const float dx = X.dx[row];
+        for (int r = 0; r < kGroupRows; ++r) {
+          if constexpr (kNibbles) isum[r] -= W.bias * X.sum[row];
+          float c = static_cast<float>(isum[r]) * (dw[b * kGroupRows + r] * dx);
+          if constexpr (kMin) c = c + mw[b * kGroupRows + r] * X.sx[row];
+          acc[r] = acc[r] + c;
+        }
+      }
+      std::memcpy(Y + t * W.rows + r0, acc, static_cast<size_t>(n) * sizeof(float));
+    }
+  }
+}
+
+#include "engine/kernels/q8_dispatch.inc"
+
+}  // namespace
+
+const KernelTable* scalar_kernels() {
+  static const KernelTable table{"scalar", matmul_f32_rows, dot_f32, matmul_q8_groups};
+  return &table;
+}
+
+}  // namespace fleet::kernels

@@ -1,0 +1,256 @@
+#include "engine/kernels/packed_q8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace fleet::kernels {
+
+namespace {
+
+inline float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// The 12 scale bytes of Q4_K/Q5_K hold 8 (scale, min) pairs of 6 bits each (as ggml).
+inline void scale_min_k4(int j, const uint8_t* q, int* d, int* m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+  }
+}
+
+struct Family {
+  bool nibbles, has_min, k_partner;
+  int bias, block;
+};
+
+Family family_of(DType t) {
+  switch (t) {
+    case DType::Q4_0: return {true, false, false, 8, 32};
+    case DType::Q4_1: return {true, true, false, 0, 32};
+    case DType::Q4_K: return {true, true, true, 0, 32};
+    case DType::Q5_0: return {false, false, false, 0, 32};
+    case DType::Q5_1: return {false, true, false, 0, 32};
+    case DType::Q8_0: return {false, false, false, 0, 32};
+    case DType::Q5_K: return {false, true, true, 0, 32};
+    case DType::Q6_K: return {false, false, true, 0, 16};
+    default: throw std::runtime_error(std::string("q8 activations: no integer kernel for ") + dtype_name(t) + " weights");
+  }
+}
+
+// One row of `cols` values (whole blocks) as integers v (nibble family: the stored u = v + bias)
+// with a scale d and min m per family block: value = d * v + m, as ggml dequantizes it.
+void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, float* m) {
+  switch (t) {
+    case DType::Q4_0:
+    case DType::Q4_1: {
+      const bool min = t == DType::Q4_1;
+      const int bytes = min ? 20 : 18;
+      for (int64_t b = 0; b < cols / 32; ++b, x += bytes, v += 32) {
+        d[b] = f16_at(x);
+        if (min) m[b] = f16_at(x + 2);
+        const uint8_t* qs = x + (min ? 4 : 2);
+        for (int j = 0; j < 16; ++j) {
+          v[j] = static_cast<int8_t>(qs[j] & 0x0F);  // stored u (Q4_0: v = u - 8)
+          v[j + 16] = static_cast<int8_t>(qs[j] >> 4);
+        }
+      }
+      return;
+    }
+    case DType::Q5_0:
+    case DType::Q5_1: {
+      const bool min = t == DType::Q5_1;
+      const int bytes = min ? 24 : 22;
+      for (int64_t b = 0; b < cols / 32; ++b, x += bytes, v += 32) {
+        d[b] = f16_at(x);
+        if (min) m[b] = f16_at(x + 2);
+        uint32_t qh;
+        std::memcpy(&qh, x + (min ? 4 : 2), 4);
+        const uint8_t* qs = x + (min ? 8 : 6);
+        const int off = min ? 0 : 16;
+        for (int j = 0; j < 16; ++j) {
+          const int h0 = static_cast<int>(((qh >> j) << 4) & 0x10), h1 = static_cast<int>((qh >> (j + 12)) & 0x10);
+          v[j] = static_cast<int8_t>(((qs[j] & 0x0F) | h0) - off);
+          v[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | h1) - off);
+        }
+      }
+      return;
+    }
+    case DType::Q8_0:
+      for (int64_t b = 0; b < cols / 32; ++b, x += 34, v += 32) {
+        d[b] = f16_at(x);
+        std::memcpy(v, x + 2, 32);
+      }
+      return;
+    case DType::Q4_K:
+    case DType::Q5_K: {
+      const bool five = t == DType::Q5_K;
+      for (int64_t s = 0; s < cols / 256; ++s, x += five ? 176 : 144) {
+        const float dd = f16_at(x), dmin = f16_at(x + 2);
+        const uint8_t* scales = x + 4;
+        const uint8_t* qh = x + 16;
+        const uint8_t* ql = x + (five ? 48 : 16);
+        for (int j = 0; j < 4; ++j, ql += 32) {  // 64 values: low nibbles (sub-block 2j), high (2j+1)
+          for (int half = 0; half < 2; ++half) {
+            int sc, mn;
+            scale_min_k4(2 * j + half, scales, &sc, &mn);
+            const int64_t blk = s * 8 + 2 * j + half;
+            d[blk] = dd * static_cast<float>(sc);
+            m[blk] = -(dmin * static_cast<float>(mn));
+            const unsigned bit = 1u << (2 * j + half);
+            for (int l = 0; l < 32; ++l) {
+              int q = half ? ql[l] >> 4 : ql[l] & 0xF;
+              if (five && (qh[l] & bit)) q += 16;
+              v[blk * 32 + l] = static_cast<int8_t>(q);
+            }
+          }
+        }
+      }
+      return;
+    }
+    case DType::Q6_K:
+      for (int64_t s = 0; s < cols / 256; ++s, x += 210) {
+        const uint8_t* ql = x;
+        const uint8_t* qh = x + 128;
+        const auto* sc = reinterpret_cast<const int8_t*>(x + 192);
+        const float dd = f16_at(x + 208);
+        int8_t* y = v + s * 256;
+        for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32) {
+          for (int l = 0; l < 32; ++l) {
+            y[l + 0] = static_cast<int8_t>(((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+            y[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            y[l + 64] = static_cast<int8_t>(((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            y[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+          }
+        }
+        for (int j = 0; j < 16; ++j) d[s * 16 + j] = dd * static_cast<float>(sc[j]);  // blocks of 16 values
+      }
+      return;
+    default: break;
+  }
+  throw std::runtime_error(std::string("q8 activations: cannot decode ") + dtype_name(t));
+}
+
+}  // namespace
+
+bool PackedQ8::supports(DType t) { return dtype_is_quantized(t); }
+
+PackedQ8::PackedQ8(const Matrix& W) {
+  const Family f = family_of(W.dtype);
+  PackedQ8View& p = view_;
+  p.nibbles = f.nibbles;
+  p.has_min = f.has_min;
+  p.bias = f.bias;
+  p.block = f.block;
+  p.k_partner = f.k_partner;
+  p.rows = W.rows;
+  p.cols = W.blocks_per_row() * dtype_block_size(W.dtype);
+  p.groups = (W.rows + kGroupRows - 1) / kGroupRows;
+  p.blocks = p.cols / f.block;
+  const size_t block_bytes = static_cast<size_t>(kGroupRows) * static_cast<size_t>(f.nibbles ? f.block / 2 : f.block);
+  p.group_bytes = block_bytes * static_cast<size_t>(p.blocks);
+  quants_.assign(p.group_bytes * static_cast<size_t>(p.groups), 0);
+  const size_t scales = static_cast<size_t>(p.groups * p.blocks * kGroupRows);
+  d_.assign(scales, 0.f);
+  if (f.has_min) m_.assign(scales, 0.f);
+
+  std::vector<int8_t> v(static_cast<size_t>(p.cols));
+  std::vector<float> d(static_cast<size_t>(p.blocks)), m(static_cast<size_t>(p.blocks));
+  for (int64_t row = 0; row < W.rows; ++row) {
+    decode_row(W.dtype, static_cast<const uint8_t*>(W.data) + static_cast<size_t>(row) * W.row_bytes(), p.cols, v.data(),
+               d.data(), m.data());
+    const int64_t g = row / kGroupRows, r = row % kGroupRows;
+    uint8_t* qg = quants_.data() + static_cast<size_t>(g) * p.group_bytes;
+    for (int64_t b = 0; b < p.blocks; ++b) {
+      const size_t si = static_cast<size_t>((g * p.blocks + b) * kGroupRows + r);
+      d_[si] = d[static_cast<size_t>(b)];
+      if (f.has_min) m_[si] = m[static_cast<size_t>(b)];
+      uint8_t* qb = qg + static_cast<size_t>(b) * block_bytes;
+      const int8_t* vb = v.data() + b * f.block;
+      for (int c = 0; c < (f.nibbles ? 4 : f.block / 4); ++c)
+        for (int e = 0; e < 4; ++e) {
+          uint8_t& out = qb[64 * c + 4 * r + e];
+          if (f.nibbles)
+            out = static_cast<uint8_t>((vb[8 * c + e] & 0x0F) | ((vb[8 * c + 4 + e] & 0x0F) << 4));
+          else
+            out = static_cast<uint8_t>(vb[4 * c + e]);
+        }
+    }
+  }
+  p.quants = quants_.data();
+  p.d = d_.data();
+  p.m = f.has_min ? m_.data() : nullptr;
+}
+
+namespace {
+
+// ggml's nearest_int: round half to even through the float mantissa (|x| <= 2^22).
+inline int nearest_int(float x) {
+  const float val = x + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &val, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+}  // namespace
+
+void Q8Activations::quantize(const float* X, int64_t n_tokens, int64_t cols, const PackedQ8View& like) {
+  const int64_t K = like.cols, B = like.block, nb = K / B;
+  if (cols > K) throw std::logic_error("q8 activations: more columns than the matrix holds");
+  k_partner_ = like.k_partner;
+  q_.assign(static_cast<size_t>(n_tokens * K), 0);
+  dx_.resize(static_cast<size_t>(n_tokens * nb));
+  sx_.resize(static_cast<size_t>(n_tokens * nb));
+  sum_.resize(static_cast<size_t>(n_tokens * nb));
+  const int64_t QB = like.k_partner ? 256 : 32;  // values per activation scale
+  std::vector<float> x(static_cast<size_t>(K), 0.f);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    std::memcpy(x.data(), X + t * cols, static_cast<size_t>(cols) * sizeof(float));
+    int8_t* q = q_.data() + t * K;
+    for (int64_t a = 0; a < K; a += QB) {
+      float d = 0.f;
+      if (!like.k_partner) {  // quantize_row_q8_0_ref / q8_1_ref
+        float amax = 0.f;
+        for (int64_t j = a; j < a + QB; ++j) amax = std::max(amax, std::fabs(x[static_cast<size_t>(j)]));
+        d = amax / 127.f;
+        const float id = d != 0.f ? 1.f / d : 0.f;
+        for (int64_t j = a; j < a + QB; ++j) q[j] = static_cast<int8_t>(std::roundf(x[static_cast<size_t>(j)] * id));
+      } else {  // quantize_row_q8_K_ref
+        float amax = 0.f, max = 0.f;
+        for (int64_t j = a; j < a + QB; ++j) {
+          const float ax = std::fabs(x[static_cast<size_t>(j)]);
+          if (ax > amax) {
+            amax = ax;
+            max = x[static_cast<size_t>(j)];
+          }
+        }
+        if (amax != 0.f) {
+          const float iscale = -127.f / max;
+          for (int64_t j = a; j < a + QB; ++j) q[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[static_cast<size_t>(j)])));
+          d = 1 / iscale;
+        }
+      }
+      // Q8_0/Q8_1 store d (and s) as f16; Q8_K keeps an f32 d.
+      const float dx = like.k_partner ? d : f16_to_f32(f32_to_f16(d));
+      for (int64_t b = a / B; b < (a + QB) / B; ++b) {
+        int32_t s = 0;
+        for (int64_t j = b * B; j < (b + 1) * B; ++j) s += q[j];
+        const size_t i = static_cast<size_t>(t * nb + b);
+        dx_[i] = dx;
+        sum_[i] = s;
+        // Q8_1: s = f16(d * sum), one scale per 32 values; for Q8_K, dx * sum per block.
+        sx_[i] = like.k_partner ? dx * static_cast<float>(s) : f16_to_f32(f32_to_f16(d * static_cast<float>(s)));
+      }
+    }
+  }
+  view_ = Q8ActView{n_tokens, K, nb, static_cast<int>(B), q_.data(), dx_.data(), sum_.data(), sx_.data()};
+}
+
+}  // namespace fleet::kernels

@@ -1,0 +1,185 @@
+// The kernels of every instruction-set variant (engine/kernels/): q8 activations give the
+// values of the dequantized weights times the quantized activations; every variant this CPU
+// runs gives the same bits as the scalar one, in both activation modes, for every weight type;
+// a token's outputs are the same alone or in a batch; FLEET_KERNELS names are checked.
+#include <cmath>
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "engine/kernels/kernel_select.h"
+#include "engine/matmul.h"
+#include "random_matrix.h"
+#include "test_support.h"
+
+namespace fleet {
+namespace {
+
+using test::random_matrix;
+
+const DType kQuantized[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                            DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kAll[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                      DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<float> random_rows(int64_t n, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(static_cast<size_t>(n * cols));
+  for (float& v : x) v = nd(rng);
+  return x;
+}
+
+Matrix random_f32_or_bf16(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  Matrix m;
+  m.dtype = t;
+  m.rows = rows;
+  m.cols = cols;
+  m.owned.resize(m.bytes());
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const float v = u(rng);
+    if (t == DType::F32) std::memcpy(m.owned.data() + 4 * i, &v, 4);
+    else {
+      const uint16_t h = f32_to_bf16(v);
+      std::memcpy(m.owned.data() + 2 * i, &h, 2);
+    }
+  }
+  m.data = m.owned.data();
+  return m;
+}
+
+Matrix any_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  return t == DType::F32 || t == DType::BF16 ? random_f32_or_bf16(t, rows, cols, seed) : random_matrix(t, rows, cols, seed);
+}
+
+// Y of every token, in f32 mode (q8 = false) or q8 mode.
+std::vector<float> run(const Matrix& W, const std::vector<float>& X, int64_t n_tokens, bool q8, ThreadPool& pool) {
+  std::vector<float> y(static_cast<size_t>(n_tokens * W.rows));
+  if (!q8) {
+    matmul(W, X.data(), n_tokens, y.data(), pool);
+  } else {
+    kernels::PackedQ8 p(W);
+    kernels::Q8Activations a;
+    a.quantize(X.data(), n_tokens, W.cols, p.view());
+    matmul_q8(p, a, y.data(), pool);
+  }
+  return y;
+}
+
+struct RestoreKernels {
+  std::string name = kernel_variant();
+  ~RestoreKernels() { kernels::use_kernels(name); }
+};
+
+TEST(Q8Matmul, EqualsDequantizedWeightsTimesQuantizedActivations) {
+  // A reference in double: sum over k of dequant(W)[r][k] * dx[block] * q[k], from the same
+  // quantized activations. The kernel's f32 block arithmetic must stay within rounding of it,
+  // which checks the repacking of every type (a wrong nibble or scale is far outside).
+  ThreadPool pool(2);
+  for (DType t : kQuantized) {
+    SCOPED_TRACE(dtype_name(t));
+    const int64_t rows = 37, cols = 512, n = 3;  // 37: a partial group of 16 rows
+    const Matrix W = random_matrix(t, rows, cols, 11u + static_cast<uint32_t>(t));
+    const std::vector<float> X = random_rows(n, cols, 5);
+    kernels::PackedQ8 p(W);
+    kernels::Q8Activations a;
+    a.quantize(X.data(), n, cols, p.view());
+    std::vector<float> y(static_cast<size_t>(n * rows));
+    matmul_q8(p, a, y.data(), pool);
+    const kernels::Q8ActView& av = a.view();
+    std::vector<float> w(static_cast<size_t>(cols));
+    double worst = 0, scale = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      W.row_to_f32(r, w.data());
+      for (int64_t tok = 0; tok < n; ++tok) {
+        double ref = 0, mag = 0;
+        for (int64_t k = 0; k < cols; ++k) {
+          const double xq = static_cast<double>(av.dx[tok * av.blocks + k / av.block]) * av.q[tok * av.cols + k];
+          ref += static_cast<double>(w[static_cast<size_t>(k)]) * xq;
+          mag += std::fabs(static_cast<double>(w[static_cast<size_t>(k)]) * xq);
+        }
+        worst = std::max(worst, std::fabs(ref - y[static_cast<size_t>(tok * rows + r)]) / (mag + 1e-30));
+        scale = std::max(scale, mag);
+        // and the quantized activations are within half a step of x (plus the f16 rounding of the
+        // Q8_0 scale: 127 steps of at most 2^-11 each)
+        if (r == 0) {
+          for (int64_t k = 0; k < cols; ++k)
+            EXPECT_LE(std::fabs(av.dx[tok * av.blocks + k / av.block] * av.q[tok * av.cols + k] - X[static_cast<size_t>(tok * cols + k)]),
+                      0.57f * std::fabs(av.dx[tok * av.blocks + k / av.block]) + 1e-6f);
+        }
+      }
+    }
+    EXPECT_GT(scale, 0.0);
+    EXPECT_LT(worst, 1e-5) << "relative to the sum of |terms|";
+  }
+}
+
+TEST(KernelVariants, EveryVariantGivesTheScalarBitsInBothModesForEveryType) {
+  RestoreKernels restore;
+  ThreadPool pool(2);
+  std::string ran;
+  for (const std::string& v : kernels::supported_kernel_variants()) ran += v + " ";
+  std::printf("kernel variants this CPU runs: %s\n", ran.c_str());
+  for (DType t : kAll) {
+    for (bool q8 : {false, true}) {
+      if (q8 && !dtype_is_quantized(t)) continue;
+      SCOPED_TRACE(std::string(dtype_name(t)) + (q8 ? " q8" : " f32"));
+      const int64_t rows = 21, cols = 512 + (dtype_is_quantized(t) ? 0 : 7), n = 6;
+      const Matrix W = any_matrix(t, rows, cols, 3u + static_cast<uint32_t>(t));
+      const std::vector<float> X = random_rows(n, cols, 9);
+      kernels::use_kernels("scalar");
+      const std::vector<float> want = run(W, X, n, q8, pool);
+      for (const std::string& v : kernels::supported_kernel_variants()) {
+        kernels::use_kernels(v);
+        const std::vector<float> got = run(W, X, n, q8, pool);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0) << v;
+      }
+    }
+  }
+}
+
+TEST(KernelVariants, ATokensOutputsAreTheSameAloneAndInAnyBatch) {
+  ThreadPool pool(2);
+  for (DType t : kAll)
+    for (bool q8 : {false, true}) {
+      if (q8 && !dtype_is_quantized(t)) continue;
+      SCOPED_TRACE(std::string(dtype_name(t)) + (q8 ? " q8" : " f32"));
+      const int64_t rows = 40, cols = 256, n = 64;
+      const Matrix W = any_matrix(t, rows, cols, 17u + static_cast<uint32_t>(t));
+      const std::vector<float> X = random_rows(n, cols, 23);
+      const std::vector<float> all = run(W, X, n, q8, pool);
+      for (int64_t batch : {1, 2, 7, 32}) {
+        for (int64_t t0 = 0; t0 + batch <= n; t0 += batch + 3) {
+          const std::vector<float> part(X.begin() + t0 * cols, X.begin() + (t0 + batch) * cols);
+          const std::vector<float> y = run(W, part, batch, q8, pool);
+          EXPECT_EQ(std::memcmp(y.data(), all.data() + t0 * rows, y.size() * 4), 0) << "batch " << batch << " at " << t0;
+        }
+      }
+    }
+}
+
+TEST(KernelVariants, UnknownOrUnsupportedVariantsAreClearErrors) {
+  RestoreKernels restore;
+  try {
+    kernels::use_kernels("amx");
+    FAIL() << "amx accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("FLEET_KERNELS=amx: no such kernel variant (this build has: scalar, avx2, avx512)"),
+              std::string::npos)
+        << e.what();
+  }
+  const auto supported = kernels::supported_kernel_variants();
+  ASSERT_FALSE(supported.empty());
+  EXPECT_EQ(supported.front(), "scalar");
+  for (const std::string& v : kernels::kernel_variants())
+    if (std::find(supported.begin(), supported.end(), v) == supported.end()) {
+      EXPECT_THROW(kernels::use_kernels(v), std::runtime_error) << v;
+    }
+  kernels::use_kernels("scalar");
+  EXPECT_STREQ(kernel_variant(), "scalar");
+}
+
+}  // namespace
+}  // namespace fleet
