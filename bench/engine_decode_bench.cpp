@@ -1,19 +1,26 @@
-// Decode speed of the engine against this machine's memory bandwidth, measured in one run.
+// The engine's speed on one model, as llama.cpp's llama-bench and llama-batched-bench measure
+// theirs (bench/run puts them side by side):
 //
-//   build/bench/fleet_bench_engine --model DIR [--weights auto|f32|bf16|q8_0] [--batch N] [--steps N]
+//   build/bench/fleet_bench_engine --model PATH [--activations auto|f32|q8] [--weights auto|f32|bf16|q8_0]
+//       [--threads N] [--reps R] [--test tg64|pp64|pp512|batch16 ...]
 //
-// Batch-1 decode must read every weight once per token, so its ceiling is
-// bandwidth / weight bytes tokens per second. The benchmark measures the bandwidth (a
-// multi-threaded streaming read of a buffer larger than the caches), then the time per decode
-// step, and prints the achieved weight-read rate as a fraction of the measured bandwidth.
+//   tgN:    N tokens decoded one at a time from an empty context (llama-bench -n N)
+//   ppN:    one prompt of N tokens in one forward pass, logits of the last (llama-bench -p N)
+//   batchB: B sequences of 16 prompt tokens each, then 64 decode steps of B tokens; aggregate
+//           tokens/s of the decode steps (llama-batched-bench -npp 16 -ntg 64 -npl B, S_TG)
+//
+// Prints one JSON object per test and line: {"test", "tokens_per_s" (median of reps), "runs",
+// "model", "weights", "activations", "kernels", "threads", "weight_bytes"}.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/matmul.h"
 #include "engine/stage_engine.h"
 
 using namespace fleet;
@@ -21,85 +28,108 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// GB/s of reading `bytes` with `threads` threads; best of `reps`.
-double read_bandwidth(size_t bytes, int threads, int reps) {
-  std::vector<uint64_t> buf(bytes / 8);
-  for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;  // touch every page
-  double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    std::vector<uint64_t> sums(static_cast<size_t>(threads));
-    auto t0 = Clock::now();
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t)
-      ts.emplace_back([&, t] {
-        size_t b = buf.size() * static_cast<size_t>(t) / static_cast<size_t>(threads);
-        size_t e = buf.size() * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
-        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (size_t i = b; i + 4 <= e; i += 4) {
-          s0 += buf[i];
-          s1 += buf[i + 1];
-          s2 += buf[i + 2];
-          s3 += buf[i + 3];
-        }
-        sums[static_cast<size_t>(t)] = s0 + s1 + s2 + s3;
-      });
-    for (auto& t : ts) t.join();
-    double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (sums[0] == 42) std::printf(" ");  // keep the sums alive
-    best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Runs n_seq sequences from position `start` for `steps` steps of `per_step` tokens each;
+// returns the seconds the steps took (logits of every sequence's last token per step).
+double run_steps(StageEngine& e, std::vector<std::unique_ptr<KVCache>>& caches, int start, int steps, int per_step) {
+  const ModelConfig& c = e.config();
+  const int n_seq = static_cast<int>(caches.size());
+  const size_t rows_n = static_cast<size_t>(n_seq) * static_cast<size_t>(per_step);
+  std::vector<float> hidden(rows_n * static_cast<size_t>(c.dim)), logits(static_cast<size_t>(n_seq) * c.vocab_size);
+  std::vector<int64_t> rows(static_cast<size_t>(n_seq));
+  for (int b = 0; b < n_seq; ++b) rows[static_cast<size_t>(b)] = static_cast<int64_t>(b + 1) * per_step - 1;
+  const auto t0 = Clock::now();
+  for (int s = 0; s < steps; ++s) {
+    std::vector<int32_t> ids(rows_n);
+    for (size_t i = 0; i < rows_n; ++i) ids[i] = static_cast<int32_t>((7 * i + 13 * static_cast<size_t>(s) + 1) % static_cast<size_t>(c.vocab_size));
+    std::vector<SeqChunk> chunks;
+    for (int b = 0; b < n_seq; ++b) chunks.push_back({caches[static_cast<size_t>(b)].get(), start + s * per_step, per_step});
+    e.embed(ids, hidden.data());
+    e.forward_layers(chunks, hidden.data());
+    e.head(hidden.data(), rows, logits.data());
   }
-  return best;
+  return seconds_since(t0);
+}
+
+double measure(StageEngine& e, const std::string& test) {
+  auto caches = [&](int n, int len) {
+    std::vector<std::unique_ptr<KVCache>> v;
+    for (int i = 0; i < n; ++i) v.push_back(e.new_cache(len));
+    return v;
+  };
+  if (test.rfind("tg", 0) == 0) {
+    const int n = std::stoi(test.substr(2));
+    auto c = caches(1, n + 1);
+    return n / run_steps(e, c, 0, n, 1);
+  }
+  if (test.rfind("pp", 0) == 0) {
+    const int n = std::stoi(test.substr(2));
+    auto c = caches(1, n + 1);
+    return n / run_steps(e, c, 0, 1, n);
+  }
+  if (test.rfind("batch", 0) == 0) {
+    const int b = std::stoi(test.substr(5)), prompt = 16, gen = 64;
+    auto c = caches(b, prompt + gen + 1);
+    run_steps(e, c, 0, 1, prompt);
+    return b * gen / run_steps(e, c, prompt, gen, 1);
+  }
+  throw std::runtime_error("unknown test '" + test + "' (tgN, ppN, batchB)");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model, weights = "auto";
-  int batch = 1, steps = 16, threads = static_cast<int>(std::thread::hardware_concurrency());
+  std::string model, weights = "auto", activations = "auto";
+  std::vector<std::string> tests;
+  int threads = static_cast<int>(std::thread::hardware_concurrency()), reps = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--model") model = argv[i + 1];
-    else if (a == "--weights") weights = argv[i + 1];
-    else if (a == "--batch") batch = std::stoi(argv[i + 1]);
-    else if (a == "--steps") steps = std::stoi(argv[i + 1]);
-    else if (a == "--threads") threads = std::stoi(argv[i + 1]);
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--model") model = v;
+    else if (a == "--weights") weights = v;
+    else if (a == "--activations") activations = v;
+    else if (a == "--threads") threads = std::stoi(v);
+    else if (a == "--reps") reps = std::stoi(v);
+    else if (a == "--test") tests.push_back(v);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
   }
   if (model.empty()) {
-    std::fprintf(stderr, "usage: %s --model DIR [--weights auto|f32|bf16|q8_0] [--batch N] [--steps N] [--threads N]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s --model PATH [--activations auto|f32|q8] [--weights auto|f32|bf16|q8_0] [--threads N] "
+                 "[--reps R] [--test tg64|pp64|pp512|batch16 ...]\n",
+                 argv[0]);
     return 2;
   }
-  const double bw = read_bandwidth(size_t{1} << 30, threads, 3);
-  LoadOptions lo;
-  lo.weight_dtype = weights;
-  auto w = std::make_shared<StageWeights>(load_stage_weights(open_model(model), lo));
-  StageEngine engine(w, threads);
-  const ModelConfig& c = engine.config();
-  std::vector<std::unique_ptr<KVCache>> caches;
-  for (int b = 0; b < batch; ++b) caches.push_back(engine.new_cache(steps + 8));
-  std::vector<float> hidden(static_cast<size_t>(batch) * c.dim), logits(static_cast<size_t>(batch) * c.vocab_size);
-  std::vector<int64_t> rows(static_cast<size_t>(batch));
-  for (int b = 0; b < batch; ++b) rows[static_cast<size_t>(b)] = b;
-  std::vector<double> times;
-  for (int s = 0; s < steps + 2; ++s) {  // two warm-up steps fault the weights in
-    std::vector<int32_t> ids(static_cast<size_t>(batch), 1 + s);
-    std::vector<SeqChunk> chunks;
-    for (int b = 0; b < batch; ++b) chunks.push_back({caches[static_cast<size_t>(b)].get(), s, 1});
-    auto t0 = Clock::now();
-    engine.embed(ids, hidden.data());
-    engine.forward_layers(chunks, hidden.data());
-    engine.head(hidden.data(), rows, logits.data());
-    if (s >= 2) times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  if (tests.empty()) tests = {"tg64"};
+  try {
+    LoadOptions lo;
+    lo.weight_dtype = weights;
+    auto w = std::make_shared<StageWeights>(load_stage_weights(open_model(model), lo));
+    StageEngine engine(w, threads, parse_activation_mode(activations));
+    measure(engine, "tg4");  // warm-up: faults the weights in
+    for (const std::string& t : tests) {
+      std::vector<double> runs;
+      for (int r = 0; r < reps; ++r) runs.push_back(measure(engine, t));
+      std::vector<double> sorted = runs;
+      std::sort(sorted.begin(), sorted.end());
+      nlohmann::json j = {{"test", t},
+                          {"tokens_per_s", sorted[sorted.size() / 2]},
+                          {"runs", runs},
+                          {"model", model},
+                          {"weights", dtype_name(w->layers[0].wq.dtype)},
+                          {"activations", engine.activations()},
+                          {"kernels", kernel_variant()},
+                          {"threads", threads},
+                          {"weight_bytes", engine.layer_bytes() + w->head.bytes()}};
+      std::printf("%s\n", j.dump().c_str());
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fleet_bench_engine: %s\n", e.what());
+    return 1;
   }
-  std::sort(times.begin(), times.end());
-  const double median = times[times.size() / 2];
-  // Bytes read per step: every layer matrix and the head (the embedding: one row per token).
-  const double bytes = static_cast<double>(w->bytes() - w->embedding.bytes());
-  const double achieved = bytes / median / 1e9;
-  std::printf("model %s, weights %s (%.0f MiB read per step), %d threads, batch %d\n", model.c_str(),
-              dtype_name(w->layers[0].wq.dtype), bytes / (1 << 20), threads, batch);
-  std::printf("memory bandwidth (read, %d threads): %.1f GB/s\n", threads, bw);
-  std::printf("decode step: median %.2f ms -> %.1f tokens/s per sequence, %.1f tokens/s total\n", median * 1e3,
-              1.0 / median, batch / median);
-  std::printf("weight read rate %.1f GB/s = %.2f of the measured bandwidth\n", achieved, achieved / bw);
   return 0;
 }

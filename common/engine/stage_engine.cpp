@@ -76,6 +76,22 @@ size_t StageEngine::packed_bytes() const {
   return n;
 }
 
+size_t StageEngine::layer_bytes() const {
+  size_t n = 0;
+  for (size_t i = 0; i < linears_.size(); ++i) {
+    const LayerLinears& l = linears_[i];
+    const LayerWeights& w = w_->layers[i];
+    const std::pair<const Linear*, const Matrix*> all[] = {{&l.wq, &w.wq},         {&l.wk, &w.wk},
+                                                           {&l.wv, &w.wv},         {&l.wo, &w.wo},
+                                                           {&l.w_gate, &w.w_gate}, {&l.w_up, &w.w_up},
+                                                           {&l.w_down, &w.w_down}};
+    for (auto [lin, m] : all) n += lin->q8() ? lin->packed_bytes() : m->bytes();
+    n += (w.attn_norm.size() + w.ffn_norm.size() + w.bq.size() + w.bk.size() + w.bv.size() + w.q_norm.size() +
+          w.k_norm.size()) * sizeof(float);
+  }
+  return n;
+}
+
 std::unique_ptr<KVCache> StageEngine::new_cache(int max_len) const {
   const ModelConfig& c = w_->config;
   return std::make_unique<KVCache>(static_cast<int>(w_->layers.size()), c.kv_dim(),

@@ -37,6 +37,9 @@ class StageEngine {
   const char* activations() const;
   double repack_seconds() const { return repack_seconds_; }
   size_t packed_bytes() const;  // bytes of the repacked copies
+  // Bytes of the layers' weights as this engine reads them: repacked copies, matrices used as
+  // loaded, norms (what a stage keeps resident; the head and embedding are not counted).
+  size_t layer_bytes() const;
 
   const ModelConfig& config() const { return w_->config; }
   const StageWeights& weights() const { return *w_; }

@@ -1,9 +1,12 @@
 // Batch invariance: a sequence's logits are bitwise identical whether it runs alone or in a
-// batch of any size with other sequences at other positions, for f32, bf16 and Q8_0 weights.
+// batch of any size with other sequences at other positions, for f32, bf16 and Q8_0 weights,
+// and for GGUF files of every type the engine runs, in both activation modes (f32, q8).
 #include <cstring>
 #include <map>
 #include <random>
 
+#include "engine/kernels/kernel_select.h"
+#include "engine/matmul.h"
 #include "engine/stage_engine.h"
 #include "model/model_writer.h"
 #include "test_support.h"
@@ -73,15 +76,17 @@ std::vector<Seq> make_sequences(int n, int vocab) {
   return seqs;
 }
 
-void check_invariance(const std::string& model, const std::string& dtype) {
+void check_invariance(const std::string& model, const std::string& dtype,
+                      ActivationMode mode = ActivationMode::Auto, int n_seqs = 32) {
   LoadOptions lo;
   lo.weight_dtype = dtype;
   auto w = std::make_shared<StageWeights>(load_stage_weights(open_model(model), lo));
-  StageEngine e(w);
-  auto seqs = make_sequences(32, e.config().vocab_size);
+  StageEngine e(w, 0, mode);
+  auto seqs = make_sequences(n_seqs, e.config().vocab_size);
   // Reference: each sequence alone, one token per call (pure decode).
   LogitsByStep alone = run(e, seqs, 1, 1, 0);
-  for (int batch : {1, 2, 7, 32}) {
+  for (int batch : {1, 2, 7, 32, 64}) {
+    if (batch > n_seqs) continue;
     LogitsByStep batched = run(e, seqs, batch, 9, static_cast<uint32_t>(batch));
     ASSERT_EQ(batched.size(), alone.size());
     int mismatches = 0;
@@ -89,7 +94,8 @@ void check_invariance(const std::string& model, const std::string& dtype) {
       const auto& other = batched.at(key);
       if (std::memcmp(logits.data(), other.data(), logits.size() * sizeof(float)) != 0) ++mismatches;
     }
-    EXPECT_EQ(mismatches, 0) << model << " " << dtype << " batch " << batch;
+    EXPECT_EQ(mismatches, 0) << model << " " << dtype << " " << activation_mode_name(mode) << " (" << e.activations()
+                             << ") batch " << batch;
   }
 }
 
@@ -109,6 +115,43 @@ const std::string& qwen3_tiny() {
 TEST(BatchInvariance, TinyQwen3AllDtypes) {
   for (const char* dt : {"f32", "bf16", "q8_0"}) check_invariance(qwen3_tiny(), dt);
 }
+
+// The same logits, bit for bit, from every kernel variant this CPU runs (scalar, avx2, avx512).
+void check_variants(const std::string& model, ActivationMode mode) {
+  auto w = std::make_shared<StageWeights>(load_stage_weights(open_model(model), LoadOptions{}));
+  StageEngine e(w, 2, mode);
+  auto seqs = make_sequences(6, e.config().vocab_size);
+  const std::string before = kernel_variant();
+  kernels::use_kernels("scalar");
+  const LogitsByStep want = run(e, seqs, 6, 9, 1);
+  for (const std::string& v : kernels::supported_kernel_variants()) {
+    kernels::use_kernels(v);
+    const LogitsByStep got = run(e, seqs, 6, 9, 1);
+    int mismatches = 0;
+    for (auto& [key, logits] : want)
+      mismatches += std::memcmp(logits.data(), got.at(key).data(), logits.size() * sizeof(float)) != 0;
+    EXPECT_EQ(mismatches, 0) << model << " " << activation_mode_name(mode) << " " << v << " vs scalar";
+  }
+  kernels::use_kernels(before);
+}
+
+// A GGUF file of each type (tiny-k256: rows that are multiples of 256, so K-quants are used as
+// such), 64 sequences, batches up to 64, in both activation modes.
+class GgufBatchInvariance : public ::testing::TestWithParam<const char*> {};
+TEST_P(GgufBatchInvariance, BothActivationModes) {
+  const std::string type = GetParam();
+  const std::string path = test::scratch_dir("tiny-k256-gguf") + "/" + type + ".gguf";
+  write_synthetic_gguf(synth_shape("tiny-k256"), parse_gguf_write_type(type), 3, path);
+  check_invariance(path, "auto", ActivationMode::F32, 64);
+  check_variants(path, ActivationMode::F32);
+  if (dtype_is_quantized(parse_dtype(type))) {
+    check_invariance(path, "auto", ActivationMode::Q8, 64);
+    check_variants(path, ActivationMode::Q8);
+  }
+}
+INSTANTIATE_TEST_SUITE_P(AllTypes, GgufBatchInvariance,
+                         ::testing::Values("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k",
+                                           "q5_k", "q6_k"));
 
 }  // namespace
 }  // namespace fleet

@@ -56,7 +56,7 @@ std::vector<int32_t> greedy(std::vector<std::unique_ptr<StageEngine>>& stages, c
 
 TEST(SmolLM2Reference, LogitsAtEveryPromptPositionWithin1e3OfTransformers) {
   ModelSource src = open_model(test::smollm2_gguf());
-  StageEngine e(load(src, 0, src.config.n_layers), 2);
+  StageEngine e(load(src, 0, src.config.n_layers), 2, ActivationMode::F32);
   const auto& ref = reference();
   const auto logit_ids = ref.at("logit_ids").get<std::vector<int>>();
   const int V = src.config.vocab_size;
@@ -87,7 +87,7 @@ TEST(SmolLM2Reference, GreedyTokensEqualTransformersWholeAndSplitIn2And3Stages) 
   const std::vector<std::vector<std::pair<int, int>>> cuts = {{{0, L}}, {{0, 13}, {13, L}}, {{0, 7}, {7, 19}, {19, L}}};
   for (const auto& cut : cuts) {
     std::vector<std::unique_ptr<StageEngine>> stages;
-    for (auto [a, b] : cut) stages.push_back(std::make_unique<StageEngine>(load(src, a, b), 2));
+    for (auto [a, b] : cut) stages.push_back(std::make_unique<StageEngine>(load(src, a, b), 2, ActivationMode::F32));
     for (const auto& p : reference().at("prompts")) {
       const auto want = p.at("greedy_ids").get<std::vector<int32_t>>();
       EXPECT_EQ(greedy(stages, p.at("prompt_ids").get<std::vector<int32_t>>(), static_cast<int>(want.size())), want)

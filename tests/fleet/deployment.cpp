@@ -72,7 +72,7 @@ Deployment::Deployment(DeploymentOptions o) : options_(std::move(o)) {
     << "redis: {url: \"" << (options_.redis_url.empty() ? redis_url() : options_.redis_url) << "\""
     << (options_.redis_password.empty() ? "" : ", password: " + yaml_quoted(options_.redis_password)) << "}\n"
     << "model: {name: " << options_.model_name << ", path: \"" << options_.model_path << "\", tokenizer: \""
-    << options_.tokenizer << "\", weights: " << options_.weights << "}\n"
+    << options_.tokenizer << "\", weights: " << options_.weights << ", activations: " << options_.activations << "}\n"
     << "stages:\n";
   for (const StageSpec& s : options_.stages) y << "  - layers: [" << s.first << ", " << s.end << "]\n";
   y << "batching: {max_batch_tokens: " << options_.max_batch_tokens
@@ -83,7 +83,10 @@ Deployment::Deployment(DeploymentOptions o) : options_(std::move(o)) {
   std::ofstream(config_path_) << y.str();
   config_ = load_config(config_path_);
   for (size_t k = 0; k < options_.stages.size(); ++k)
-    for (int r = 0; r < options_.stages[k].replicas; ++r) start_worker(static_cast<int>(k));
+    for (int r = 0; r < options_.stages[k].replicas; ++r) {
+      const auto& kernels = options_.stages[k].kernels;
+      start_worker(static_cast<int>(k), static_cast<size_t>(r) < kernels.size() ? kernels[static_cast<size_t>(r)] : "");
+    }
   if (options_.wait_ready) wait_ready();
 }
 
@@ -97,7 +100,7 @@ Deployment::~Deployment() {
     }
 }
 
-size_t Deployment::start_worker(int stage) {
+size_t Deployment::start_worker(int stage, const std::string& kernels) {
   Worker w;
   w.stage = stage;
   w.log = dir_ + "/worker-" + std::to_string(workers_.size()) + "-stage" + std::to_string(stage) + ".log";
@@ -108,6 +111,11 @@ size_t Deployment::start_worker(int stage) {
     int fd = ::open(w.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    if (kernels.empty()) {
+      unsetenv("FLEET_KERNELS");
+    } else {
+      setenv("FLEET_KERNELS", kernels.c_str(), 1);
+    }
     execl(binary.c_str(), binary.c_str(), "--config", config_path_.c_str(), "--stage", stage_s.c_str(), "--threads",
           threads_s.c_str(), static_cast<char*>(nullptr));
     _exit(127);

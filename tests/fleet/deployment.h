@@ -37,6 +37,8 @@ namespace fleet::test {
 struct StageSpec {
   int first = 0, end = 0;
   int replicas = 1;  // fleet-stage processes started for this stage by the constructor
+  // FLEET_KERNELS of each replica started by the constructor ("" or missing: chosen at run time).
+  std::vector<std::string> kernels = {};
 };
 
 struct DeploymentOptions {
@@ -47,6 +49,7 @@ struct DeploymentOptions {
   std::string kv_budget = "64MiB";
   int max_requests = 256;  // kv.max_requests
   std::string weights = "auto";
+  std::string activations = "auto";  // model.activations
   int threads = 1;  // compute threads per worker (the machine has 2 cores for everything)
   int prefill_chunk = 256;
   int max_batch_tokens = 512;
@@ -143,7 +146,8 @@ class Deployment {
   const std::string& config_path() const { return config_path_; }
   std::vector<Worker>& workers() { return workers_; }
 
-  size_t start_worker(int stage);  // returns its index in workers(); does not wait
+  // Returns its index in workers(); does not wait. `kernels`: its FLEET_KERNELS ("" = not set).
+  size_t start_worker(int stage, const std::string& kernels = "");
   // Waits until every running worker printed "ready" and, per stage, the replicas' latest
   // assignments cover all partitions of the stage topic with none empty.
   void wait_ready(std::chrono::seconds timeout = std::chrono::seconds(90));
