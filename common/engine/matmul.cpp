@@ -40,4 +40,9 @@ void matmul_q8(const kernels::PackedQ8& W, const kernels::Q8Activations& X, floa
 
 float dot_f32(const float* a, const float* b, int64_t n) { return kernels::active_kernels().dot_f32(a, b, n); }
 
+void attend_head(const float* q, const float* k, const float* v, size_t stride, int n, int head_dim, float scale,
+                 float* scores, float* out) {
+  kernels::active_kernels().attend(q, k, v, stride, n, head_dim, scale, scores, out);
+}
+
 }  // namespace fleet

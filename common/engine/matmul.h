@@ -33,4 +33,9 @@ void matmul_q8(const kernels::PackedQ8& W, const kernels::Q8Activations& X, floa
 // dot(a, b) over n floats in the same fixed order as the f32 matmul's rows.
 float dot_f32(const float* a, const float* b, int64_t n);
 
+// One query head's causal attention over n cached keys and values (rows `stride` floats
+// apart), in the fixed order kernels/kernel_types.h defines; scores: n floats of scratch.
+void attend_head(const float* q, const float* k, const float* v, size_t stride, int n, int head_dim, float scale,
+                 float* scores, float* out);
+
 }  // namespace fleet

@@ -161,33 +161,18 @@ void StageEngine::attention(const LayerWeights& lw, int slot, std::span<const Se
   const int group = nh / nkv;
   double attended = 0;  // cache rows read, for the parallelism decision
   for (int p : pos) attended += p + 1;
+  // Jobs head-major (job = h * T + r): every head has the same mix of short and long rows, so
+  // the threads' contiguous shares of jobs cost about the same under the causal mask.
   pool_.parallel_for(static_cast<size_t>(T * nh), [&](size_t b, size_t e) {
-    std::vector<float> scores;
+    thread_local std::vector<float> scores;
     for (size_t job = b; job < e; ++job) {
-      const int64_t r = static_cast<int64_t>(job) / nh;
-      const int h = static_cast<int>(static_cast<int64_t>(job) % nh), kvh = h / group;
+      const int64_t r = static_cast<int64_t>(job) % T;
+      const int h = static_cast<int>(static_cast<int64_t>(job) / T), kvh = h / group;
       const int p = pos[static_cast<size_t>(r)];
       const KVCache* cache = row_cache[static_cast<size_t>(r)];
-      const float* qh = q.data() + r * Q + h * hd;
       scores.resize(static_cast<size_t>(p) + 1);
-      float mx = -INFINITY;
-      for (int j = 0; j <= p; ++j) {
-        scores[static_cast<size_t>(j)] = dot_f32(qh, cache->k(slot, j) + kvh * hd, hd) * scale;
-        mx = std::max(mx, scores[static_cast<size_t>(j)]);
-      }
-      float sum = 0;
-      for (int j = 0; j <= p; ++j) {
-        scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - mx);
-        sum += scores[static_cast<size_t>(j)];
-      }
-      const float inv = 1.0f / sum;
-      float* o = out.data() + r * Q + h * hd;
-      std::fill(o, o + hd, 0.0f);
-      for (int j = 0; j <= p; ++j) {
-        const float a = scores[static_cast<size_t>(j)] * inv;
-        const float* vj = cache->v(slot, j) + kvh * hd;
-        for (int d = 0; d < hd; ++d) o[d] += a * vj[d];
-      }
+      attend_head(q.data() + r * Q + h * hd, cache->k(slot, 0) + kvh * hd, cache->v(slot, 0) + kvh * hd,
+                  static_cast<size_t>(KV), p + 1, hd, scale, scores.data(), out.data() + r * Q + h * hd);
     }
   }, static_cast<double>(attended) * nh * hd * 2);
 }

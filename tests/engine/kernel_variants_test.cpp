@@ -160,6 +160,36 @@ TEST(KernelVariants, ATokensOutputsAreTheSameAloneAndInAnyBatch) {
     }
 }
 
+TEST(KernelVariants, ActivationQuantizationRoundsHalfAwayFromZeroInEveryVariant) {
+  // Blocks whose amax is 127 (d = 1), so x * id hits exact ties: roundf's 2.5 -> 3, -2.5 -> -3.
+  RestoreKernels restore;
+  std::vector<float> x;
+  const float ties[] = {0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 126.5f, -126.5f, 0.49999997f, -0.49999997f, 0.0f, -0.0f};
+  for (int b = 0; b < 4; ++b) {
+    x.push_back(b % 2 ? -127.f : 127.f);
+    for (int j = 1; j < 32; ++j) {
+      const float t = ties[(j + b) % 12];
+      x.push_back(std::fabs(t) < 100 && b % 3 == 2 ? t + static_cast<float>(j % 5) : t);  // more ties: 3.5, -0.5, ...
+    }
+  }
+  x.resize(x.size() + 32, 0.f);  // an all-zero block: d = 0, every q = 0
+  const int64_t nb = static_cast<int64_t>(x.size() / 32);
+  for (const std::string& v : kernels::supported_kernel_variants()) {
+    kernels::use_kernels(v);
+    std::vector<int8_t> q(x.size());
+    std::vector<float> d(static_cast<size_t>(nb));
+    kernels::active_kernels().quantize_q8_32(x.data(), nb, q.data(), d.data());
+    for (int64_t b = 0; b < nb; ++b) {
+      const float want_d = b < 4 ? 1.0f : 0.0f;
+      EXPECT_EQ(d[static_cast<size_t>(b)], want_d) << v;
+      for (int j = 0; j < 32; ++j) {
+        const size_t i = static_cast<size_t>(b * 32 + j);
+        EXPECT_EQ(q[i], static_cast<int8_t>(std::roundf(x[i] * (want_d != 0 ? 1 / want_d : 0)))) << v << " x=" << x[i];
+      }
+    }
+  }
+}
+
 TEST(KernelVariants, UnknownOrUnsupportedVariantsAreClearErrors) {
   RestoreKernels restore;
   try {

@@ -68,6 +68,16 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   // q8 activations: Y[t][r] (row stride W.rows) for the row groups [g0, g1), all tokens.
   void (*matmul_q8_groups)(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y);
+  // Q8_0-style quantization of n_blocks blocks of 32 values (llama.cpp's quantize_row_q8_0_ref):
+  // d = amax / 127 (d_out[b], before any rounding to f16), q = roundf(x * (d ? 1 / d : 0)).
+  void (*quantize_q8_32)(const float* x, int64_t n_blocks, int8_t* q, float* d_out);
+  // Causal attention of one query head over n cached positions (rows `stride` floats apart):
+  //   s_j = dot_f32(q, k_j, hd) * scale;  m = max s_j;  e_j = expf(s_j - m);
+  //   sum = e_0 + e_1 + ... (in order);  inv = 1 / sum;
+  //   out[d] = 0 + (e_0 * inv) * v_0[d] + (e_1 * inv) * v_1[d] + ...  (mul, then add; j in order)
+  // scores: n floats of scratch.
+  void (*attend)(const float* q, const float* k, const float* v, size_t stride, int n, int hd, float scale,
+                 float* scores, float* out);
 };
 
 // The variants compiled into this binary (nullptr where the compiler could not build one).

@@ -4,6 +4,8 @@
 // these operands: |u| <= 15 for nibbles; |v| <= 128 with the sign moved to the activation).
 #include <immintrin.h>
 
+#include <math.h>
+
 #include <cstring>
 
 #include "engine/kernels/kernel_common.h"
@@ -20,6 +22,15 @@ struct V16 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
   static V16 load_bf16(const uint16_t* p) { return {bf8(p), bf8(p + 8)}; }
+  void store(float* p) const {
+    _mm256_storeu_ps(p, a);
+    _mm256_storeu_ps(p + 8, b);
+  }
+  void add_scaled(V16 x, float s) {
+    const __m256 k = _mm256_set1_ps(s);
+    a = _mm256_add_ps(a, _mm256_mul_ps(k, x.a));
+    b = _mm256_add_ps(b, _mm256_mul_ps(k, x.b));
+  }
   void fma(V16 x, V16 y) {
     a = _mm256_fmadd_ps(x.a, y.a, a);
     b = _mm256_fmadd_ps(x.b, y.b, b);
@@ -106,10 +117,40 @@ void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X
 
 #include "engine/kernels/q8_dispatch.inc"
 
+void quantize_q8_32(const float* x, int64_t n_blocks, int8_t* q, float* d_out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  for (int64_t b = 0; b < n_blocks; ++b, x += 32, q += 32) {
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(x + 8 * i);
+      m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float d = _mm_cvtss_f32(m4) / 127.f;
+    d_out[b] = d;
+    const __m256 id = _mm256_set1_ps(d != 0.f ? 1.f / d : 0.f);
+    __m256i r32[4];
+    for (int i = 0; i < 4; ++i) {  // roundf: trunc, then away from zero when |fraction| >= 0.5
+      const __m256 s = _mm256_mul_ps(v[i], id);
+      const __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(s, t)), half, _CMP_GE_OQ);
+      const __m256 r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(one, _mm256_and_ps(sign, s))));
+      r32[i] = _mm256_cvtps_epi32(r);
+    }
+    // int32 -> int8 in order: packs interleave 128-bit lanes, the permute restores the order.
+    const __m256i p16a = _mm256_packs_epi32(r32[0], r32[1]), p16b = _mm256_packs_epi32(r32[2], r32[3]);
+    const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
+                        _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+}
+
 }  // namespace
 
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{"avx2", matmul_f32_rows, dot_f32, matmul_q8_groups};
+  static const KernelTable table{"avx2", matmul_f32_rows, dot_f32, matmul_q8_groups, quantize_q8_32, attend};
   return &table;
 }
 

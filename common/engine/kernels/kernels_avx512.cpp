@@ -9,6 +9,8 @@
 #endif
 #include <immintrin.h>
 
+#include <math.h>
+
 #include <cstring>
 
 #include "engine/kernels/kernel_common.h"
@@ -24,7 +26,9 @@ struct V16 {
     __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))};
   }
+  void store(float* p) const { _mm512_storeu_ps(p, v); }
   void fma(V16 a, V16 b) { v = _mm512_fmadd_ps(a.v, b.v, v); }
+  void add_scaled(V16 x, float a) { v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(a), x.v)); }
   float sum() const {  // s8[i] = v[i] + v[i+8], s4, s2, s1: the order kernels_scalar.cpp defines
     const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v),
                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
@@ -104,10 +108,30 @@ void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X
 
 #include "engine/kernels/q8_dispatch.inc"
 
+void quantize_q8_32(const float* x, int64_t n_blocks, int8_t* q, float* d_out) {
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u)), one = _mm512_set1_epi32(0x3f800000);
+  const __m512 half = _mm512_set1_ps(0.5f);
+  for (int64_t b = 0; b < n_blocks; ++b, x += 32, q += 32) {
+    const __m512 a = _mm512_loadu_ps(x), c = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(c)));
+    const float d = amax / 127.f;
+    d_out[b] = d;
+    const __m512 id = _mm512_set1_ps(d != 0.f ? 1.f / d : 0.f);
+    for (int h = 0; h < 2; ++h) {  // roundf: trunc, then away from zero when |fraction| >= 0.5
+      const __m512 v = _mm512_mul_ps(h ? c : a, id);
+      __m512 r = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, r)), half, _CMP_GE_OQ);
+      const __m512 step = _mm512_castsi512_ps(_mm512_or_si512(one, _mm512_and_si512(sign, _mm512_castps_si512(v))));
+      r = _mm512_mask_add_ps(r, up, r, step);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * h), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(r)));
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable* avx512_kernels() {
-  static const KernelTable table{"avx512", matmul_f32_rows, dot_f32, matmul_q8_groups};
+  static const KernelTable table{"avx512", matmul_f32_rows, dot_f32, matmul_q8_groups, quantize_q8_32, attend};
   return &table;
 }
 

@@ -5,6 +5,9 @@
 //  - q8 activations: per weight row and block, the exact integer sum of v * q (the stored
 //    offset removed), then  acc = acc + ((float)isum * (d * dx))  [+ m * sx, added to the
 //    product before it is added to acc], blocks in order.
+#include <math.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -28,6 +31,10 @@ struct V16 {
       std::memcpy(&r.v[i], &u, 4);
     }
     return r;
+  }
+  void store(float* p) const { std::memcpy(p, v, sizeof v); }
+  void add_scaled(V16 x, float a) {
+    for (int i = 0; i < 16; ++i) v[i] = v[i] + a * x.v[i];
   }
   void fma(V16 a, V16 b) {
     for (int i = 0; i < 16; ++i) v[i] = std::fma(a.v[i], b.v[i], v[i]);
@@ -85,10 +92,21 @@ void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X
 
 #include "engine/kernels/q8_dispatch.inc"
 
+void quantize_q8_32(const float* x, int64_t n_blocks, int8_t* q, float* d_out) {
+  for (int64_t b = 0; b < n_blocks; ++b, x += 32, q += 32) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    d_out[b] = d;
+    for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+  }
+}
+
 }  // namespace
 
 const KernelTable* scalar_kernels() {
-  static const KernelTable table{"scalar", matmul_f32_rows, dot_f32, matmul_q8_groups};
+  static const KernelTable table{"scalar", matmul_f32_rows, dot_f32, matmul_q8_groups, quantize_q8_32, attend};
   return &table;
 }
 

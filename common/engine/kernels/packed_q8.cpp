@@ -1,5 +1,7 @@
 #include "engine/kernels/packed_q8.h"
 
+#include "engine/kernels/kernel_select.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -216,12 +218,8 @@ void Q8Activations::quantize(const float* X, int64_t n_tokens, int64_t cols, con
     int8_t* q = q_.data() + t * K;
     for (int64_t a = 0; a < K; a += QB) {
       float d = 0.f;
-      if (!like.k_partner) {  // quantize_row_q8_0_ref / q8_1_ref
-        float amax = 0.f;
-        for (int64_t j = a; j < a + QB; ++j) amax = std::max(amax, std::fabs(x[static_cast<size_t>(j)]));
-        d = amax / 127.f;
-        const float id = d != 0.f ? 1.f / d : 0.f;
-        for (int64_t j = a; j < a + QB; ++j) q[j] = static_cast<int8_t>(std::roundf(x[static_cast<size_t>(j)] * id));
+      if (!like.k_partner) {  // quantize_row_q8_0_ref / q8_1_ref, by the active kernel variant
+        active_kernels().quantize_q8_32(x.data() + a, 1, q + a, &d);
       } else {  // quantize_row_q8_K_ref
         float amax = 0.f, max = 0.f;
         for (int64_t j = a; j < a + QB; ++j) {
