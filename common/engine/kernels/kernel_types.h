@@ -36,12 +36,13 @@ struct PackedQ8View {
   int bias = 0;          // nibbles only: stored u = v + bias
   int block = 32;        // values per block: 32, or 16 (Q6_K)
   bool k_partner = false;  // activations quantized like Q8_K (256 values per scale), else Q8_0
+  bool f16_scales = false;  // d and m stored as f16 (the file's own, exact) or f32 (K-quant products)
   int64_t rows = 0, cols = 0;  // cols: a whole number of blocks
   int64_t groups = 0, blocks = 0;
   size_t group_bytes = 0;      // bytes of quants per group (all blocks)
   const uint8_t* quants = nullptr;  // [groups][blocks][block bytes of 16 rows]
-  const float* d = nullptr;         // [groups][blocks][16]
-  const float* m = nullptr;         // [groups][blocks][16] (has_min)
+  const void* d = nullptr;          // [groups][blocks][16] f16 or f32
+  const void* m = nullptr;          // [groups][blocks][16] (has_min)
 };
 
 // Activation rows quantized to int8 for a PackedQ8 matrix of block size `block`:

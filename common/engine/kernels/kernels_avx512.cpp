@@ -45,13 +45,20 @@ struct V16 {
 // One group of 16 rows against TB tokens: lane r of every register belongs to row r. Per block:
 // the int32 sums of (stored u) x (activation q) by vpdpbusd, the offset removed exactly, then
 // acc = acc + ((float)isum * (d * dx) [+ m * sx]), the order every variant uses.
-template <bool kNibbles, int kBlock, bool kMin, int TB>
+// 16 scales of a group's block, stored as f16 (converted exactly) or f32.
+template <bool kF16>
+inline __m512 load_scales(const void* base, int64_t i) {
+  if constexpr (kF16)
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + i)));
+  return _mm512_loadu_ps(static_cast<const float*>(base) + i);
+}
+
+template <bool kNibbles, int kBlock, bool kMin, bool kF16, int TB>
 inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, int64_t t0, float* Y) {
   constexpr int kVecs = kNibbles ? 4 : kBlock / 4;     // 64-byte vectors per block
   constexpr int kGroups = kBlock / 4;                  // 4-value groups per block
   const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
-  const float* dw = W.d + g * W.blocks * kGroupRows;
-  const float* mw = kMin ? W.m + g * W.blocks * kGroupRows : nullptr;
+  const int64_t s0 = g * W.blocks * kGroupRows;  // this group's first scale
   const __m512i low = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const int32_t offset = kNibbles ? W.bias : 128;  // what the stored u adds to each value
   __m512 acc[TB];
@@ -67,9 +74,9 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
     } else {
       for (int c = 0; c < kVecs; ++c) w[c] = _mm512_xor_si512(_mm512_loadu_si512(qw + 64 * c), flip);
     }
-    const __m512 d = _mm512_loadu_ps(dw + b * kGroupRows);
+    const __m512 d = load_scales<kF16>(W.d, s0 + b * kGroupRows);
     __m512 m = _mm512_setzero_ps();
-    if constexpr (kMin) m = _mm512_loadu_ps(mw + b * kGroupRows);
+    if constexpr (kMin) m = load_scales<kF16>(W.m, s0 + b * kGroupRows);
     for (int t = 0; t < TB; ++t) {
       const int64_t row = (t0 + t) * X.blocks + b;
       const int8_t* xq = X.q + (t0 + t) * X.cols + b * kBlock;
@@ -91,16 +98,16 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
   for (int t = 0; t < TB; ++t) _mm512_mask_storeu_ps(Y + (t0 + t) * W.rows + r0, mask, acc[t]);
 }
 
-template <bool kNibbles, int kBlock, bool kMin>
+template <bool kNibbles, int kBlock, bool kMin, bool kF16>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
   constexpr int kTile = 4;
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t = 0;
-    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kTile>(W, g, X, t, Y);
+    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kF16, kTile>(W, g, X, t, Y);
     switch (X.tokens - t) {
-      case 3: q8_group_tile<kNibbles, kBlock, kMin, 3>(W, g, X, t, Y); break;
-      case 2: q8_group_tile<kNibbles, kBlock, kMin, 2>(W, g, X, t, Y); break;
-      case 1: q8_group_tile<kNibbles, kBlock, kMin, 1>(W, g, X, t, Y); break;
+      case 3: q8_group_tile<kNibbles, kBlock, kMin, kF16, 3>(W, g, X, t, Y); break;
+      case 2: q8_group_tile<kNibbles, kBlock, kMin, kF16, 2>(W, g, X, t, Y); break;
+      case 1: q8_group_tile<kNibbles, kBlock, kMin, kF16, 1>(W, g, X, t, Y); break;
       default: break;
     }
   }

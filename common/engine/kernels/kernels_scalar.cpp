@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "engine/kernels/kernel_common.h"
+#include "util/half_float.h"
 
 namespace fleet::kernels {
 namespace {
@@ -52,14 +53,20 @@ void dequantize_row(int type, const uint8_t* x, int64_t n, float* y) { dequantiz
 
 #include "engine/kernels/f32_kernels.inc"
 
-template <bool kNibbles, int kBlock, bool kMin>
+// Scale i of a packed matrix, stored as f16 (converted exactly) or f32.
+template <bool kF16>
+inline float scale_at(const void* base, int64_t i) {
+  if constexpr (kF16) return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+  return static_cast<const float*>(base)[i];
+}
+
+template <bool kNibbles, int kBlock, bool kMin, bool kF16>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
   constexpr int kVecs = kNibbles ? 4 : kBlock / 4;
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t r0 = g * kGroupRows;
     const int64_t n = W.rows - r0 < kGroupRows ? W.rows - r0 : kGroupRows;
-    const float* dw = W.d + g * W.blocks * kGroupRows;
-    const float* mw = kMin ? W.m + g * W.blocks * kGroupRows : nullptr;
+    const int64_t s0 = g * W.blocks * kGroupRows;  // this group's first scale
     for (int64_t t = 0; t < X.tokens; ++t) {
       float acc[kGroupRows] = {};
       const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
@@ -80,8 +87,8 @@ void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X
         const float dx = X.dx[row];
         for (int r = 0; r < kGroupRows; ++r) {
           if constexpr (kNibbles) isum[r] -= W.bias * X.sum[row];
-          float c = static_cast<float>(isum[r]) * (dw[b * kGroupRows + r] * dx);
-          if constexpr (kMin) c = c + mw[b * kGroupRows + r] * X.sx[row];
+          float c = static_cast<float>(isum[r]) * (scale_at<kF16>(W.d, s0 + b * kGroupRows + r) * dx);
+          if constexpr (kMin) c = c + scale_at<kF16>(W.m, s0 + b * kGroupRows + r) * X.sx[row];
           acc[r] = acc[r] + c;
         }
       }

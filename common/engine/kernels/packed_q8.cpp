@@ -31,6 +31,7 @@ inline void scale_min_k4(int j, const uint8_t* q, int* d, int* m) {
 struct Family {
   bool nibbles, has_min, k_partner;
   int bias, block;
+  bool f16_scales() const { return !k_partner; }  // the file's f16 scales, else exact f32 products
 };
 
 Family family_of(DType t) {
@@ -152,6 +153,7 @@ PackedQ8::PackedQ8(const Matrix& W) {
   p.bias = f.bias;
   p.block = f.block;
   p.k_partner = f.k_partner;
+  p.f16_scales = f.f16_scales();
   p.rows = W.rows;
   p.cols = W.blocks_per_row() * dtype_block_size(W.dtype);
   p.groups = (W.rows + kGroupRows - 1) / kGroupRows;
@@ -160,8 +162,17 @@ PackedQ8::PackedQ8(const Matrix& W) {
   p.group_bytes = block_bytes * static_cast<size_t>(p.blocks);
   quants_.assign(p.group_bytes * static_cast<size_t>(p.groups), 0);
   const size_t scales = static_cast<size_t>(p.groups * p.blocks * kGroupRows);
-  d_.assign(scales, 0.f);
-  if (f.has_min) m_.assign(scales, 0.f);
+  const size_t scale_bytes = f.f16_scales() ? 2 : 4;
+  d_.assign(scales * scale_bytes, 0);
+  if (f.has_min) m_.assign(scales * scale_bytes, 0);
+  auto put = [&](std::vector<uint8_t>& to, size_t i, float v) {
+    if (f.f16_scales()) {
+      const uint16_t h = f32_to_f16(v);  // exact: v came from an f16
+      std::memcpy(to.data() + 2 * i, &h, 2);
+    } else {
+      std::memcpy(to.data() + 4 * i, &v, 4);
+    }
+  };
 
   std::vector<int8_t> v(static_cast<size_t>(p.cols));
   std::vector<float> d(static_cast<size_t>(p.blocks)), m(static_cast<size_t>(p.blocks));
@@ -172,8 +183,8 @@ PackedQ8::PackedQ8(const Matrix& W) {
     uint8_t* qg = quants_.data() + static_cast<size_t>(g) * p.group_bytes;
     for (int64_t b = 0; b < p.blocks; ++b) {
       const size_t si = static_cast<size_t>((g * p.blocks + b) * kGroupRows + r);
-      d_[si] = d[static_cast<size_t>(b)];
-      if (f.has_min) m_[si] = m[static_cast<size_t>(b)];
+      put(d_, si, d[static_cast<size_t>(b)]);
+      if (f.has_min) put(m_, si, m[static_cast<size_t>(b)]);
       uint8_t* qb = qg + static_cast<size_t>(b) * block_bytes;
       const int8_t* vb = v.data() + b * f.block;
       for (int c = 0; c < (f.nibbles ? 4 : f.block / 4); ++c)
