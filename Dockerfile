@@ -1,18 +1,15 @@
 # fleet: the stage worker, the ingress and the CLI in one image.
 #
-#   docker build -t fleet:latest .                       # portable: runs on any x86-64
-#   docker build -t fleet:v3 --build-arg FLEET_MARCH=x86-64-v3 .   # AVX2+FMA kernels (Haswell+)
-#   docker build -t fleet:v4 --build-arg FLEET_MARCH=x86-64-v4 .   # AVX-512 kernels
+#   docker build -t fleet:latest .
 #
-# Kernels are chosen at compile time (engine/matmul.h kernel_variant(): avx512, avx2-fma,
-# scalar), so the image is built for a baseline -march instead of -march=native
-# (FLEET_NATIVE=OFF): the default x86-64 baseline runs anywhere, with the scalar kernels.
-# Replicas of one stage must run the same kernels (a worker refuses to join a stage whose live
-# replicas run others), so build every worker of a stage from the same image.
+# One image for every x86-64 machine: the build is portable, and each process picks its kernel
+# variant at run time from cpuid (avx512 with VNNI, avx2, or scalar; FLEET_KERNELS forces one;
+# docs/kernels.md). Every variant computes the same bits, so replicas of a stage may run on
+# different CPUs; a worker still refuses to join a stage whose live replicas compute other
+# numerics (another model.activations), which its start-up probe hash shows.
 
 # ---- build ----
 FROM debian:12 AS build
-ARG FLEET_MARCH=x86-64
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config git ca-certificates \
       librdkafka-dev libprotobuf-dev protobuf-compiler libhiredis-dev libspdlog-dev libfmt-dev \
@@ -21,8 +18,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -G Ninja -S . -B /build -DCMAKE_BUILD_TYPE=Release -DFLEET_NATIVE=OFF \
-      -DCMAKE_CXX_FLAGS="-march=${FLEET_MARCH}" -DCMAKE_C_FLAGS="-march=${FLEET_MARCH}" \
+RUN cmake -G Ninja -S . -B /build -DCMAKE_BUILD_TYPE=Release \
     && targets="fleet fleet-stage" \
     && if ninja -C /build -t targets all | grep -q '^fleet-ingress:'; then targets="$targets fleet-ingress"; fi \
     && ninja -C /build $targets \

@@ -7,7 +7,8 @@
 #   (c) `fleet status` lists both workers with their planned layers, host and hardware (table
 #       and --json), and a request in flight;
 #   (d) `fleet manifest show` lists the hashes (5 layers, embedding, head), `clear` removes them;
-#   (e) `fleet plan --from-fleet` plans over the live workers' host and registered memory.
+#   (e) `fleet plan --from-fleet` plans over the live workers' host and registered memory;
+#   (f) `fleet detect` names the kernel variant; an unknown FLEET_KERNELS is a clear error.
 # Env: FLEET_BUILD_DIR, FLEET_SOURCE_ROOT. Scratch: $FLEET_BUILD_DIR/tests/ops/run.* (kept on failure).
 set -euo pipefail
 
@@ -26,6 +27,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "--- $*" >&2; }
 for x in "$FLEET" "$STAGE"; do [ -x "$x" ] || fail "$x is not built"; done
 [ -f "$MODEL" ] || fail "$MODEL missing (scripts/fetch-models)"
+
+step "(f) fleet detect names the kernel variant"
+"$FLEET" detect | grep -Eq '^kernels +(avx512|avx2|scalar) \(this CPU runs: scalar' || fail "fleet detect names no kernel variant"
+if out=$(FLEET_KERNELS=amx "$FLEET" detect 2>&1); then fail "FLEET_KERNELS=amx accepted"; fi
+grep -q "FLEET_KERNELS=amx: no such kernel variant" <<<"$out" || fail "unclear error for FLEET_KERNELS=amx: $out"
 
 mkdir -p "$BUILD/tests/ops"
 WORK=$(mktemp -d "$BUILD/tests/ops/run.XXXXXX")
