@@ -58,6 +58,13 @@ def collect(runs_by_round, key_of, value_of):
     return out
 
 
+def read_lines(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [l.strip() for l in f if l.strip()]
+
+
 def med(xs):
     return statistics.median(xs) if xs else None
 
@@ -98,8 +105,14 @@ def main(out):
     triad_gbs = mem["triad"]["gb_per_s"]
     with open(os.path.join(raw, "models.txt")) as f:
         models = [l.rstrip("\n").split("|", 1) for l in f if l.strip()]
-    with open(os.path.join(raw, "notes.txt")) as f:
-        notes = [l.strip() for l in f if l.strip()]
+    notes = read_lines(os.path.join(raw, "notes.txt"))
+    load_log = read_lines(os.path.join(raw, "load.log"))
+    disturbed = read_lines(os.path.join(raw, "disturbed.txt"))
+    retried = sum(1 for l in load_log if " try=1 " not in l)
+    notes.append(f"{len(load_log)} measurement runs; {retried} were repeats because other processes took CPU "
+                 f"time during the previous try (raw/load.log)")
+    if disturbed:
+        notes.append("still disturbed after 3 tries (kept, read with care): " + ", ".join(disturbed))
 
     results, llama_sample = [], None
     for label, path in models:
@@ -139,7 +152,8 @@ def main(out):
         results.append(m)
 
     doc = {**meta, "cpu_model": cpu_model(), "llama_cpp": llama_version(meta, llama_sample),
-           "memory": mem, "models": results, "notes": notes}
+           "memory": mem, "models": results, "notes": notes,
+           "load_log": load_log, "disturbed": disturbed}
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(doc, f, indent=1)
     write_md(out, doc)
@@ -207,11 +221,12 @@ def plot(out, doc):
     width = 0.8 / len(series)
     for i, s in enumerate(series):
         vals = [(m.get("f32_activations", {}).get("ratio") if s == "tg64 f32-act"
-                 else m["tests"].get(s, {}).get("ratio")) or 0 for m in models]
+                 else m["tests"].get(s, {}).get("ratio")) or float("nan") for m in models]
         ax.bar([x + (i - (len(series) - 1) / 2) * width for x in range(len(models))], vals, width, label=s)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(models)), [m["label"] for m in models], rotation=30, ha="right")
-    ax.set_ylabel("fleet / llama.cpp (tokens/s)")
+    ax.set_yscale("log", base=2)
+    ax.set_ylabel("fleet / llama.cpp (tokens/s, log scale)")
     ax.set_title(f"fleet vs llama.cpp, {doc['threads']} threads ({doc['cpu_model']})")
     ax.legend()
     fig.tight_layout()

@@ -28,21 +28,26 @@ struct F32WeightsView {
 //            nibbles and 8c+4..8c+7 in its high nibbles; stored u = v + bias (0..15).
 //   bytes:   a block of `block` values (16 or 32) is block/4 vectors of signed int8 v.
 // Each row's value j of block b is  d[b] * v_j + m[b]  (m = 0 when !has_min), exactly the
-// value ggml's dequantization gives (K-quant sub-block scales are folded into d and m; the
-// products are exact in f32).
+// value ggml's dequantization gives. The 32-value types store d and m as the file's f16 values
+// per block. K-quants store the file's f16 super-block scales (d, dmin per 256 values) and the
+// integer sub-block scales (sc, mn per block): d[b] = d * sc, m[b] = -(dmin * mn), products
+// that are exact in f32 and computed the same way by every variant.
 struct PackedQ8View {
   bool nibbles = false;
   bool has_min = false;
   int bias = 0;          // nibbles only: stored u = v + bias
   int block = 32;        // values per block: 32, or 16 (Q6_K)
   bool k_partner = false;  // activations quantized like Q8_K (256 values per scale), else Q8_0
-  bool f16_scales = false;  // d and m stored as f16 (the file's own, exact) or f32 (K-quant products)
+  bool k_scales = false;    // K-quant scales (super-block f16 x block integer), else f16 per block
   int64_t rows = 0, cols = 0;  // cols: a whole number of blocks
   int64_t groups = 0, blocks = 0;
   size_t group_bytes = 0;      // bytes of quants per group (all blocks)
   const uint8_t* quants = nullptr;  // [groups][blocks][block bytes of 16 rows]
-  const void* d = nullptr;          // [groups][blocks][16] f16 or f32
-  const void* m = nullptr;          // [groups][blocks][16] (has_min)
+  const uint16_t* d = nullptr;      // f16 [groups][blocks][16], or (k_scales) [groups][supers][16]
+  const uint16_t* m = nullptr;      // the same for m (dmin with k_scales); has_min only
+  const int8_t* sc = nullptr;       // k_scales: [groups][blocks][16]
+  const int8_t* mn = nullptr;       // k_scales and has_min: [groups][blocks][16]
+  int64_t blocks_per_super = 1;     // k_scales: 8 (Q4_K, Q5_K) or 16 (Q6_K)
 };
 
 // Activation rows quantized to int8 for a PackedQ8 matrix of block size `block`:

@@ -48,20 +48,33 @@ struct V16 {
 #include "engine/kernels/f32_kernels.inc"
 
 // One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, 8..15).
-// 8 scales of a group's block, stored as f16 (converted exactly) or f32.
-template <bool kF16>
-inline __m256 load_scales(const void* base, int64_t i) {
-  if constexpr (kF16)
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
-  return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+// Rows 8h..8h+7's scale d and min m of block b of group g (kernel_types.h: f16 per block, or
+// K-quant super-block f16 times block integer, m negated).
+inline __m256 f16x8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 i8x8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+template <bool kK>
+inline __m256 block_d(const PackedQ8View& W, int64_t g, int64_t b, int h) {
+  if constexpr (!kK) return f16x8(W.d + (g * W.blocks + b) * kGroupRows + 8 * h);
+  const int64_t supers = W.blocks / W.blocks_per_super;
+  return _mm256_mul_ps(f16x8(W.d + (g * supers + b / W.blocks_per_super) * kGroupRows + 8 * h),
+                       i8x8(W.sc + (g * W.blocks + b) * kGroupRows + 8 * h));
+}
+template <bool kK>
+inline __m256 block_m(const PackedQ8View& W, int64_t g, int64_t b, int h) {
+  if constexpr (!kK) return f16x8(W.m + (g * W.blocks + b) * kGroupRows + 8 * h);
+  const int64_t supers = W.blocks / W.blocks_per_super;
+  const __m256 p = _mm256_mul_ps(f16x8(W.m + (g * supers + b / W.blocks_per_super) * kGroupRows + 8 * h),
+                                 i8x8(W.mn + (g * W.blocks + b) * kGroupRows + 8 * h));
+  return _mm256_xor_ps(p, _mm256_set1_ps(-0.0f));
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kF16, int TB>
+template <bool kNibbles, int kBlock, bool kMin, bool kK, int TB>
 inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, int64_t t0, float* Y) {
   constexpr int kVecs = kNibbles ? 4 : kBlock / 4;
   constexpr int kGroups = kBlock / 4;
   const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
-  const int64_t s0 = g * W.blocks * kGroupRows;  // this group's first scale
   const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const int32_t offset = kNibbles ? W.bias : 0;  // bytes hold v itself here
   __m256 acc[TB][2];
@@ -81,9 +94,9 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
           w[c] = _mm256_abs_epi8(s[c]);
         }
       }
-      const __m256 d = load_scales<kF16>(W.d, s0 + b * kGroupRows + 8 * h);
+      const __m256 d = block_d<kK>(W, g, b, h);
       __m256 m = _mm256_setzero_ps();
-      if constexpr (kMin) m = load_scales<kF16>(W.m, s0 + b * kGroupRows + 8 * h);
+      if constexpr (kMin) m = block_m<kK>(W, g, b, h);
       for (int t = 0; t < TB; ++t) {
         const int64_t row = (t0 + t) * X.blocks + b;
         const int8_t* xq = X.q + (t0 + t) * X.cols + b * kBlock;
@@ -112,13 +125,13 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
   }
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kF16>
+template <bool kNibbles, int kBlock, bool kMin, bool kK>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
   constexpr int kTile = 2;
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t = 0;
-    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kF16, kTile>(W, g, X, t, Y);
-    if (t < X.tokens) q8_group_tile<kNibbles, kBlock, kMin, kF16, 1>(W, g, X, t, Y);
+    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
+    if (t < X.tokens) q8_group_tile<kNibbles, kBlock, kMin, kK, 1>(W, g, X, t, Y);
   }
 }
 

@@ -45,20 +45,33 @@ struct V16 {
 // One group of 16 rows against TB tokens: lane r of every register belongs to row r. Per block:
 // the int32 sums of (stored u) x (activation q) by vpdpbusd, the offset removed exactly, then
 // acc = acc + ((float)isum * (d * dx) [+ m * sx]), the order every variant uses.
-// 16 scales of a group's block, stored as f16 (converted exactly) or f32.
-template <bool kF16>
-inline __m512 load_scales(const void* base, int64_t i) {
-  if constexpr (kF16)
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + i)));
-  return _mm512_loadu_ps(static_cast<const float*>(base) + i);
+// The 16 rows' scale d and min m of block b of group g (kernel_types.h: f16 per block, or
+// K-quant super-block f16 times block integer, m negated).
+inline __m512 f16x16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline __m512 i8x16(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+template <bool kK>
+inline __m512 block_d(const PackedQ8View& W, int64_t g, int64_t b) {
+  if constexpr (!kK) return f16x16(W.d + (g * W.blocks + b) * kGroupRows);
+  const int64_t supers = W.blocks / W.blocks_per_super;
+  return _mm512_mul_ps(f16x16(W.d + (g * supers + b / W.blocks_per_super) * kGroupRows),
+                       i8x16(W.sc + (g * W.blocks + b) * kGroupRows));
+}
+template <bool kK>
+inline __m512 block_m(const PackedQ8View& W, int64_t g, int64_t b) {
+  if constexpr (!kK) return f16x16(W.m + (g * W.blocks + b) * kGroupRows);
+  const int64_t supers = W.blocks / W.blocks_per_super;
+  const __m512 p = _mm512_mul_ps(f16x16(W.m + (g * supers + b / W.blocks_per_super) * kGroupRows),
+                                 i8x16(W.mn + (g * W.blocks + b) * kGroupRows));
+  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(p), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kF16, int TB>
+template <bool kNibbles, int kBlock, bool kMin, bool kK, int TB>
 inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, int64_t t0, float* Y) {
   constexpr int kVecs = kNibbles ? 4 : kBlock / 4;     // 64-byte vectors per block
   constexpr int kGroups = kBlock / 4;                  // 4-value groups per block
   const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
-  const int64_t s0 = g * W.blocks * kGroupRows;  // this group's first scale
   const __m512i low = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const int32_t offset = kNibbles ? W.bias : 128;  // what the stored u adds to each value
   __m512 acc[TB];
@@ -74,9 +87,9 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
     } else {
       for (int c = 0; c < kVecs; ++c) w[c] = _mm512_xor_si512(_mm512_loadu_si512(qw + 64 * c), flip);
     }
-    const __m512 d = load_scales<kF16>(W.d, s0 + b * kGroupRows);
+    const __m512 d = block_d<kK>(W, g, b);
     __m512 m = _mm512_setzero_ps();
-    if constexpr (kMin) m = load_scales<kF16>(W.m, s0 + b * kGroupRows);
+    if constexpr (kMin) m = block_m<kK>(W, g, b);
     for (int t = 0; t < TB; ++t) {
       const int64_t row = (t0 + t) * X.blocks + b;
       const int8_t* xq = X.q + (t0 + t) * X.cols + b * kBlock;
@@ -98,16 +111,16 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
   for (int t = 0; t < TB; ++t) _mm512_mask_storeu_ps(Y + (t0 + t) * W.rows + r0, mask, acc[t]);
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kF16>
+template <bool kNibbles, int kBlock, bool kMin, bool kK>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
   constexpr int kTile = 4;
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t = 0;
-    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kF16, kTile>(W, g, X, t, Y);
+    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
     switch (X.tokens - t) {
-      case 3: q8_group_tile<kNibbles, kBlock, kMin, kF16, 3>(W, g, X, t, Y); break;
-      case 2: q8_group_tile<kNibbles, kBlock, kMin, kF16, 2>(W, g, X, t, Y); break;
-      case 1: q8_group_tile<kNibbles, kBlock, kMin, kF16, 1>(W, g, X, t, Y); break;
+      case 3: q8_group_tile<kNibbles, kBlock, kMin, kK, 3>(W, g, X, t, Y); break;
+      case 2: q8_group_tile<kNibbles, kBlock, kMin, kK, 2>(W, g, X, t, Y); break;
+      case 1: q8_group_tile<kNibbles, kBlock, kMin, kK, 1>(W, g, X, t, Y); break;
       default: break;
     }
   }

@@ -53,20 +53,29 @@ void dequantize_row(int type, const uint8_t* x, int64_t n, float* y) { dequantiz
 
 #include "engine/kernels/f32_kernels.inc"
 
-// Scale i of a packed matrix, stored as f16 (converted exactly) or f32.
-template <bool kF16>
-inline float scale_at(const void* base, int64_t i) {
-  if constexpr (kF16) return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
-  return static_cast<const float*>(base)[i];
+// Row r's scale d and min m of block b of group g (kernel_types.h: f16 per block, or K-quant
+// super-block f16 times block integer, m negated).
+template <bool kK>
+inline float block_d(const PackedQ8View& W, int64_t g, int64_t b, int r) {
+  if constexpr (!kK) return f16_to_f32(W.d[(g * W.blocks + b) * kGroupRows + r]);
+  const int64_t supers = W.blocks / W.blocks_per_super;
+  return f16_to_f32(W.d[(g * supers + b / W.blocks_per_super) * kGroupRows + r]) *
+         static_cast<float>(W.sc[(g * W.blocks + b) * kGroupRows + r]);
+}
+template <bool kK>
+inline float block_m(const PackedQ8View& W, int64_t g, int64_t b, int r) {
+  if constexpr (!kK) return f16_to_f32(W.m[(g * W.blocks + b) * kGroupRows + r]);
+  const int64_t supers = W.blocks / W.blocks_per_super;
+  return -(f16_to_f32(W.m[(g * supers + b / W.blocks_per_super) * kGroupRows + r]) *
+           static_cast<float>(W.mn[(g * W.blocks + b) * kGroupRows + r]));
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kF16>
+template <bool kNibbles, int kBlock, bool kMin, bool kK>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
   constexpr int kVecs = kNibbles ? 4 : kBlock / 4;
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t r0 = g * kGroupRows;
     const int64_t n = W.rows - r0 < kGroupRows ? W.rows - r0 : kGroupRows;
-    const int64_t s0 = g * W.blocks * kGroupRows;  // this group's first scale
     for (int64_t t = 0; t < X.tokens; ++t) {
       float acc[kGroupRows] = {};
       const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
@@ -87,8 +96,8 @@ void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X
         const float dx = X.dx[row];
         for (int r = 0; r < kGroupRows; ++r) {
           if constexpr (kNibbles) isum[r] -= W.bias * X.sum[row];
-          float c = static_cast<float>(isum[r]) * (scale_at<kF16>(W.d, s0 + b * kGroupRows + r) * dx);
-          if constexpr (kMin) c = c + scale_at<kF16>(W.m, s0 + b * kGroupRows + r) * X.sx[row];
+          float c = static_cast<float>(isum[r]) * (block_d<kK>(W, g, b, r) * dx);
+          if constexpr (kMin) c = c + block_m<kK>(W, g, b, r) * X.sx[row];
           acc[r] = acc[r] + c;
         }
       }

@@ -11,10 +11,10 @@ namespace fleet::kernels {
 
 namespace {
 
-inline float f16_at(const uint8_t* p) {
+inline uint16_t f16_bits(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
+  return h;
 }
 
 // The 12 scale bytes of Q4_K/Q5_K hold 8 (scale, min) pairs of 6 bits each (as ggml).
@@ -31,7 +31,15 @@ inline void scale_min_k4(int j, const uint8_t* q, int* d, int* m) {
 struct Family {
   bool nibbles, has_min, k_partner;
   int bias, block;
-  bool f16_scales() const { return !k_partner; }  // the file's f16 scales, else exact f32 products
+  bool k_scales() const { return k_partner; }  // K-quants: super-block f16 x block integer
+  int blocks_per_super() const { return 256 / block; }
+};
+
+// A row's scales as the file stores them: f16 d (and m) per block; for K-quants, f16 d (and
+// dmin) per super-block of 256 values and integer sc (and mn) per block.
+struct RowScales {
+  std::vector<uint16_t> d, m;
+  std::vector<int8_t> sc, mn;
 };
 
 Family family_of(DType t) {
@@ -49,16 +57,18 @@ Family family_of(DType t) {
 }
 
 // One row of `cols` values (whole blocks) as integers v (nibble family: the stored u = v + bias)
-// with a scale d and min m per family block: value = d * v + m, as ggml dequantizes it.
-void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, float* m) {
+// and its scales: value = d * v + m, as ggml dequantizes it (kernel_types.h).
+void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, RowScales& rs) {
+  uint16_t* d = rs.d.data();
+  uint16_t* m = rs.m.data();
   switch (t) {
     case DType::Q4_0:
     case DType::Q4_1: {
       const bool min = t == DType::Q4_1;
       const int bytes = min ? 20 : 18;
       for (int64_t b = 0; b < cols / 32; ++b, x += bytes, v += 32) {
-        d[b] = f16_at(x);
-        if (min) m[b] = f16_at(x + 2);
+        d[b] = f16_bits(x);
+        if (min) m[b] = f16_bits(x + 2);
         const uint8_t* qs = x + (min ? 4 : 2);
         for (int j = 0; j < 16; ++j) {
           v[j] = static_cast<int8_t>(qs[j] & 0x0F);  // stored u (Q4_0: v = u - 8)
@@ -72,8 +82,8 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, fl
       const bool min = t == DType::Q5_1;
       const int bytes = min ? 24 : 22;
       for (int64_t b = 0; b < cols / 32; ++b, x += bytes, v += 32) {
-        d[b] = f16_at(x);
-        if (min) m[b] = f16_at(x + 2);
+        d[b] = f16_bits(x);
+        if (min) m[b] = f16_bits(x + 2);
         uint32_t qh;
         std::memcpy(&qh, x + (min ? 4 : 2), 4);
         const uint8_t* qs = x + (min ? 8 : 6);
@@ -88,7 +98,7 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, fl
     }
     case DType::Q8_0:
       for (int64_t b = 0; b < cols / 32; ++b, x += 34, v += 32) {
-        d[b] = f16_at(x);
+        d[b] = f16_bits(x);
         std::memcpy(v, x + 2, 32);
       }
       return;
@@ -96,7 +106,8 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, fl
     case DType::Q5_K: {
       const bool five = t == DType::Q5_K;
       for (int64_t s = 0; s < cols / 256; ++s, x += five ? 176 : 144) {
-        const float dd = f16_at(x), dmin = f16_at(x + 2);
+        d[s] = f16_bits(x);
+        m[s] = f16_bits(x + 2);
         const uint8_t* scales = x + 4;
         const uint8_t* qh = x + 16;
         const uint8_t* ql = x + (five ? 48 : 16);
@@ -105,8 +116,8 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, fl
             int sc, mn;
             scale_min_k4(2 * j + half, scales, &sc, &mn);
             const int64_t blk = s * 8 + 2 * j + half;
-            d[blk] = dd * static_cast<float>(sc);
-            m[blk] = -(dmin * static_cast<float>(mn));
+            rs.sc[static_cast<size_t>(blk)] = static_cast<int8_t>(sc);
+            rs.mn[static_cast<size_t>(blk)] = static_cast<int8_t>(mn);
             const unsigned bit = 1u << (2 * j + half);
             for (int l = 0; l < 32; ++l) {
               int q = half ? ql[l] >> 4 : ql[l] & 0xF;
@@ -123,7 +134,7 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, fl
         const uint8_t* ql = x;
         const uint8_t* qh = x + 128;
         const auto* sc = reinterpret_cast<const int8_t*>(x + 192);
-        const float dd = f16_at(x + 208);
+        d[s] = f16_bits(x + 208);
         int8_t* y = v + s * 256;
         for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32) {
           for (int l = 0; l < 32; ++l) {
@@ -133,7 +144,7 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, float* d, fl
             y[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
           }
         }
-        for (int j = 0; j < 16; ++j) d[s * 16 + j] = dd * static_cast<float>(sc[j]);  // blocks of 16 values
+        for (int j = 0; j < 16; ++j) rs.sc[static_cast<size_t>(s * 16 + j)] = sc[j];  // blocks of 16 values
       }
       return;
     default: break;
@@ -153,7 +164,8 @@ PackedQ8::PackedQ8(const Matrix& W) {
   p.bias = f.bias;
   p.block = f.block;
   p.k_partner = f.k_partner;
-  p.f16_scales = f.f16_scales();
+  p.k_scales = f.k_scales();
+  p.blocks_per_super = f.k_scales() ? f.blocks_per_super() : 1;
   p.rows = W.rows;
   p.cols = W.blocks_per_row() * dtype_block_size(W.dtype);
   p.groups = (W.rows + kGroupRows - 1) / kGroupRows;
@@ -161,30 +173,33 @@ PackedQ8::PackedQ8(const Matrix& W) {
   const size_t block_bytes = static_cast<size_t>(kGroupRows) * static_cast<size_t>(f.nibbles ? f.block / 2 : f.block);
   p.group_bytes = block_bytes * static_cast<size_t>(p.blocks);
   quants_.assign(p.group_bytes * static_cast<size_t>(p.groups), 0);
-  const size_t scales = static_cast<size_t>(p.groups * p.blocks * kGroupRows);
-  const size_t scale_bytes = f.f16_scales() ? 2 : 4;
-  d_.assign(scales * scale_bytes, 0);
-  if (f.has_min) m_.assign(scales * scale_bytes, 0);
-  auto put = [&](std::vector<uint8_t>& to, size_t i, float v) {
-    if (f.f16_scales()) {
-      const uint16_t h = f32_to_f16(v);  // exact: v came from an f16
-      std::memcpy(to.data() + 2 * i, &h, 2);
-    } else {
-      std::memcpy(to.data() + 4 * i, &v, 4);
-    }
-  };
+  const int64_t supers = f.k_scales() ? p.blocks / p.blocks_per_super : p.blocks;  // f16 scales per row
+  d_.assign(static_cast<size_t>(p.groups * supers * kGroupRows), 0);
+  if (f.has_min) m_.assign(d_.size(), 0);
+  if (f.k_scales()) {
+    sc_.assign(static_cast<size_t>(p.groups * p.blocks * kGroupRows), 0);
+    if (f.has_min) mn_.assign(sc_.size(), 0);
+  }
 
   std::vector<int8_t> v(static_cast<size_t>(p.cols));
-  std::vector<float> d(static_cast<size_t>(p.blocks)), m(static_cast<size_t>(p.blocks));
+  RowScales rs{std::vector<uint16_t>(static_cast<size_t>(supers)), std::vector<uint16_t>(static_cast<size_t>(supers)),
+               std::vector<int8_t>(static_cast<size_t>(p.blocks)), std::vector<int8_t>(static_cast<size_t>(p.blocks))};
   for (int64_t row = 0; row < W.rows; ++row) {
     decode_row(W.dtype, static_cast<const uint8_t*>(W.data) + static_cast<size_t>(row) * W.row_bytes(), p.cols, v.data(),
-               d.data(), m.data());
+               rs);
     const int64_t g = row / kGroupRows, r = row % kGroupRows;
+    for (int64_t s = 0; s < supers; ++s) {
+      const size_t si = static_cast<size_t>((g * supers + s) * kGroupRows + r);
+      d_[si] = rs.d[static_cast<size_t>(s)];
+      if (f.has_min) m_[si] = rs.m[static_cast<size_t>(s)];
+    }
     uint8_t* qg = quants_.data() + static_cast<size_t>(g) * p.group_bytes;
     for (int64_t b = 0; b < p.blocks; ++b) {
-      const size_t si = static_cast<size_t>((g * p.blocks + b) * kGroupRows + r);
-      put(d_, si, d[static_cast<size_t>(b)]);
-      if (f.has_min) put(m_, si, m[static_cast<size_t>(b)]);
+      if (f.k_scales()) {
+        const size_t si = static_cast<size_t>((g * p.blocks + b) * kGroupRows + r);
+        sc_[si] = rs.sc[static_cast<size_t>(b)];
+        if (f.has_min) mn_[si] = rs.mn[static_cast<size_t>(b)];
+      }
       uint8_t* qb = qg + static_cast<size_t>(b) * block_bytes;
       const int8_t* vb = v.data() + b * f.block;
       for (int c = 0; c < (f.nibbles ? 4 : f.block / 4); ++c)
@@ -200,6 +215,8 @@ PackedQ8::PackedQ8(const Matrix& W) {
   p.quants = quants_.data();
   p.d = d_.data();
   p.m = f.has_min ? m_.data() : nullptr;
+  p.sc = f.k_scales() ? sc_.data() : nullptr;
+  p.mn = f.k_scales() && f.has_min ? mn_.data() : nullptr;
 }
 
 namespace {

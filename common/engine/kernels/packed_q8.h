@@ -4,10 +4,9 @@
 // activation rows quantized to their partner format.
 //
 // Families: Q4_0, Q4_1 and Q4_K keep 4-bit values (nibbles); Q5_0, Q5_1, Q5_K, Q6_K and Q8_0
-// hold one signed byte per value. Per block of 32 values (16 for Q6_K) each row keeps its scale
-// d and, for Q4_1, Q5_1, Q4_K and Q5_K, its min m: the file's f16 values for the 32-value
-// types; f32 for K-quants, whose sub-block scales are folded in exactly (d * sc and dmin * m
-// are exact in f32).
+// hold one signed byte per value. Scales are the file's: f16 d (and m for Q4_1, Q5_1) per block
+// of 32 values; for K-quants f16 d (and dmin for Q4_K, Q5_K) per 256 values and integer sc (and
+// mn) per block of 32 values (16 for Q6_K).
 #include <cstdint>
 #include <vector>
 
@@ -26,12 +25,13 @@ class PackedQ8 {
   PackedQ8& operator=(const PackedQ8&) = delete;
   static bool supports(DType t);       // every block-quantized DType
   const PackedQ8View& view() const { return view_; }
-  size_t bytes() const { return quants_.size() + d_.size() + m_.size(); }
+  size_t bytes() const { return quants_.size() + 2 * (d_.size() + m_.size()) + sc_.size() + mn_.size(); }
 
  private:
   PackedQ8View view_;
   std::vector<uint8_t> quants_;
-  std::vector<uint8_t> d_, m_;  // scales: f16 or f32 (PackedQ8View::f16_scales)
+  std::vector<uint16_t> d_, m_;  // f16 scales (per block, or per K-quant super-block)
+  std::vector<int8_t> sc_, mn_;  // K-quant block scales and mins
 };
 
 // Activation rows quantized like llama.cpp's reference quantize_row_q8_0_ref / _q8_1_ref
