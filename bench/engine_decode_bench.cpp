@@ -2,7 +2,7 @@
 // theirs (bench/run puts them side by side):
 //
 //   build/bench/fleet_bench_engine --model PATH [--activations auto|f32|q8] [--weights auto|f32|bf16|q8_0]
-//       [--threads N] [--reps R] [--test tg64|pp64|pp512|batch16 ...]
+//       [--threads N] [--reps R] [--blas-prefill 1] [--test tg64|pp64|pp512|batch16 ...]
 //
 //   tgN:    N tokens decoded one at a time from an empty context (llama-bench -n N)
 //   ppN:    one prompt of N tokens in one forward pass, logits of the last (llama-bench -p N)
@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   std::string model, weights = "auto", activations = "auto";
   std::vector<std::string> tests;
   int threads = static_cast<int>(std::thread::hardware_concurrency()), reps = 3;
+  bool blas_prefill = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--model") model = v;
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::stoi(v);
     else if (a == "--reps") reps = std::stoi(v);
     else if (a == "--test") tests.push_back(v);
+    else if (a == "--blas-prefill") blas_prefill = v == "1" || v == "true";
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -108,7 +110,7 @@ int main(int argc, char** argv) {
     LoadOptions lo;
     lo.weight_dtype = weights;
     auto w = std::make_shared<StageWeights>(load_stage_weights(open_model(model), lo));
-    StageEngine engine(w, threads, parse_activation_mode(activations));
+    StageEngine engine(w, threads, parse_activation_mode(activations), blas_prefill);
     measure(engine, "tg4");  // warm-up: faults the weights in
     for (const std::string& t : tests) {
       std::vector<double> runs;
@@ -123,6 +125,7 @@ int main(int argc, char** argv) {
                           {"activations", engine.activations()},
                           {"kernels", kernel_variant()},
                           {"threads", threads},
+                          {"blas_prefill", blas_prefill},
                           {"weight_bytes", engine.layer_bytes() + w->head.bytes()}};
       std::printf("%s\n", j.dump().c_str());
       std::fflush(stdout);

@@ -94,6 +94,14 @@ class Reader {
     if (YAML::Node n = child(parent, name); present(n)) out = static_cast<int>(integer(n, key, min, max));
   }
 
+  void bool_field(const YAML::Node& parent, const char* name, const std::string& key, bool& out) const {
+    YAML::Node n = child(parent, name);
+    if (!present(n)) return;
+    const std::string s = lower(trim(scalar(n, key)));
+    if (s != "true" && s != "false") fail(key, "expected true or false, got '" + n.Scalar() + "'", &n);
+    out = s == "true";
+  }
+
   void seconds_field(const YAML::Node& parent, const char* name, const std::string& key, double& out) const {
     YAML::Node n = child(parent, name);
     if (!present(n)) return;
@@ -274,7 +282,7 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
 
     const YAML::Node model = Reader::child(top, "model");
     if (!Reader::present(model)) rd.fail("model", "missing (model.path is required)");
-    rd.check_map(model, "model", {"name", "path", "tokenizer", "weights", "activations"});
+    rd.check_map(model, "model", {"name", "path", "tokenizer", "weights", "activations", "blas_prefill"});
     auto path = rd.string(model, "path", "model.path");
     if (!path || trim(*path).empty()) rd.fail("model.path", "missing", &model);
     c.model.path = resolve_path(trim(*path), base_dir);
@@ -303,6 +311,7 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
         rd.fail("model.activations", "'" + *v + "' is not one of auto, f32, q8", &model);
       c.model.activations = a;
     }
+    rd.bool_field(model, "blas_prefill", "model.blas_prefill", c.model.blas_prefill);
 
     const YAML::Node stages = Reader::child(top, "stages");
     if (!Reader::present(stages)) rd.fail("stages", "missing (a list of {layers: [first, end]})");

@@ -79,6 +79,8 @@ struct ModelSection {
   std::string weights = "auto";  // in-memory weight dtype: auto, f32, bf16, f16, q8_0
   // activations: auto (q8 for block-quantized weights, f32 otherwise), f32 or q8 (engine/linear.h)
   std::string activations = "auto";
+  // OpenBLAS sgemm for the prefill of f32 matrices: faster, not batch-invariant (engine/linear.h).
+  bool blas_prefill = false;
 };
 
 struct BatchingConfig {

@@ -1,5 +1,6 @@
 #include "engine/linear.h"
 
+#include <cblas.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -47,14 +48,19 @@ void release_pages(const void* p, size_t n) {
 
 }  // namespace
 
-Linear::Linear(const Matrix& W, ActivationMode mode, bool release_source) : w_(&W) {
+Linear::Linear(const Matrix& W, ActivationMode mode, bool release_source, bool blas_prefill) : w_(&W) {
   q8_ = mode != ActivationMode::F32 && dtype_is_quantized(W.dtype);
+  blas_ = blas_prefill && W.dtype == DType::F32;
   if (!q8_) return;
   packed_ = kernels::PackedQ8(W);
   if (release_source && W.owned.empty()) release_pages(W.data, W.bytes());
 }
 
 void Linear::apply(const float* X, int64_t n_tokens, float* Y, ActivationCache& cache, ThreadPool& pool) const {
+  if (blas_ && n_tokens > 1)
+    return cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(w_->rows),
+                       static_cast<int>(w_->cols), 1.0f, X, static_cast<int>(w_->cols),
+                       static_cast<const float*>(w_->data), static_cast<int>(w_->cols), 0.0f, Y, static_cast<int>(w_->rows));
   if (!q8_) return matmul(*w_, X, n_tokens, Y, pool);
   matmul_q8(packed_, cache.get(X, n_tokens, w_->cols, packed_.view()), Y, pool);
 }

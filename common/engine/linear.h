@@ -35,14 +35,16 @@ class Linear {
   Linear() = default;
   // Repacks W when the mode gives it q8 activations. `release_source`: the file pages behind
   // a zero-copy view are dropped from memory once repacked (they are read again on demand).
-  Linear(const Matrix& W, ActivationMode mode, bool release_source);
+  // `blas_prefill`: an f32 matrix multiplies several tokens at once with OpenBLAS's sgemm
+  // (faster prefill, but not batch-invariant: its blocking changes with the shape).
+  Linear(const Matrix& W, ActivationMode mode, bool release_source, bool blas_prefill = false);
   bool q8() const { return q8_; }
   size_t packed_bytes() const { return q8_ ? packed_.bytes() : 0; }
   void apply(const float* X, int64_t n_tokens, float* Y, ActivationCache& cache, ThreadPool& pool) const;
 
  private:
   const Matrix* w_ = nullptr;
-  bool q8_ = false;
+  bool q8_ = false, blas_ = false;
   kernels::PackedQ8 packed_;
 };
 

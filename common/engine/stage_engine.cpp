@@ -8,6 +8,8 @@
 
 #include "engine/matmul.h"
 
+extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS (not in cblas.h)
+
 namespace fleet {
 
 namespace {
@@ -45,14 +47,17 @@ void apply_llama3_scaling(std::vector<float>& inv_freq, const RopeScaling& s) {
 
 }  // namespace
 
-StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads, ActivationMode activations)
+StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads, ActivationMode activations,
+                         bool blas_prefill)
     : w_(std::move(weights)), pool_(n_threads) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (blas_prefill) openblas_set_num_threads(pool_.size());
+  const ActivationMode a = activations;
+  const bool b = blas_prefill;
   for (const LayerWeights& lw : w_->layers)
-    linears_.push_back({Linear(lw.wq, activations, true), Linear(lw.wk, activations, true),
-                        Linear(lw.wv, activations, true), Linear(lw.wo, activations, true),
-                        Linear(lw.w_gate, activations, true), Linear(lw.w_up, activations, true),
-                        Linear(lw.w_down, activations, true)});
+    linears_.push_back({Linear(lw.wq, a, true, b), Linear(lw.wk, a, true, b), Linear(lw.wv, a, true, b),
+                        Linear(lw.wo, a, true, b), Linear(lw.w_gate, a, true, b), Linear(lw.w_up, a, true, b),
+                        Linear(lw.w_down, a, true, b)});
   // The head may share its bytes with the embedding (tied weights), which stage 0 still reads.
   if (w_->has_head()) head_ = Linear(w_->head, activations, !w_->has_embedding());
   for (const LayerLinears& l : linears_) q8_ = q8_ || l.wq.q8() || l.w_down.q8() || l.w_gate.q8();

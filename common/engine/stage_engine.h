@@ -30,8 +30,10 @@ class StageEngine {
  public:
   // Repacks the block-quantized matrices for the activation mode (kernels/packed_q8.h); the
   // file pages behind them are released once repacked.
+  // blas_prefill: f32 matrices multiply prompts (several tokens) with OpenBLAS's sgemm; faster,
+  // but not batch-invariant (Linear), so such a worker's probe differs from invariant replicas'.
   explicit StageEngine(std::shared_ptr<const StageWeights> weights, int n_threads = 0,
-                       ActivationMode activations = ActivationMode::Auto);
+                       ActivationMode activations = ActivationMode::Auto, bool blas_prefill = false);
 
   // "q8" when any matrix runs with q8 activations, else "f32" (what replicas must agree on).
   const char* activations() const;

@@ -60,7 +60,11 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   if (!mismatches.empty())
     throw std::runtime_error("refusing to join: " + WeightManifest::describe(cfg.model.name, mismatches));
 
-  ctx_.engine = std::make_unique<StageEngine>(weights, o.threads, parse_activation_mode(cfg.model.activations));
+  ctx_.engine =
+      std::make_unique<StageEngine>(weights, o.threads, parse_activation_mode(cfg.model.activations), cfg.model.blas_prefill);
+  if (cfg.model.blas_prefill)
+    ctx_.log_at(log::Level::Warn, "", "model.blas_prefill: f32 prompts run through OpenBLAS sgemm, which is not "
+                "batch-invariant; replicas must all run it, and replays may not reproduce earlier steps exactly");
   ctx_.numerics_probe = numerics_probe(*ctx_.engine);
   check_numerics_match_replicas();
   if (ctx_.is_first || ctx_.is_last)

@@ -16,6 +16,7 @@ void add_generate(CLI::App& app) {
   struct Opts {
     std::string model, tokenizer, prompt, weights = "auto", activations = "auto";
     int max_tokens = 256, top_k = 0, threads = 0;
+    bool blas_prefill = false;
     float temperature = 1.0f, top_p = 1.0f;
     int64_t seed = -1;
     std::vector<std::string> stop;
@@ -35,6 +36,7 @@ void add_generate(CLI::App& app) {
   c->add_option("--activations", o->activations, "activation mode: auto (q8 for quantized weights), f32, q8")
       ->check(CLI::IsMember({"auto", "f32", "q8"}));
   c->add_option("--threads", o->threads, "compute threads (0: all cores)");
+  c->add_flag("--blas-prefill", o->blas_prefill, "f32 prompts through OpenBLAS sgemm (faster; not batch-invariant)");
   c->callback([o] {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
@@ -42,7 +44,7 @@ void add_generate(CLI::App& app) {
     LoadOptions lo;
     lo.weight_dtype = o->weights;
     auto weights = std::make_shared<StageWeights>(load_stage_weights(src, lo));
-    StageEngine engine(weights, o->threads, parse_activation_mode(o->activations));
+    StageEngine engine(weights, o->threads, parse_activation_mode(o->activations), o->blas_prefill);
     auto tok = Tokenizer::load(o->tokenizer.empty() ? default_tokenizer_path(o->model) : o->tokenizer);
     const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
 

@@ -101,7 +101,7 @@ TEST(DeploymentConfig, EverySettingIsRead) {
   DeploymentConfig c = parse(R"(
 kafka: {brokers: "a:1,b:2", topic_prefix: my-fleet.v1, max_message_bytes: 2MiB, partitions: 3, replication_factor: 2}
 redis: {url: "unix:///run/redis.sock"}
-model: {name: tiny, path: /m, tokenizer: tok/t.json, weights: BF16}
+model: {name: tiny, path: /m, tokenizer: tok/t.json, weights: BF16, activations: Q8, blas_prefill: true}
 stages: [{layers: [0, 22]}]
 batching: {max_batch_tokens: 1024, window_ms: 0, prefill_chunk: 128}
 kv: {budget_bytes: 1.5GB}
@@ -115,6 +115,8 @@ timeouts: {request_s: 30.5, heartbeat_ttl_s: 3, finished_request_ttl_s: 60}
   EXPECT_EQ(c.model.name, "tiny");
   EXPECT_EQ(c.model.tokenizer, "/base/dir/tok/t.json");
   EXPECT_EQ(c.model.weights, "bf16");
+  EXPECT_EQ(c.model.activations, "q8");
+  EXPECT_TRUE(c.model.blas_prefill);
   EXPECT_EQ(c.batching.max_batch_tokens, 1024);
   EXPECT_EQ(c.batching.window_ms, 0);
   EXPECT_EQ(c.batching.prefill_chunk, 128);
@@ -180,6 +182,10 @@ TEST(DeploymentConfig, ClearErrorsNameTheFileAndKey) {
        "redis.url: bad Redis URL 'http://r:1': it must start with redis:// or unix://"},
       {"kafka: {brokers: k:1}\n" + model + stages, "redis.url: missing"},
       {endpoints + "model: {path: m.bin, weights: int4}\n" + stages, "model.weights: 'int4' is not one of"},
+      {endpoints + "model: {path: m.bin, activations: int8}\n" + stages,
+       "model.activations: 'int8' is not one of auto, f32, q8"},
+      {endpoints + "model: {path: m.bin, blas_prefill: yes}\n" + stages,
+       "model.blas_prefill: expected true or false, got 'yes'"},
       {endpoints + "model: {path: m.bin, name: 'a b'}\n" + stages, "model.name: 'a b' must be non-empty"},
   };
   for (const auto& tc : cases) {

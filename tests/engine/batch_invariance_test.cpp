@@ -1,6 +1,7 @@
 // Batch invariance: a sequence's logits are bitwise identical whether it runs alone or in a
 // batch of any size with other sequences at other positions, for f32, bf16 and Q8_0 weights,
 // and for GGUF files of every type the engine runs, in both activation modes (f32, q8).
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <random>
@@ -152,6 +153,20 @@ TEST_P(GgufBatchInvariance, BothActivationModes) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, GgufBatchInvariance,
                          ::testing::Values("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k",
                                            "q5_k", "q6_k"));
+
+// model.blas_prefill: OpenBLAS sgemm for f32 prompts computes the same logits to rounding (but
+// is not batch-invariant, so it is opt-in and its workers have their own numerics probe).
+TEST(BlasPrefill, PromptLogitsWithinRoundingOfTheInvariantKernels) {
+  auto w = std::make_shared<StageWeights>(load_stage_weights(open_model(test::stories_bin()), LoadOptions{}));
+  StageEngine invariant(w, 2), blas(w, 2, ActivationMode::Auto, true);
+  auto seqs = make_sequences(4, invariant.config().vocab_size);
+  const LogitsByStep a = run(invariant, seqs, 4, 9, 5), b = run(blas, seqs, 4, 9, 5);
+  double max_diff = 0;
+  for (auto& [key, logits] : a)
+    for (size_t i = 0; i < logits.size(); ++i) max_diff = std::max(max_diff, std::fabs(double(logits[i]) - b.at(key)[i]));
+  std::printf("blas_prefill: max |logit difference| %.3g over %zu positions\n", max_diff, a.size());
+  EXPECT_LT(max_diff, 1e-4);
+}
 
 }  // namespace
 }  // namespace fleet
