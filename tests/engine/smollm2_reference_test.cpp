@@ -20,10 +20,19 @@ const nlohmann::json& reference() {
   return j;
 }
 
-// Bounds for q8 activations against transformers, from measurements (docs/kernels.md):
-// fleet q8 on these 6 prompts: see the test's output; llama.cpp's own logits on the same prompts
-// (tests/fixtures/smollm2/llamacpp.json) differ from transformers by a similar amount.
-constexpr double kQ8LogitBound = 1.0;
+// llama.cpp's own logits and greedy tokens on the same file and prompts (q8 activations too;
+// scripts/reference/make-smollm2-llamacpp-reference).
+const nlohmann::json& llamacpp() {
+  static const nlohmann::json j = nlohmann::json::parse(test::read_file(test::fixture("smollm2/llamacpp.json")));
+  return j;
+}
+
+// Bounds for q8 activations, from measurements on these 6 prompts (docs/kernels.md): llama.cpp's
+// own logits differ from transformers' by up to 1.46 and keep 191 of 240 greedy tokens before
+// the first divergence (llamacpp.json's vs_transformers); fleet q8 by 1.43 and 163. The bounds
+// leave ~0.3 of room and ask for at least half the greedy tokens: a wrong scale, nibble or
+// rounding moves logits by several units and ends greedy agreement within a few tokens.
+constexpr double kQ8LogitBound = 1.75;
 constexpr int kQ8GreedyAgreement = 120;  // of 240 greedy tokens
 
 std::shared_ptr<StageWeights> load(const ModelSource& src, int begin, int end) {
@@ -121,6 +130,20 @@ TEST(SmolLM2Reference, Q8ActivationsStayCloseToTransformers) {
   const int agree = greedy_agreement(stages, reference(), &total);
   std::printf("SmolLM2 q8: %zu logits compared, max |fleet q8 - transformers| = %.3g; greedy tokens equal to "
               "transformers' before the first divergence: %d of %d\n", compared, max_diff, agree, total);
+  EXPECT_LT(max_diff, kQ8LogitBound);
+  EXPECT_GE(agree, kQ8GreedyAgreement);
+}
+
+TEST(SmolLM2Reference, Q8ActivationsStayCloseToLlamaCpp) {
+  ModelSource src = open_model(test::smollm2_gguf());
+  std::vector<std::unique_ptr<StageEngine>> stages;
+  stages.push_back(std::make_unique<StageEngine>(load(src, 0, src.config.n_layers), 2, ActivationMode::Q8));
+  size_t compared = 0;
+  const double max_diff = max_logit_diff(*stages[0], llamacpp(), &compared);
+  int total = 0;
+  const int agree = greedy_agreement(stages, llamacpp(), &total);
+  std::printf("SmolLM2 q8: %zu logits compared, max |fleet q8 - llama.cpp| = %.3g; greedy tokens equal to "
+              "llama.cpp's before the first divergence: %d of %d\n", compared, max_diff, agree, total);
   EXPECT_LT(max_diff, kQ8LogitBound);
   EXPECT_GE(agree, kQ8GreedyAgreement);
 }
