@@ -30,30 +30,6 @@ std::vector<float> random_rows(int64_t n, int64_t cols, uint32_t seed) {
   return x;
 }
 
-Matrix random_f32_or_bf16(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  Matrix m;
-  m.dtype = t;
-  m.rows = rows;
-  m.cols = cols;
-  m.owned.resize(m.bytes());
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
-  for (int64_t i = 0; i < rows * cols; ++i) {
-    const float v = u(rng);
-    if (t == DType::F32) std::memcpy(m.owned.data() + 4 * i, &v, 4);
-    else {
-      const uint16_t h = f32_to_bf16(v);
-      std::memcpy(m.owned.data() + 2 * i, &h, 2);
-    }
-  }
-  m.data = m.owned.data();
-  return m;
-}
-
-Matrix any_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  return t == DType::F32 || t == DType::BF16 ? random_f32_or_bf16(t, rows, cols, seed) : random_matrix(t, rows, cols, seed);
-}
-
 // Y of every token, in f32 mode (q8 = false) or q8 mode.
 std::vector<float> run(const Matrix& W, const std::vector<float>& X, int64_t n_tokens, bool q8, ThreadPool& pool) {
   std::vector<float> y(static_cast<size_t>(n_tokens * W.rows));
@@ -127,7 +103,7 @@ TEST(KernelVariants, EveryVariantGivesTheScalarBitsInBothModesForEveryType) {
       if (q8 && !dtype_is_quantized(t)) continue;
       SCOPED_TRACE(std::string(dtype_name(t)) + (q8 ? " q8" : " f32"));
       const int64_t rows = 21, cols = 512 + (dtype_is_quantized(t) ? 0 : 7), n = 6;
-      const Matrix W = any_matrix(t, rows, cols, 3u + static_cast<uint32_t>(t));
+      const Matrix W = random_matrix(t, rows, cols, 3u + static_cast<uint32_t>(t));
       const std::vector<float> X = random_rows(n, cols, 9);
       kernels::use_kernels("scalar");
       const std::vector<float> want = run(W, X, n, q8, pool);
@@ -147,7 +123,7 @@ TEST(KernelVariants, ATokensOutputsAreTheSameAloneAndInAnyBatch) {
       if (q8 && !dtype_is_quantized(t)) continue;
       SCOPED_TRACE(std::string(dtype_name(t)) + (q8 ? " q8" : " f32"));
       const int64_t rows = 40, cols = 256, n = 64;
-      const Matrix W = any_matrix(t, rows, cols, 17u + static_cast<uint32_t>(t));
+      const Matrix W = random_matrix(t, rows, cols, 17u + static_cast<uint32_t>(t));
       const std::vector<float> X = random_rows(n, cols, 23);
       const std::vector<float> all = run(W, X, n, q8, pool);
       for (int64_t batch : {1, 2, 7, 32}) {

@@ -1,7 +1,7 @@
 #pragma once
 // Random weight matrices of every type the engine holds, for kernel tests: random quants with
-// small f16 scales (every other byte random), f16 values in a sane range; and the f32 matrix
-// of their dequantized values.
+// small f16 scales (every other byte random), f16/f32/bf16 values in a sane range; and the f32
+// matrix of their dequantized values.
 #include <cstring>
 #include <random>
 #include <vector>
@@ -30,11 +30,14 @@ inline Matrix random_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) 
   std::mt19937 rng(seed);
   for (auto& b : m.owned) b = static_cast<uint8_t>(rng());
   std::uniform_real_distribution<float> scale(0.001f, 0.02f);
-  if (t == DType::F16)  // plain values (random bits would include NaN and infinity)
-    for (size_t i = 0; i < m.owned.size(); i += 2) {
-      const uint16_t h = f32_to_f16(scale(rng) - 0.01f);
-      std::memcpy(m.owned.data() + i, &h, 2);
+  if (t == DType::F16 || t == DType::F32 || t == DType::BF16) {  // plain values in [-0.01, 0.01)
+    const size_t width = t == DType::F32 ? 4 : 2;
+    for (size_t i = 0; i < m.owned.size(); i += width) {
+      const float v = scale(rng) - 0.01f;
+      const uint16_t h = t == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+      std::memcpy(m.owned.data() + i, width == 4 ? static_cast<const void*>(&v) : &h, width);
     }
+  }
   const size_t bb = dtype_block_bytes(t);
   for (size_t off = 0; off < m.owned.size(); off += bb)
     for (size_t s : scale_offsets(t)) {

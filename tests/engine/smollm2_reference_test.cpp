@@ -117,36 +117,26 @@ TEST(SmolLM2Reference, LogitsAtEveryPromptPositionWithin1e3OfTransformers) {
   EXPECT_LT(max_diff, 1e-3);
 }
 
-TEST(SmolLM2Reference, Q8ActivationsStayCloseToTransformers) {
-  // q8 activations (the default for this file) quantize every matmul input to 8 bits, as
-  // llama.cpp does; the logits move by about as much as llama.cpp's own do (kQ8LogitBound).
+// q8 activations (the default for this file) quantize every matmul input to 8 bits, as llama.cpp
+// does; the logits move from the fixture's by about as much as llama.cpp's own do from
+// transformers' (kQ8LogitBound), and most greedy tokens stay equal.
+void expect_q8_close_to(const nlohmann::json& fixture, const char* name) {
   ModelSource src = open_model(test::smollm2_gguf());
   std::vector<std::unique_ptr<StageEngine>> stages;
   stages.push_back(std::make_unique<StageEngine>(load(src, 0, src.config.n_layers), 2, ActivationMode::Q8));
   ASSERT_STREQ(stages[0]->activations(), "q8");
   size_t compared = 0;
-  const double max_diff = max_logit_diff(*stages[0], reference(), &compared);
+  const double max_diff = max_logit_diff(*stages[0], fixture, &compared);
   int total = 0;
-  const int agree = greedy_agreement(stages, reference(), &total);
-  std::printf("SmolLM2 q8: %zu logits compared, max |fleet q8 - transformers| = %.3g; greedy tokens equal to "
-              "transformers' before the first divergence: %d of %d\n", compared, max_diff, agree, total);
+  const int agree = greedy_agreement(stages, fixture, &total);
+  std::printf("SmolLM2 q8: %zu logits compared, max |fleet q8 - %s| = %.3g; greedy tokens equal to %s's before "
+              "the first divergence: %d of %d\n", compared, name, max_diff, name, agree, total);
   EXPECT_LT(max_diff, kQ8LogitBound);
   EXPECT_GE(agree, kQ8GreedyAgreement);
 }
 
-TEST(SmolLM2Reference, Q8ActivationsStayCloseToLlamaCpp) {
-  ModelSource src = open_model(test::smollm2_gguf());
-  std::vector<std::unique_ptr<StageEngine>> stages;
-  stages.push_back(std::make_unique<StageEngine>(load(src, 0, src.config.n_layers), 2, ActivationMode::Q8));
-  size_t compared = 0;
-  const double max_diff = max_logit_diff(*stages[0], llamacpp(), &compared);
-  int total = 0;
-  const int agree = greedy_agreement(stages, llamacpp(), &total);
-  std::printf("SmolLM2 q8: %zu logits compared, max |fleet q8 - llama.cpp| = %.3g; greedy tokens equal to "
-              "llama.cpp's before the first divergence: %d of %d\n", compared, max_diff, agree, total);
-  EXPECT_LT(max_diff, kQ8LogitBound);
-  EXPECT_GE(agree, kQ8GreedyAgreement);
-}
+TEST(SmolLM2Reference, Q8ActivationsStayCloseToTransformers) { expect_q8_close_to(reference(), "transformers"); }
+TEST(SmolLM2Reference, Q8ActivationsStayCloseToLlamaCpp) { expect_q8_close_to(llamacpp(), "llama.cpp"); }
 
 TEST(SmolLM2Reference, GreedyTokensEqualTransformersWholeAndSplitIn2And3Stages) {
   ModelSource src = open_model(test::smollm2_gguf());
