@@ -24,18 +24,21 @@ struct F32WeightsView {
 // (engine/kernels/packed_q8.h builds it). Rows are taken 16 at a time ("groups"); within a
 // group, the weights of every block are interleaved so that one 64-byte vector holds 4
 // consecutive values of each of the 16 rows (row r at bytes 4r..4r+3):
-//   nibbles: a block of 32 values is 4 vectors; vector c holds values 8c..8c+3 in its low
-//            nibbles and 8c+4..8c+7 in its high nibbles; stored u = v + bias (0..15).
-//   bytes:   a block of `block` values (16 or 32) is block/4 vectors of signed int8 v.
+//   4, 5, 6 bits: stored u = v + bias (0 .. 2^bits - 1). A block of `block` values (32 or 16)
+//            is block/8 nibble vectors: vector c holds the low 4 bits of values 8c..8c+3 in its
+//            low nibbles and of 8c+4..8c+7 in its high nibbles. 5 and 6 bits add one high-bit
+//            vector: its byte 4r+e holds, for each 4-value group k of the block, the high bits
+//            (u >> 4) of value 4k+e of row r at bits [hb*k, hb*k + hb), hb = bits - 4.
+//   8 bits:  a block is block/4 vectors of signed int8 v.
 // Each row's value j of block b is  d[b] * v_j + m[b]  (m = 0 when !has_min), exactly the
 // value ggml's dequantization gives. The 32-value types store d and m as the file's f16 values
 // per block. K-quants store the file's f16 super-block scales (d, dmin per 256 values) and the
 // integer sub-block scales (sc, mn per block): d[b] = d * sc, m[b] = -(dmin * mn), products
 // that are exact in f32 and computed the same way by every variant.
 struct PackedQ8View {
-  bool nibbles = false;
+  int bits = 8;          // 4 (Q4_*), 5 (Q5_*), 6 (Q6_K) or 8 (Q8_0)
   bool has_min = false;
-  int bias = 0;          // nibbles only: stored u = v + bias
+  int bias = 0;          // bits < 8: stored u = v + bias
   int block = 32;        // values per block: 32, or 16 (Q6_K)
   bool k_partner = false;  // activations quantized like Q8_K (256 values per scale), else Q8_0
   bool k_scales = false;    // K-quant scales (super-block f16 x block integer), else f16 per block

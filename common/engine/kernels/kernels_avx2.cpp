@@ -1,7 +1,7 @@
 // The avx2 variant: AVX2 + FMA + F16C (x86-64-v3). Compiled with -mavx2 -mfma -mf16c for this
 // file only and chosen at run time (kernel_select.cpp). Results equal kernels_scalar.cpp bit
 // for bit: integer block sums by vpmaddubsw/vpmaddwd (no int16 saturation is possible for
-// these operands: |u| <= 15 for nibbles; |v| <= 128 with the sign moved to the activation).
+// these operands: u <= 63 for 4- to 6-bit values; |v| <= 128 with the sign moved to q).
 #include <immintrin.h>
 
 #include <math.h>
@@ -70,23 +70,37 @@ inline __m256 block_m(const PackedQ8View& W, int64_t g, int64_t b, int h) {
   return _mm256_xor_ps(p, _mm256_set1_ps(-0.0f));
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kK, int TB>
+// The high bits of 4-value group k from a high-bit vector, moved to bits 4.. of each byte.
+template <int kHb>
+inline __m256i high_bits(__m256i hv, int k) {
+  const int s = kHb * k - 4;
+  const __m256i t = s >= 0 ? _mm256_srl_epi16(hv, _mm_cvtsi32_si128(s)) : _mm256_sll_epi16(hv, _mm_cvtsi32_si128(-s));
+  return _mm256_and_si256(t, _mm256_set1_epi8(static_cast<char>(((1 << kHb) - 1) << 4)));
+}
+
+// One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, 8..15).
+template <int kBits, int kBlock, bool kMin, bool kK, int TB>
 inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, int64_t t0, float* Y) {
-  constexpr int kVecs = kNibbles ? 4 : kBlock / 4;
+  constexpr int kNib = kBlock / 8;
+  constexpr int kVecs = kBits == 8 ? kBlock / 4 : kNib + (kBits > 4 ? 1 : 0);
   constexpr int kGroups = kBlock / 4;
   const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
   const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  const int32_t offset = kNibbles ? W.bias : 0;  // bytes hold v itself here
+  const int32_t offset = kBits < 8 ? W.bias : 0;  // 8-bit vectors hold v itself here
   __m256 acc[TB][2];
   for (int t = 0; t < TB; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
   for (int64_t b = 0; b < W.blocks; ++b, qw += kVecs * 64) {
     for (int h = 0; h < 2; ++h) {
-      __m256i w[kGroups], s[kNibbles ? 1 : kGroups];
-      if constexpr (kNibbles) {
-        for (int c = 0; c < 4; ++c) {
+      __m256i w[kGroups], s[kBits < 8 ? 1 : kGroups];
+      if constexpr (kBits < 8) {
+        for (int c = 0; c < kNib; ++c) {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * c + 32 * h));
           w[2 * c] = _mm256_and_si256(v, low);
           w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        }
+        if constexpr (kBits > 4) {
+          const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * kNib + 32 * h));
+          for (int k = 0; k < kGroups; ++k) w[k] = _mm256_or_si256(w[k], high_bits<kBits - 4>(hv, k));
         }
       } else {
         for (int c = 0; c < kVecs; ++c) {
@@ -105,7 +119,7 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
           int32_t x4;
           std::memcpy(&x4, xq + 4 * j, 4);
           __m256i x = _mm256_set1_epi32(x4);
-          if constexpr (!kNibbles) x = _mm256_sign_epi8(x, s[j]);
+          if constexpr (kBits == 8) x = _mm256_sign_epi8(x, s[j]);
           isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], x), ones));
         }
         if (offset != 0) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(offset * X.sum[row]));
@@ -125,13 +139,13 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
   }
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kK>
+template <int kBits, int kBlock, bool kMin, bool kK>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
   constexpr int kTile = 2;
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t = 0;
-    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
-    if (t < X.tokens) q8_group_tile<kNibbles, kBlock, kMin, kK, 1>(W, g, X, t, Y);
+    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kBits, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
+    if (t < X.tokens) q8_group_tile<kBits, kBlock, kMin, kK, 1>(W, g, X, t, Y);
   }
 }
 

@@ -67,22 +67,35 @@ inline __m512 block_m(const PackedQ8View& W, int64_t g, int64_t b) {
   return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(p), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kK, int TB>
+// The high bits of 4-value group k from a high-bit vector, moved to bits 4.. of each byte.
+template <int kHb>
+inline __m512i high_bits(__m512i hv, int k) {
+  const int s = kHb * k - 4;
+  const __m512i t = s >= 0 ? _mm512_srl_epi16(hv, _mm_cvtsi32_si128(s)) : _mm512_sll_epi16(hv, _mm_cvtsi32_si128(-s));
+  return _mm512_and_si512(t, _mm512_set1_epi8(static_cast<char>(((1 << kHb) - 1) << 4)));
+}
+
+template <int kBits, int kBlock, bool kMin, bool kK, int TB>
 inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, int64_t t0, float* Y) {
-  constexpr int kVecs = kNibbles ? 4 : kBlock / 4;     // 64-byte vectors per block
-  constexpr int kGroups = kBlock / 4;                  // 4-value groups per block
+  constexpr int kNib = kBlock / 8;                              // nibble vectors per block
+  constexpr int kVecs = kBits == 8 ? kBlock / 4 : kNib + (kBits > 4 ? 1 : 0);  // 64-byte vectors per block
+  constexpr int kGroups = kBlock / 4;                           // 4-value groups per block
   const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
   const __m512i low = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  const int32_t offset = kNibbles ? W.bias : 128;  // what the stored u adds to each value
+  const int32_t offset = kBits < 8 ? W.bias : 128;  // what the stored u adds to each value
   __m512 acc[TB];
   for (int t = 0; t < TB; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < W.blocks; ++b, qw += kVecs * 64) {
     __m512i w[kGroups];
-    if constexpr (kNibbles) {
-      for (int c = 0; c < 4; ++c) {
+    if constexpr (kBits < 8) {
+      for (int c = 0; c < kNib; ++c) {
         const __m512i v = _mm512_loadu_si512(qw + 64 * c);
         w[2 * c] = _mm512_and_si512(v, low);
         w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      }
+      if constexpr (kBits > 4) {
+        const __m512i hv = _mm512_loadu_si512(qw + 64 * kNib);
+        for (int k = 0; k < kGroups; ++k) w[k] = _mm512_or_si512(w[k], high_bits<kBits - 4>(hv, k));
       }
     } else {
       for (int c = 0; c < kVecs; ++c) w[c] = _mm512_xor_si512(_mm512_loadu_si512(qw + 64 * c), flip);
@@ -111,16 +124,16 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
   for (int t = 0; t < TB; ++t) _mm512_mask_storeu_ps(Y + (t0 + t) * W.rows + r0, mask, acc[t]);
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kK>
+template <int kBits, int kBlock, bool kMin, bool kK>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
   constexpr int kTile = 4;
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t = 0;
-    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kNibbles, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
+    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kBits, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
     switch (X.tokens - t) {
-      case 3: q8_group_tile<kNibbles, kBlock, kMin, kK, 3>(W, g, X, t, Y); break;
-      case 2: q8_group_tile<kNibbles, kBlock, kMin, kK, 2>(W, g, X, t, Y); break;
-      case 1: q8_group_tile<kNibbles, kBlock, kMin, kK, 1>(W, g, X, t, Y); break;
+      case 3: q8_group_tile<kBits, kBlock, kMin, kK, 3>(W, g, X, t, Y); break;
+      case 2: q8_group_tile<kBits, kBlock, kMin, kK, 2>(W, g, X, t, Y); break;
+      case 1: q8_group_tile<kBits, kBlock, kMin, kK, 1>(W, g, X, t, Y); break;
       default: break;
     }
   }

@@ -70,9 +70,11 @@ inline float block_m(const PackedQ8View& W, int64_t g, int64_t b, int r) {
            static_cast<float>(W.mn[(g * W.blocks + b) * kGroupRows + r]));
 }
 
-template <bool kNibbles, int kBlock, bool kMin, bool kK>
+template <int kBits, int kBlock, bool kMin, bool kK>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
-  constexpr int kVecs = kNibbles ? 4 : kBlock / 4;
+  constexpr int kNib = kBlock / 8;
+  constexpr int kVecs = kBits == 8 ? kBlock / 4 : kNib + (kBits > 4 ? 1 : 0);
+  constexpr int kHb = kBits - 4;  // high bits per value (5 and 6 bits)
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t r0 = g * kGroupRows;
     const int64_t n = W.rows - r0 < kGroupRows ? W.rows - r0 : kGroupRows;
@@ -83,19 +85,22 @@ void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X
         const int64_t row = t * X.blocks + b;
         const int8_t* xq = X.q + t * X.cols + b * kBlock;
         int32_t isum[kGroupRows] = {};
-        for (int c = 0; c < kVecs; ++c)
-          for (int r = 0; r < kGroupRows; ++r)
-            for (int e = 0; e < 4; ++e) {
-              const uint8_t byte = qw[64 * c + 4 * r + e];
-              if constexpr (kNibbles) {
-                isum[r] += (byte & 0x0F) * xq[8 * c + e] + (byte >> 4) * xq[8 * c + 4 + e];
-              } else {
-                isum[r] += static_cast<int8_t>(byte) * xq[4 * c + e];
-              }
+        for (int r = 0; r < kGroupRows; ++r)
+          for (int j = 0; j < kBlock; ++j) {  // value j = 4k + e of row r
+            const int k = j / 4, e = j % 4;
+            int32_t u;
+            if constexpr (kBits == 8) {
+              u = static_cast<int8_t>(qw[64 * k + 4 * r + e]);
+            } else {
+              const uint8_t nib = qw[64 * (k / 2) + 4 * r + e];
+              u = k % 2 ? nib >> 4 : nib & 0x0F;
+              if constexpr (kBits > 4) u |= ((qw[64 * kNib + 4 * r + e] >> (kHb * k)) & ((1 << kHb) - 1)) << 4;
             }
+            isum[r] += u * xq[j];
+          }
         const float dx = X.dx[row];
         for (int r = 0; r < kGroupRows; ++r) {
-          if constexpr (kNibbles) isum[r] -= W.bias * X.sum[row];
+          if constexpr (kBits < 8) isum[r] -= W.bias * X.sum[row];
           float c = static_cast<float>(isum[r]) * (block_d<kK>(W, g, b, r) * dx);
           if constexpr (kMin) c = c + block_m<kK>(W, g, b, r) * X.sx[row];
           acc[r] = acc[r] + c;

@@ -29,7 +29,8 @@ inline void scale_min_k4(int j, const uint8_t* q, int* d, int* m) {
 }
 
 struct Family {
-  bool nibbles, has_min, k_partner;
+  int bits;  // 4, 5, 6 (nibbles and a high-bit vector) or 8
+  bool has_min, k_partner;
   int bias, block;
   bool k_scales() const { return k_partner; }  // K-quants: super-block f16 x block integer
   int blocks_per_super() const { return 256 / block; }
@@ -44,20 +45,20 @@ struct RowScales {
 
 Family family_of(DType t) {
   switch (t) {
-    case DType::Q4_0: return {true, false, false, 8, 32};
-    case DType::Q4_1: return {true, true, false, 0, 32};
-    case DType::Q4_K: return {true, true, true, 0, 32};
-    case DType::Q5_0: return {false, false, false, 0, 32};
-    case DType::Q5_1: return {false, true, false, 0, 32};
-    case DType::Q8_0: return {false, false, false, 0, 32};
-    case DType::Q5_K: return {false, true, true, 0, 32};
-    case DType::Q6_K: return {false, false, true, 0, 16};
+    case DType::Q4_0: return {4, false, false, 8, 32};
+    case DType::Q4_1: return {4, true, false, 0, 32};
+    case DType::Q4_K: return {4, true, true, 0, 32};
+    case DType::Q5_0: return {5, false, false, 16, 32};
+    case DType::Q5_1: return {5, true, false, 0, 32};
+    case DType::Q5_K: return {5, true, true, 0, 32};
+    case DType::Q6_K: return {6, false, true, 32, 16};
+    case DType::Q8_0: return {8, false, false, 0, 32};
     default: throw std::runtime_error(std::string("q8 activations: no integer kernel for ") + dtype_name(t) + " weights");
   }
 }
 
-// One row of `cols` values (whole blocks) as integers v (nibble family: the stored u = v + bias)
-// and its scales: value = d * v + m, as ggml dequantizes it (kernel_types.h).
+// One row of `cols` values (whole blocks) as integers v and its scales: value = d * v + m, as
+// ggml dequantizes it (kernel_types.h).
 void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, RowScales& rs) {
   uint16_t* d = rs.d.data();
   uint16_t* m = rs.m.data();
@@ -70,9 +71,10 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, RowScales& r
         d[b] = f16_bits(x);
         if (min) m[b] = f16_bits(x + 2);
         const uint8_t* qs = x + (min ? 4 : 2);
+        const int off = min ? 0 : 8;
         for (int j = 0; j < 16; ++j) {
-          v[j] = static_cast<int8_t>(qs[j] & 0x0F);  // stored u (Q4_0: v = u - 8)
-          v[j + 16] = static_cast<int8_t>(qs[j] >> 4);
+          v[j] = static_cast<int8_t>((qs[j] & 0x0F) - off);
+          v[j + 16] = static_cast<int8_t>((qs[j] >> 4) - off);
         }
       }
       return;
@@ -159,7 +161,7 @@ bool PackedQ8::supports(DType t) { return dtype_is_quantized(t); }
 PackedQ8::PackedQ8(const Matrix& W) {
   const Family f = family_of(W.dtype);
   PackedQ8View& p = view_;
-  p.nibbles = f.nibbles;
+  p.bits = f.bits;
   p.has_min = f.has_min;
   p.bias = f.bias;
   p.block = f.block;
@@ -170,7 +172,9 @@ PackedQ8::PackedQ8(const Matrix& W) {
   p.cols = W.blocks_per_row() * dtype_block_size(W.dtype);
   p.groups = (W.rows + kGroupRows - 1) / kGroupRows;
   p.blocks = p.cols / f.block;
-  const size_t block_bytes = static_cast<size_t>(kGroupRows) * static_cast<size_t>(f.nibbles ? f.block / 2 : f.block);
+  const int nib = f.block / 8;  // nibble vectors per block (bits < 8)
+  const int vecs = f.bits == 8 ? f.block / 4 : nib + (f.bits > 4 ? 1 : 0);
+  const size_t block_bytes = 64 * static_cast<size_t>(vecs);
   p.group_bytes = block_bytes * static_cast<size_t>(p.blocks);
   quants_.assign(p.group_bytes * static_cast<size_t>(p.groups), 0);
   const int64_t supers = f.k_scales() ? p.blocks / p.blocks_per_super : p.blocks;  // f16 scales per row
@@ -202,14 +206,16 @@ PackedQ8::PackedQ8(const Matrix& W) {
       }
       uint8_t* qb = qg + static_cast<size_t>(b) * block_bytes;
       const int8_t* vb = v.data() + b * f.block;
-      for (int c = 0; c < (f.nibbles ? 4 : f.block / 4); ++c)
-        for (int e = 0; e < 4; ++e) {
-          uint8_t& out = qb[64 * c + 4 * r + e];
-          if (f.nibbles)
-            out = static_cast<uint8_t>((vb[8 * c + e] & 0x0F) | ((vb[8 * c + 4 + e] & 0x0F) << 4));
-          else
-            out = static_cast<uint8_t>(vb[4 * c + e]);
+      for (int j = 0; j < f.block; ++j) {  // value j = 4k + e (layout: kernel_types.h)
+        const int k = j / 4, e = j % 4;
+        if (f.bits == 8) {
+          qb[64 * k + 4 * r + e] = static_cast<uint8_t>(vb[j]);
+          continue;
         }
+        const int u = vb[j] + f.bias;  // 0 .. 2^bits - 1
+        qb[64 * (k / 2) + 4 * r + e] |= static_cast<uint8_t>((u & 0x0F) << (k % 2 ? 4 : 0));
+        if (f.bits > 4) qb[64 * nib + 4 * r + e] |= static_cast<uint8_t>((u >> 4) << ((f.bits - 4) * k));
+      }
     }
   }
   p.quants = quants_.data();

@@ -3,8 +3,8 @@
 // kernel_types.h: 16 rows interleaved per group, 4 values per row per 32-bit lane), and
 // activation rows quantized to their partner format.
 //
-// Families: Q4_0, Q4_1 and Q4_K keep 4-bit values (nibbles); Q5_0, Q5_1, Q5_K, Q6_K and Q8_0
-// hold one signed byte per value. Scales are the file's: f16 d (and m for Q4_1, Q5_1) per block
+// Values keep their width: 4 bits (Q4_0, Q4_1, Q4_K) as nibbles, 5 and 6 bits (Q5_0, Q5_1,
+// Q5_K, Q6_K) as nibbles plus a high-bit vector, Q8_0 as bytes. Scales are the file's: f16 d (and m for Q4_1, Q5_1) per block
 // of 32 values; for K-quants f16 d (and dmin for Q4_K, Q5_K) per 256 values and integer sc (and
 // mn) per block of 32 values (16 for Q6_K).
 #include <cstdint>
