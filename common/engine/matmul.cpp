@@ -23,7 +23,7 @@ void matmul(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadP
   const int64_t jobs = (W.rows + kRows - 1) / kRows;
   pool.parallel_for(static_cast<size_t>(jobs), [&](size_t b0, size_t b1) {
     thread_local std::vector<float> scratch;
-    if (W.dtype != DType::F32 && W.dtype != DType::BF16) scratch.resize(static_cast<size_t>(kRows * v.padded_cols));
+    if (dtype_is_quantized(W.dtype)) scratch.resize(static_cast<size_t>(kRows * v.padded_cols));
     const int64_t r0 = static_cast<int64_t>(b0) * kRows, r1 = std::min(W.rows, static_cast<int64_t>(b1) * kRows);
     k.matmul_f32_rows(v, r0, r1, X, n_tokens, Y, scratch.data());
   }, static_cast<double>(W.rows) * static_cast<double>(W.cols) * static_cast<double>(n_tokens));

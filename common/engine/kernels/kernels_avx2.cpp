@@ -22,6 +22,10 @@ struct V16 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
   static V16 load_bf16(const uint16_t* p) { return {bf8(p), bf8(p + 8)}; }
+  static V16 load_f16(const uint16_t* p) {
+    return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
+  }
   void store(float* p) const {
     _mm256_storeu_ps(p, a);
     _mm256_storeu_ps(p + 8, b);
@@ -45,6 +49,7 @@ struct V16 {
 };
 
 #include "engine/kernels/dequant_avx2.inc"
+inline float f16_value(uint16_t h) { return _cvtsh_ss(h); }
 #include "engine/kernels/f32_kernels.inc"
 
 // One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, 8..15).

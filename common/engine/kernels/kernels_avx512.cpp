@@ -26,6 +26,9 @@ struct V16 {
     __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))};
   }
+  static V16 load_f16(const uint16_t* p) {
+    return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+  }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void fma(V16 a, V16 b) { v = _mm512_fmadd_ps(a.v, b.v, v); }
   void add_scaled(V16 x, float a) { v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(a), x.v)); }
@@ -40,6 +43,7 @@ struct V16 {
 };
 
 #include "engine/kernels/dequant_avx2.inc"
+inline float f16_value(uint16_t h) { return _cvtsh_ss(h); }
 #include "engine/kernels/f32_kernels.inc"
 
 // One group of 16 rows against TB tokens: lane r of every register belongs to row r. Per block:

@@ -33,6 +33,11 @@ struct V16 {
     }
     return r;
   }
+  static V16 load_f16(const uint16_t* p) {
+    V16 r;
+    for (int i = 0; i < 16; ++i) r.v[i] = f16_to_f32(p[i]);
+    return r;
+  }
   void store(float* p) const { std::memcpy(p, v, sizeof v); }
   void add_scaled(V16 x, float a) {
     for (int i = 0; i < 16; ++i) v[i] = v[i] + a * x.v[i];
@@ -51,6 +56,7 @@ struct V16 {
 
 void dequantize_row(int type, const uint8_t* x, int64_t n, float* y) { dequantize_generic(type, x, n, y); }
 
+inline float f16_value(uint16_t h) { return f16_to_f32(h); }
 #include "engine/kernels/f32_kernels.inc"
 
 // Row r's scale d and min m of block b of group g (kernel_types.h: f16 per block, or K-quant
