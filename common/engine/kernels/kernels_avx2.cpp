@@ -50,6 +50,7 @@ struct V16 {
 
 #include "engine/kernels/dequant_avx2.inc"
 inline float f16_value(uint16_t h) { return _cvtsh_ss(h); }
+constexpr int kTokBlock = 2;  // f32 tiles: 4 rows x 2 tokens of accumulators
 #include "engine/kernels/f32_kernels.inc"
 
 // One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, 8..15).

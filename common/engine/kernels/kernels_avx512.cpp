@@ -44,6 +44,7 @@ struct V16 {
 
 #include "engine/kernels/dequant_avx2.inc"
 inline float f16_value(uint16_t h) { return _cvtsh_ss(h); }
+constexpr int kTokBlock = 6;  // f32 tiles: 4 rows x 6 tokens of accumulators
 #include "engine/kernels/f32_kernels.inc"
 
 // One group of 16 rows against TB tokens: lane r of every register belongs to row r. Per block:

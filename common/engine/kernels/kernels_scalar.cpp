@@ -57,6 +57,7 @@ struct V16 {
 void dequantize_row(int type, const uint8_t* x, int64_t n, float* y) { dequantize_generic(type, x, n, y); }
 
 inline float f16_value(uint16_t h) { return f16_to_f32(h); }
+constexpr int kTokBlock = 4;  // f32 tiles: 4 rows x 4 tokens of accumulators
 #include "engine/kernels/f32_kernels.inc"
 
 // Row r's scale d and min m of block b of group g (kernel_types.h: f16 per block, or K-quant
