@@ -20,6 +20,7 @@ import statistics
 import sys
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -71,6 +72,13 @@ def med(xs):
 
 def fmt(x, digits=1):
     return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def spread(xs):
+    """(max - min) / median of the rounds, as '±N%' (half the range), or '' for one round."""
+    if len(xs) < 2 or not med(xs):
+        return ""
+    return f"±{50 * (max(xs) - min(xs)) / med(xs):.0f}%"
 
 
 def ratio(a, b):
@@ -125,6 +133,7 @@ def main(out):
         first = fleet_r[0][0]
         m = {"label": label, "file": path, "weights": first["weights"], "kernels": first["kernels"],
              "activations": first["activations"], "weight_bytes": first["weight_bytes"],
+             "blas_prefill": first.get("blas_prefill"),
              "llama_model_type": llama_r[0][0].get("model_type"), "llama_model_size": llama_r[0][0].get("model_size"),
              "tests": {}}
         for t in sorted(set(fleet) | set(llama), key=lambda t: (t[:2] != "tg", int(t[2:]))):
@@ -168,7 +177,7 @@ def write_md(out, doc):
          f"- fleet commit {doc['fleet_commit']}; llama.cpp from llama-cpp-python "
          f"{doc['llama_cpp'].get('llama_cpp_python')} (build {doc['llama_cpp'].get('build_number')}, "
          f"commit {doc['llama_cpp'].get('build_commit')})",
-         f"- command: `{doc['command']}`; measuring took {doc['wall_s']} s", "",
+         f"- command: `{doc['command']}`; the run took {doc['wall_s']} s (build checks, models, measurements)", "",
          "## Machine ceilings", "",
          "| measure | value |", "|---|---|",
          f"| STREAM triad ({mem['triad']['threads']} threads, {mem['triad']['element']}, "
@@ -176,14 +185,19 @@ def write_md(out, doc):
          f"| OpenBLAS sgemm {mem['sgemm']['m']}×{mem['sgemm']['n']}×{mem['sgemm']['k']} "
          f"({mem['sgemm']['threads']} threads) | {fmt(mem['sgemm']['gflop_per_s'])} GFLOP/s |", "",
          "## Per model and test (tokens/s)", "",
-         "| model | fleet weights / kernels | test | fleet | llama.cpp | fleet / llama.cpp |",
-         "|---|---|---|---:|---:|---:|"]
+         "Spread: half the range of the rounds, relative to their median (fleet / llama.cpp).", "",
+         "| model | fleet weights / kernels | test | fleet | llama.cpp | fleet / llama.cpp | spread |",
+         "|---|---|---|---:|---:|---:|---|"]
     for m in doc["models"]:
         for t, r in m["tests"].items():
             L.append(f"| {m['label']} | {m['weights']} / {m['kernels']} | {t} | {fmt(r['fleet'])} | "
-                     f"{fmt(r['llama'])} | {fmt(r['ratio'], 2)} |")
+                     f"{fmt(r['llama'])} | {fmt(r['ratio'], 2)} | "
+                     f"{spread(r['fleet_runs']) or '–'} / {spread(r['llama_runs']) or '–'} |")
     L += ["", "## Decode against the memory-bandwidth limit", "",
-          "Limit = triad GB/s ÷ the weight bytes fleet reads per token (fleet_bench_engine's weight_bytes).", "",
+          "Limit = triad GB/s ÷ the weight bytes fleet reads per token (fleet_bench_engine's weight_bytes). "
+          "An estimate, not a hard ceiling: triad counts 3 arrays (STREAM's convention, the write-allocate "
+          "read not counted) while decode mostly reads, which streams faster, so fractions a little over 1 "
+          "can happen.", "",
           "| model | weight MB | limit tok/s | fleet tg64 | fleet / limit | llama.cpp tg64 | llama.cpp / limit |",
           "|---|---:|---:|---:|---:|---:|---:|"]
     for m in doc["models"]:
@@ -226,6 +240,7 @@ def plot(out, doc):
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(models)), [m["label"] for m in models], rotation=30, ha="right")
     ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylabel("fleet / llama.cpp (tokens/s, log scale)")
     ax.set_title(f"fleet vs llama.cpp, {doc['threads']} threads ({doc['cpu_model']})")
     ax.legend()
@@ -242,6 +257,8 @@ def plot(out, doc):
             ax.plot(bs, [m["batched"][str(b)]["llama"] for b in bs], "s--", color=line.get_color(),
                     label=f"llama.cpp {m['label']}")
         ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({int(b) for m in batched for b in m["batched"]}))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("sequences")
         ax.set_ylabel("aggregate decode tokens/s")
         ax.set_title("Batched decode (16 prompt + 64 decode tokens per sequence)")
