@@ -1,11 +1,11 @@
-// The GGUF reader (GgufFile::parse, common/model/gguf_file.h), in memory. Everything it accepts
+// The GGUF reader (GgufFile::parse, common/gguf/gguf_file.h), in memory. Everything it accepts
 // must be readable: every metadata value converts or throws GgufError, arrays decode, and every
 // tensor dequantizes (small ones) or at least lies inside the image.
 #include <cstdlib>
 #include <exception>
 #include <vector>
 
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Copy so that ASan sees reads past the end of the image (the fuzzer's buffer is exact too).

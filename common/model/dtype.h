@@ -1,7 +1,7 @@
 #pragma once
 // Element types of tensors in files and in memory, and exact conversions between them.
 //
-// The block-quantized types are ggml's (model/gguf_types.h has their layouts): a row is a
+// The block-quantized types are ggml's (gguf/gguf_types.h has their layouts): a row is a
 // sequence of blocks of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) or 256 (Q4_K, Q5_K, Q6_K) values.
 // Weights of these types stay in that compact form in memory and are dequantized inside the
 // matmul kernel (engine/matmul.h); Q8_0 is also what `weight_dtype: q8_0` quantizes f32/bf16
@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "model/gguf_types.h"
+#include "gguf/gguf_types.h"
 #include "util/half_float.h"  // bf16_to_f32, f32_to_bf16, f16_to_f32, f32_to_f16
 
 namespace fleet {

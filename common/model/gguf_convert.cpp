@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "log/log.h"
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 #include "model/gguf_model.h"
 #include "model/gguf_model_meta.h"
 #include "model/gguf_names.h"
-#include "model/gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "model/model_writer.h"
 #include "model/safetensors_writer.h"
 #include "model/tensor_store.h"

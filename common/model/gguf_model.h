@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 #include "model/model_config.h"
 #include "model/tensor_store.h"
 

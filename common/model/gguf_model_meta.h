@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "model/gguf_file.h"
-#include "model/gguf_writer.h"
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
 #include "model/model_config.h"
 
 namespace fleet {

@@ -7,7 +7,7 @@
 
 #include "model/gguf_model_meta.h"
 #include "model/gguf_names.h"
-#include "model/gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "model/model_writer.h"
 #include "model/safetensors_writer.h"
 #include "model/synth_random.h"

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "model/dtype.h"
-#include "model/gguf_types.h"
+#include "gguf/gguf_types.h"
 #include "model/model_config.h"
 
 namespace fleet {

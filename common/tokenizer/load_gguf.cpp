@@ -11,7 +11,7 @@
 #include <stdexcept>
 
 #include "byte_level.h"
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 #include "pretokenizer_presets.h"
 #include "tokenizer_data.h"
 

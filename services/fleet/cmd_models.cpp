@@ -4,7 +4,7 @@
 
 #include "commands.h"
 #include "log/log.h"
-#include "model/gguf_types.h"
+#include "gguf/gguf_types.h"
 #include "model/model_writer.h"
 
 namespace fleet::cmd {

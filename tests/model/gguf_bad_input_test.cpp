@@ -6,7 +6,7 @@
 #include <functional>
 #include <random>
 
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 #include "test_support.h"
 #include "util/mapped_file.h"
 

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 #include "model/gguf_model_meta.h"
 #include "model/model_writer.h"
 #include "model/tensor_store.h"

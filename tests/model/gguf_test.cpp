@@ -6,7 +6,7 @@
 #include <cstring>
 #include <map>
 
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 #include "test_support.h"
 
 namespace fleet {

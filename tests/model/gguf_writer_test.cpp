@@ -5,8 +5,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "model/gguf_file.h"
-#include "model/gguf_writer.h"
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
 #include "model/synth_random.h"
 #include "test_support.h"
 

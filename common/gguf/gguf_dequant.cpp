@@ -1,7 +1,7 @@
 // ggml type traits and dequantization to f32 (see gguf_types.h). Each decoder follows ggml's
 // reference dequantize_row_* in ggml-quants.c, operation for operation, so that the f32
 // results are bit-identical (the build forbids FMA contraction: -ffp-contract=off).
-#include "model/gguf_types.h"
+#include "gguf/gguf_types.h"
 
 #include <cstdio>
 #include <cstring>

@@ -1,6 +1,6 @@
 // GGUF reader (see gguf_file.h). Every read goes through Reader, which checks the bytes left
 // before reading or allocating; every count is bounded by what the remaining bytes could hold.
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 
 #include <cstdio>
 #include <cstring>

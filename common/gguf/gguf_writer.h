@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "model/gguf_file.h"
+#include "gguf/gguf_file.h"
 
 namespace fleet {
 

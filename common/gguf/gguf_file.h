@@ -33,7 +33,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "model/gguf_types.h"
+#include "gguf/gguf_types.h"
 #include "util/mapped_file.h"
 
 namespace fleet {

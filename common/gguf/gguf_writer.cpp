@@ -1,5 +1,5 @@
 // GGUF v3 writer (see gguf_writer.h).
-#include "model/gguf_writer.h"
+#include "gguf/gguf_writer.h"
 
 #include <algorithm>
 #include <cerrno>
