@@ -47,6 +47,11 @@ const std::map<std::string, ModelConfig>& shapes() {
     s["llama2c-110m"] = shape("LlamaForCausalLM", 768, 2048, 12, 12, 12, 32000, 1024, true);
     // TinyLlama-1.1B: dim 2048, 22 layers, GQA 32/4, 32k vocabulary.
     s["llama-1b"] = shape("LlamaForCausalLM", 2048, 5632, 22, 32, 4, 32000, 2048, false);
+    // Llama-3.1-8B: dim 4096, 32 layers, GQA 32/8, 128k vocabulary, untied head (benchmarks:
+    // `fleet synth --shape llama-8b --type q4_k` is ~4.6 GB).
+    ModelConfig l8 = shape("LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 8192, false);
+    l8.rope_theta = 500000;
+    s["llama-8b"] = l8;
     // The same widths in 4 layers with a tied head (~0.24B parameters): layer-range memory tests
     // of every GGUF type (every row a multiple of 256, as K-quants need).
     s["llama-1b-4l"] = shape("LlamaForCausalLM", 2048, 5632, 4, 32, 4, 32000, 2048, true);
