@@ -60,8 +60,6 @@ StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_thre
                         Linear(lw.w_down, a, true, b)});
   // The head may share its bytes with the embedding (tied weights), which stage 0 still reads.
   if (w_->has_head()) head_ = Linear(w_->head, activations, !w_->has_embedding());
-  for (const LayerLinears& l : linears_) q8_ = q8_ || l.wq.q8() || l.w_down.q8() || l.w_gate.q8();
-  q8_ = q8_ || head_.q8();
   repack_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const ModelConfig& c = w_->config;
   const int half = c.head_dim / 2;
@@ -72,7 +70,7 @@ StageEngine::StageEngine(std::shared_ptr<const StageWeights> weights, int n_thre
   if (c.rope_scaling.factor > 0) apply_llama3_scaling(inv_freq_, c.rope_scaling);
 }
 
-const char* StageEngine::activations() const { return q8_ ? "q8" : "f32"; }
+const char* StageEngine::activations() const { return packed_bytes() > 0 ? "q8" : "f32"; }
 
 size_t StageEngine::packed_bytes() const {
   size_t n = head_.packed_bytes();

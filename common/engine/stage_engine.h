@@ -70,7 +70,6 @@ class StageEngine {
   ThreadPool pool_;
   std::vector<LayerLinears> linears_;  // one per layer of w_
   Linear head_;
-  bool q8_ = false;
   double repack_seconds_ = 0;
   ActivationCache act_cache_;
   std::vector<float> inv_freq_;  // [head_dim / 2]

@@ -156,8 +156,6 @@ void decode_row(DType t, const uint8_t* x, int64_t cols, int8_t* v, RowScales& r
 
 }  // namespace
 
-bool PackedQ8::supports(DType t) { return dtype_is_quantized(t); }
-
 PackedQ8::PackedQ8(const Matrix& W) {
   const Family f = family_of(W.dtype);
   PackedQ8View& p = view_;
@@ -246,7 +244,8 @@ void Q8Activations::quantize(const float* X, int64_t n_tokens, int64_t cols, con
   sx_.resize(static_cast<size_t>(n_tokens * nb));
   sum_.resize(static_cast<size_t>(n_tokens * nb));
   const int64_t QB = like.k_partner ? 256 : 32;  // values per activation scale
-  std::vector<float> x(static_cast<size_t>(K), 0.f);
+  std::vector<float>& x = row_;  // one row, zero-padded to whole blocks (reused across calls)
+  x.assign(static_cast<size_t>(K), 0.f);
   for (int64_t t = 0; t < n_tokens; ++t) {
     std::memcpy(x.data(), X + t * cols, static_cast<size_t>(cols) * sizeof(float));
     int8_t* q = q_.data() + t * K;

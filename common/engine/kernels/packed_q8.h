@@ -23,7 +23,6 @@ class PackedQ8 {
   PackedQ8& operator=(PackedQ8&&) = default;
   PackedQ8(const PackedQ8&) = delete;
   PackedQ8& operator=(const PackedQ8&) = delete;
-  static bool supports(DType t);       // every block-quantized DType
   const PackedQ8View& view() const { return view_; }
   size_t bytes() const { return quants_.size() + 2 * (d_.size() + m_.size()) + sc_.size() + mn_.size(); }
 
@@ -57,7 +56,7 @@ class Q8Activations {
   Q8ActView view_;
   bool k_partner_ = false;
   std::vector<int8_t> q_;
-  std::vector<float> dx_, sx_;
+  std::vector<float> dx_, sx_, row_;
   std::vector<int32_t> sum_;
 };
 
