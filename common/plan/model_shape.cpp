@@ -13,6 +13,14 @@ namespace fs = std::filesystem;
 namespace fleet {
 namespace {
 
+void set_macs(ModelShape& s) {
+  const ModelConfig& c = s.config;
+  const uint64_t D = static_cast<uint64_t>(c.dim), H = static_cast<uint64_t>(c.hidden_dim);
+  s.layer_macs = D * static_cast<uint64_t>(c.q_dim()) * 2 + D * static_cast<uint64_t>(c.kv_dim()) * 2 + 3 * D * H;
+  s.head_macs = D * static_cast<uint64_t>(c.vocab_size);
+}
+
+
 uint64_t elems_bytes(int64_t numel, DType d) {
   const int64_t bs = dtype_block_size(d);
   return static_cast<uint64_t>((numel + bs - 1) / bs) * dtype_block_bytes(d);
@@ -55,10 +63,15 @@ ModelShape from_config_only(const std::string& path, const std::string& config_p
   s.layer_bytes.assign(static_cast<size_t>(c.n_layers), layer);
   s.embedding_bytes = matrix(V, D);
   s.head_bytes = matrix(V, D) + static_cast<uint64_t>(D) * 4;
+  set_macs(s);
   return s;
 }
 
 }  // namespace
+
+uint64_t ModelShape::stage_macs(int first, int end) const {
+  return static_cast<uint64_t>(end - first) * layer_macs + (end == n_layers() ? head_macs : 0);
+}
 
 uint64_t ModelShape::total_bytes() const { return stage_bytes(0, n_layers()); }
 
@@ -112,6 +125,7 @@ ModelShape read_model_shape(const std::string& path, const std::string& weights)
   const TensorRef* head = c.tie_embeddings ? emb : st.find(kHeadName);
   if (!head) throw std::runtime_error(st.description() + ": missing tensor " + kHeadName);
   s.head_bytes = tensor_memory_bytes(*head, weights, &s.dtype) + static_cast<uint64_t>(c.dim) * 4;
+  set_macs(s);
   return s;
 }
 

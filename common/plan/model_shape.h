@@ -28,11 +28,18 @@ struct ModelShape {
   uint64_t embedding_bytes = 0;       // first stage
   uint64_t head_bytes = 0;            // last stage: output head + final norm
   bool weights_present = false;       // tensors were found (false for config.json alone)
+  // Compute per token, in multiply-adds of the matrices (attention over the context not
+  // counted): a layer's q/k/v/o and feed-forward matrices; the head's vocab x dim on the last
+  // stage; the embedding is a row lookup (none).
+  uint64_t layer_macs = 0;
+  uint64_t head_macs = 0;
 
   int n_layers() const { return static_cast<int>(layer_bytes.size()); }
   uint64_t total_bytes() const;
   // Weights of a stage holding layers [first, end) of a model split into stages.
   uint64_t stage_bytes(int first, int end) const;
+  uint64_t total_macs() const { return stage_macs(0, n_layers()); }
+  uint64_t stage_macs(int first, int end) const;
 };
 
 // `weights`: the deployment's model.weights ("auto", "f32", "bf16", "q8_0"). Throws

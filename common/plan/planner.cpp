@@ -89,7 +89,7 @@ Plan plan_layers(const ModelShape& model, const std::vector<PlanWorker>& workers
                       " KV budget");
     plan.total_usable_bytes += w.memory_bytes - reserve;
     usable[k] = static_cast<double>(w.memory_bytes - reserve);
-    weight[k] = plan.by_speed ? w.speed : usable[k];
+    weight[k] = plan.by_speed ? w.speed : options.balance == PlanBalance::Compute ? 1.0 : usable[k];
     weight_sum += weight[k];
   }
   const uint64_t total = model.total_bytes();
@@ -107,6 +107,10 @@ Plan plan_layers(const ModelShape& model, const std::vector<PlanWorker>& workers
   // layers [0, j); from[k][j] the start of stage k-1 in it. Infinite when infeasible.
   const double inf = std::numeric_limits<double>::infinity();
   using Score = std::pair<double, double>;
+  const bool by_compute = options.balance == PlanBalance::Compute;
+  auto cost = [&](int i, int j) {
+    return static_cast<double>(by_compute ? model.stage_macs(i, j) : model.stage_bytes(i, j));
+  };
   std::vector<std::vector<Score>> best(K + 1, std::vector<Score>(n + 1, {inf, inf}));
   std::vector<std::vector<int>> from(K + 1, std::vector<int>(n + 1, -1));
   best[0][0] = {0, 0};
@@ -116,7 +120,7 @@ Plan plan_layers(const ModelShape& model, const std::vector<PlanWorker>& workers
         if (best[k - 1][i].first == inf) continue;
         const uint64_t bytes = model.stage_bytes(i, j);
         if (static_cast<double>(bytes) > usable[k - 1]) continue;
-        const double r = static_cast<double>(bytes) / (static_cast<double>(total) * weight[k - 1] / weight_sum);
+        const double r = cost(i, j) / (cost(0, n) * weight[k - 1] / weight_sum);
         Score s{std::max(best[k - 1][i].first, r), best[k - 1][i].second + r * r};
         if (s < best[k][j]) {
           best[k][j] = s;
@@ -143,11 +147,18 @@ Plan plan_layers(const ModelShape& model, const std::vector<PlanWorker>& workers
     s.usable_bytes = workers[k - 1].memory_bytes - reserve;
     s.weight_bytes = model.stage_bytes(i, j);
     s.ideal_share = weight[k - 1] / weight_sum;
-    s.share = static_cast<double>(s.weight_bytes) / static_cast<double>(total);
+    s.macs = model.stage_macs(i, j);
+    s.share = cost(i, j) / cost(0, n);
     j = i;
   }
   plan.stages = std::move(stages);
   return plan;
+}
+
+std::string Plan::split_by() const {
+  if (options.balance == PlanBalance::Compute)
+    return by_speed ? "compute per token over speed (within usable memory)" : "compute per token, equal shares (within usable memory)";
+  return by_speed ? "speed (within usable memory)" : "usable memory";
 }
 
 std::string Plan::table() const {
@@ -165,7 +176,7 @@ std::string Plan::table() const {
                 "per worker: runtime overhead %s + KV budget %s reserved; usable = memory - %s; split by %s\n",
                 gib(options.overhead_bytes).c_str(), gib(options.kv_budget_bytes).c_str(),
                 gib(options.overhead_bytes + options.kv_budget_bytes).c_str(),
-                by_speed ? "speed (within usable memory)" : "usable memory");
+                split_by().c_str());
   out += buf;
   std::snprintf(buf, sizeof buf, "%-5s  %-16s  %10s  %10s  %-9s  %6s  %12s  %6s  %6s  %5s\n", "stage", "worker", "memory",
                 "usable", "layers", "count", "weights", "share", "ideal", "fill");
@@ -190,6 +201,7 @@ nlohmann::json Plan::to_json() const {
                   {"memory_bytes", s.memory_bytes},
                   {"usable_bytes", s.usable_bytes},
                   {"weight_bytes", s.weight_bytes},
+                  {"macs", s.macs},
                   {"share", s.share},
                   {"ideal_share", s.ideal_share}});
   return {{"model", {{"name", model.name}, {"path", model.path}, {"source", model.source}, {"dtype", model.dtype},
@@ -197,7 +209,7 @@ nlohmann::json Plan::to_json() const {
                      {"embedding_bytes", model.embedding_bytes}, {"head_bytes", model.head_bytes}}},
           {"overhead_bytes", options.overhead_bytes},
           {"kv_budget_bytes", options.kv_budget_bytes},
-          {"split_by", by_speed ? "speed" : "usable_memory"},
+          {"split_by", split_by()},
           {"total_usable_bytes", total_usable_bytes},
           {"stages", st}};
 }

@@ -102,6 +102,7 @@ void GenerationTail::mark_finished(const std::string& id) {
 void GenerationTail::forget_all() { active_.clear(); }
 
 void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
+  next_steps_.clear();
   std::set<std::string> to_verify;
   for (const Sampled& s : batch) {
     try {
@@ -125,6 +126,7 @@ void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
       active_.erase(s.step->request_id());
     }
   }
+  ctx_.send_peers_to_stage(0, next_steps_);
 }
 
 bool GenerationTail::past_deadline(const Active& a) const {
@@ -226,7 +228,7 @@ void GenerationTail::send_next_step(const Active& a, int32_t token, int index, i
   next.set_sample(true);
   next.set_generation_index(static_cast<uint32_t>(index + 1));
   set_token_ids(next, {token});
-  ctx_.send_to_stage(0, next);
+  next_steps_.push_back(std::move(next));
 }
 
 void GenerationTail::publish_done(Active& a, const std::string& reason) {

@@ -60,6 +60,7 @@ class GenerationTail {
   void on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits);
   bool past_deadline(const Active& a) const;
   void mark_finished(const std::string& id);  // ended here or checked: later steps of it are dropped
+  // Queues the request's next decode step; on_batch sends the batch's steps to stage 0 as peers.
   void send_next_step(const Active& a, int32_t token, int index, int next_pos);
   // The token event's logprob fields: the values with each token's text.
   TokenLogprobs event_logprobs(int32_t token, const TokenLogprobValues& values) const;
@@ -71,6 +72,7 @@ class GenerationTail {
   std::map<std::string, std::unique_ptr<Active>> active_;
   std::set<std::string> verified_finished_;  // finished here, or checked after a takeover
   uint64_t takeovers_ = 0, republished_ = 0;
+  std::vector<ActivationMsg> next_steps_;  // this batch's decode steps for stage 0
 };
 
 }  // namespace fleet

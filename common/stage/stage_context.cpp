@@ -44,6 +44,18 @@ void StageContext::send_to_stage(int k, ActivationMsg& msg) {
     outbox->produce(config.stage_topic(k), msg.request_id(), chunk);
 }
 
+void StageContext::send_peers_to_stage(int k, std::vector<ActivationMsg>& steps) {
+  const uint64_t id = ++batches_sent;
+  for (ActivationMsg& m : steps) {
+    if (steps.size() > 1) {
+      m.set_batch_id(id);
+      m.set_batch_steps(static_cast<uint32_t>(steps.size()));
+    }
+    send_to_stage(k, m);
+  }
+  steps.clear();
+}
+
 void StageContext::fail_request(const std::string& id, const ContractError& error) {
   log_at(log::Level::Warn, id, "request %s failed: %s: %s", id.c_str(), error.code.c_str(), error.message.c_str());
   if (is_valid_request_id(id)) {

@@ -41,6 +41,10 @@ struct StageContext {
 
   // Publishes an activation message to stage k's topic, chunked below the broker limit.
   void send_to_stage(int k, ActivationMsg& msg);
+  // Publishes the steps one batch computed for stage k as peers (batch_id, batch_steps), and
+  // empties `steps`.
+  void send_peers_to_stage(int k, std::vector<ActivationMsg>& steps);
+  uint64_t batches_sent = 0;  // numbers the batches sent as peers (batch_id)
   // Error event on the results topic, the request's state in Redis set to error, and a
   // release down the pipeline; does nothing for a request that already finished. Throws
   // RedisUnavailable (publishing nothing) when Redis cannot be reached.

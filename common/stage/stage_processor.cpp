@@ -16,7 +16,7 @@ nlohmann::json StageStats::to_json() const {
           {"kv_bytes", kv_bytes}, {"replay_requests", replay_requests},
           {"replayed_rows", replayed_rows}, {"evictions", evictions},
           {"takeovers", takeovers}, {"republished", republished},
-          {"hop_ms_p50", hop_ms_p50}, {"hop_ms_p99", hop_ms_p99}};
+          {"hop_ms_p50", hop_ms_p50}, {"hop_ms_p99", hop_ms_p99}, {"busy_ms", busy_ms}};
 }
 
 StageProcessor::StageProcessor(StageContext& ctx)
@@ -28,6 +28,33 @@ StageProcessor::StageProcessor(StageContext& ctx)
 }
 
 void StageProcessor::process(const std::vector<bus::Message>& records) {
+  ingest(records);
+  run();
+}
+
+void StageProcessor::run() {
+  run_ready();
+  publish_stats();
+}
+
+bool StageProcessor::awaiting_peers() const {
+  std::map<std::pair<std::string, uint64_t>, uint32_t> seen;  // (sender, batch) -> peers ready here
+  for (const Step& s : ready_)
+    if (s.msg.batch_steps() > 1) ++seen[{s.msg.source_worker(), s.msg.batch_id()}];
+  for (const Step& s : ready_)
+    if (s.msg.batch_steps() > 1 && seen[{s.msg.source_worker(), s.msg.batch_id()}] < s.msg.batch_steps()) return true;
+  return false;
+}
+
+std::chrono::microseconds StageProcessor::peer_wait_bound() const {
+  // Half a typical batch's compute, at most 1 ms: peers produced together arrive within a few
+  // hundred microseconds on a LAN; a peer that never comes (bound for another replica, or
+  // dropped) costs at most this much.
+  return std::min(std::chrono::microseconds(1000),
+                  std::chrono::microseconds(static_cast<int64_t>(forward_seconds_avg_ * 0.5e6)));
+}
+
+void StageProcessor::ingest(const std::vector<bus::Message>& records) {
   for (const bus::Message& r : records) {
     try {
       if (ctx_.is_first && r.topic == ctx_.config.prompts_topic()) {
@@ -41,8 +68,6 @@ void StageProcessor::process(const std::vector<bus::Message>& records) {
       ctx_.fail_request(r.key, {error_code::kInternal, e.what()});
     }
   }
-  run_ready();
-  publish_stats();
 }
 
 void StageProcessor::handle_activation(const bus::Message& record) {
@@ -129,10 +154,20 @@ void StageProcessor::handle_control(const bus::Message& record) {
   release(cancel);
 }
 
-void StageProcessor::run_ready() {
+int StageProcessor::micro_batch_rows() const {
   const int max_rows = std::max(1, ctx_.config.batching.max_batch_tokens);
+  const int64_t stages = ctx_.config.stage_count();
+  if (!ctx_.is_first || stages == 1) return max_rows;
+  int64_t ready_rows = 0;
+  for (const Step& s : ready_) ready_rows += s.msg.n_tokens();
+  const int64_t in_flight = static_cast<int64_t>(caches_.size() + admitted_.size());
+  const int64_t work = std::max(in_flight, ready_rows);
+  return static_cast<int>(std::clamp<int64_t>((work + stages - 1) / stages, 1, max_rows));
+}
+
+void StageProcessor::run_ready() {
   while (!ready_.empty()) {
-    std::vector<Step> batch = take_batch(ready_, max_rows);
+    std::vector<Step> batch = take_batch(ready_, micro_batch_rows());
     try {
       run_batch(batch);
     } catch (const RedisUnavailable&) {
@@ -241,8 +276,10 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     }
   }
   ctx_.engine->forward_layers(chunks, hidden.data());
-  ctx_.metrics->forward_seconds.observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count());
+  const double forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count();
+  stats_.busy_ms += forward_s * 1e3;
+  ctx_.metrics->forward_seconds.observe(forward_s);
+  forward_seconds_avg_ += 0.1 * (forward_s - forward_seconds_avg_);
   ctx_.metrics->batch_tokens.observe(static_cast<double>(rows));
   ctx_.metrics->batch_steps.observe(static_cast<double>(steps.size()));
   try {  // the handles describe the caches; a Redis hiccup must not fail the requests
@@ -269,15 +306,18 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     if (sampled.empty()) return;
     const size_t V = static_cast<size_t>(ctx_.engine->config().vocab_size);
     std::vector<float> logits(sampled.size() * V);
+    const auto head_start = std::chrono::steady_clock::now();
     ctx_.engine->head(hidden.data(), sample_rows, logits.data());
+    stats_.busy_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - head_start).count();
     std::vector<GenerationTail::Sampled> items;
     for (size_t i = 0; i < sampled.size(); ++i) items.push_back({&sampled[i]->msg, {logits.data() + i * V, V}});
     tail_->on_batch(items);
     return;
   }
   int64_t offset = 0;
+  std::vector<ActivationMsg> outs;
   for (Step* s : steps) {
-    ActivationMsg out;
+    ActivationMsg& out = outs.emplace_back();
     out.set_request_id(s->msg.request_id());
     out.set_step(s->msg.step());
     out.set_start_pos(s->msg.start_pos());
@@ -288,8 +328,8 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     *out.mutable_spans() = s->msg.spans();
     set_tensor_from_f32(out, hidden.data() + offset * dim, s->msg.n_tokens(), dim, fleet::wire::Tensor::F32);
     offset += s->msg.n_tokens();
-    ctx_.send_to_stage(ctx_.stage + 1, out);
   }
+  ctx_.send_peers_to_stage(ctx_.stage + 1, outs);
 }
 
 void StageProcessor::release(const ActivationMsg& msg) {

@@ -11,8 +11,9 @@
 //   activation chunk    -> Reassembler -> whole step -> ready queue
 //   release             -> drop the request's cache, pass it on
 //   replay request      -> (stage 0) replay steps from Redis -> ready queue
-//   ready queue         -> take_batch -> run_batch: forward over the layers; then the next
+//   ready queue         -> take_batch (stage 0: micro-batches) -> run_batch: forward over the layers; then the next
 //                          stage's topic, or (last stage) GenerationTail samples and loops back
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -46,6 +47,10 @@ struct StageStats {
   // One hop: from the sender's produce (sent_us) to this worker holding the whole step, over
   // the last 1,024 steps received (ms; sender and receiver clocks assumed equal: one host).
   double hop_ms_p50 = 0, hop_ms_p99 = 0;
+  // Wall time spent computing batches (embedding, layers, head) since the start: with
+  // the run's wall time, how busy the stage was; two stages' sum above the wall time means they
+  // computed at the same time (pipelining).
+  double busy_ms = 0;
   nlohmann::json to_json() const;
 };
 
@@ -55,6 +60,14 @@ class StageProcessor {
   // Handles records consumed together, then runs everything ready. Outputs are produced to the
   // outbox but not flushed; offsets() tells what may be committed once they are delivered.
   void process(const std::vector<bus::Message>& records);
+  // process() in two halves, for a caller that gathers peers in between: ingest() handles the
+  // records (steps join the ready queue), run() computes everything ready.
+  void ingest(const std::vector<bus::Message>& records);
+  void run();
+  // Some ready step's peers (batch_id / batch_steps: computed together by the sender) have not
+  // all arrived; the caller may poll for them for up to peer_wait_bound() before run().
+  bool awaiting_peers() const;
+  std::chrono::microseconds peer_wait_bound() const;
   // The partitions moved to another replica: forget their requests' caches, sampling state and
   // partially received steps (the new owner rebuilds what it needs by replay).
   void drop_partitions(const std::vector<bus::TopicPartition>& partitions);
@@ -73,6 +86,11 @@ class StageProcessor {
   void handle_activation(const bus::Message& record);
   void handle_control(const bus::Message& record);  // stage 0: cancel records
   void run_ready();
+  // Stage 0 of a pipeline of K stages cuts what is ready into micro-batches of about
+  // max(requests in flight, rows ready) / K rows (at most batching.max_batch_tokens), so that
+  // while stage k computes one, stage k-1 computes the next (docs/pipelining.md). Other
+  // stages, and a single stage, take everything ready up to max_batch_tokens.
+  int micro_batch_rows() const;
   void run_batch(std::vector<Step>& batch);
   // Steps that cannot run here because the cache is short: ask for (or, at stage 0, make) a replay.
   void recover(Step& lost, int cached);
@@ -91,6 +109,7 @@ class StageProcessor {
   std::map<std::string, int32_t> partition_of_;  // request -> partition of this stage's topic
   std::map<std::string, KvCachePool::Clock::time_point> admitted_;  // stage 0: prompts admitted, no cache yet
   uint32_t replay_nonce_;
+  double forward_seconds_avg_ = 0;  // moving average of a batch's forward pass
   StageStats stats_;
   std::vector<double> hop_ms_;  // ring of recent hop latencies
   size_t hop_next_ = 0;

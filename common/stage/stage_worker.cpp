@@ -204,9 +204,11 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     // A rebalance inside the second poll may have taken partitions away: their records are
     // the new owner's now.
     std::erase_if(records, [&](const bus::Message& m) { return !owned_.count({m.topic, m.partition}); });
-    defer_prompts_beyond_room(records);
+    defer_prompts_beyond_room(records, ctx_.config.kv.max_requests - processor_->stats().requests);
     try {
-      processor_->process(records);
+      processor_->ingest(records);
+      gather_peers(records);
+      processor_->run();
       ctx_.outbox->flush();  // everything these records caused is delivered...
     } catch (const RedisUnavailable& e) {
       rewind(records, e.what());
@@ -226,6 +228,19 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
       commit(processor_->offsets().commit_points(), false);
       last_commit = Clock::now();
     }
+  }
+}
+
+void StageWorker::gather_peers(std::vector<bus::Message>& records) {
+  // A micro-batch's steps are produced together but may arrive a few records at a time; wait
+  // briefly for the rest so that it is computed whole (docs/pipelining.md).
+  const auto until = Clock::now() + processor_->peer_wait_bound();
+  while (processor_->awaiting_peers() && Clock::now() < until) {
+    std::vector<bus::Message> more = consumer_->poll_batch(256, 1);
+    std::erase_if(more, [&](const bus::Message& m) { return !owned_.count({m.topic, m.partition}); });
+    defer_prompts_beyond_room(more, 0);  // prompts wait for the next round
+    processor_->ingest(more);
+    records.insert(records.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   }
 }
 
@@ -277,9 +292,8 @@ void StageWorker::rewind(const std::vector<bus::Message>& records, const std::st
   backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
 }
 
-void StageWorker::defer_prompts_beyond_room(std::vector<bus::Message>& records) {
+void StageWorker::defer_prompts_beyond_room(std::vector<bus::Message>& records, int64_t room) {
   if (!ctx_.is_first) return;
-  int64_t room = ctx_.config.kv.max_requests - processor_->stats().requests;
   std::map<bus::TopicPartition, int64_t> deferred;  // partition -> first offset left out
   std::erase_if(records, [&](const bus::Message& m) {
     if (m.topic != ctx_.config.prompts_topic()) return false;

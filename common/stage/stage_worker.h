@@ -51,9 +51,12 @@ class StageWorker : public bus::RebalanceListener {
   void apply_admission();
   template <typename Partitions>
   std::vector<bus::TopicPartition> prompts_among(const Partitions& partitions) const;
-  // Stage 0: leaves out of `records` the prompts beyond the room kv.max_requests leaves, and
-  // seeks their partitions back so that they are read again once admission resumes.
-  void defer_prompts_beyond_room(std::vector<bus::Message>& records);
+  // Stage 0: leaves out of `records` the prompts beyond `room` (what kv.max_requests leaves),
+  // and seeks their partitions back so that they are read again once admission resumes.
+  void defer_prompts_beyond_room(std::vector<bus::Message>& records, int64_t room);
+  // After ingesting `records`: polls for the missing peers of ready steps (StageProcessor::
+  // awaiting_peers) for up to the processor's peer_wait_bound(), ingesting what arrives.
+  void gather_peers(std::vector<bus::Message>& records);
   // A batch failed for want of Redis or the broker: forget what is in flight, seek back to the
   // first record not processed, and back off (100 ms, doubling to 5 s) before reading again.
   void rewind(const std::vector<bus::Message>& records, const std::string& why);

@@ -24,6 +24,7 @@ namespace {
 
 struct PlanOpts {
   std::string model, workers, out, base, config, kv_budget, overhead = "1GiB", weights, tokenizer, name;
+  std::string balance = "memory";
   bool from_fleet = false, json = false;
 };
 
@@ -63,6 +64,7 @@ int run_plan(PlanOpts o) {
     workers = parse_workers_yaml(read_text(o.workers), o.workers);
   }
   PlanOptions opts;
+  opts.balance = o.balance == "compute" ? PlanBalance::Compute : PlanBalance::Memory;
   opts.overhead_bytes = size_option("--overhead", o.overhead);
   opts.kv_budget_bytes = !o.kv_budget.empty() ? size_option("--kv-budget", o.kv_budget)
                          : base                ? base->kv.budget_bytes
@@ -105,6 +107,9 @@ void add_plan(CLI::App& app) {
   sub->add_option("--weights", o->weights, "in-memory weight dtype: auto, f32, bf16, q8_0 (default: the base's, else auto)");
   sub->add_option("--tokenizer", o->tokenizer, "model.tokenizer of the written config");
   sub->add_option("--name", o->name, "model.name of the written config");
+  sub->add_option("--balance", o->balance, "memory (default: weights by usable memory) or compute (multiply-adds "
+                  "per token, equal shares or by speed: the cut for serving speed)")
+      ->check(CLI::IsMember({"memory", "compute"}));
   sub->add_flag("--json", o->json, "the plan as JSON");
   sub->callback([o] { run_plan(*o); });  // a PlanError reaches main: "fleet: error: ...", exit 1
 }

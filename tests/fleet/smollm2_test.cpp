@@ -7,11 +7,16 @@
 // matches transformers); the default mode for this Q4_1 file (q8 activations) must equal the
 // in-process engine (what `fleet generate` runs), also when stage 1's replicas run different
 // kernel variants (FLEET_KERNELS forced per worker).
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/kernels/kernel_select.h"
 #include "fleet/deployment.h"
 #include "generate/generate.h"
+#include "state/membership.h"
+#include "state/redis_client.h"
+#include "support/stack_env.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
 
@@ -106,6 +111,68 @@ TEST(FleetSmolLM2, Q8ActivationsOnReplicasOfDifferentKernelVariantsEqualTheInPro
       found = found || read_file(d.workers()[w].log).find("kernels " + v + ", activations q8") != std::string::npos;
     EXPECT_TRUE(found) << v;
   }
+}
+
+// Pipelined micro-batches (docs/pipelining.md): 16 requests in a compute-balanced 2-stage cut,
+// one thread per worker. Stage 0 splits them into micro-batches; every text equals the in-process
+// engine's, and the two stages computed at the same time: their busy times (wall time inside
+// batches, from the workers' heartbeats) add up to more than the run's wall time.
+TEST(FleetSmolLM2, MicroBatchesKeepTextsAndKeepBothStagesBusy) {
+  const std::vector<std::string> prompts = {"Once upon a time, in a small village,", "The dragon opened its eyes and",
+                                            "In the year 2150, humans finally", "My favourite place in the whole world is"};
+  constexpr int kMax = 48, kRequests = 16;
+  ModelSource src = open_model(smollm2_gguf());
+  StageEngine engine(std::make_shared<StageWeights>(load_stage_weights(src, LoadOptions{})), 1);
+  auto tok = Tokenizer::load(smollm2_gguf());
+  GenerateParams gp;
+  gp.max_tokens = kMax;
+  gp.sampling.temperature = 0;
+  std::vector<std::string> want;
+  for (const std::string& p : prompts) want.push_back(generate(engine, *tok, encode_prompt(*tok, p), gp).text);
+
+  DeploymentOptions o;
+  o.name = "smollm2-micro";
+  o.model_path = smollm2_gguf();
+  o.model_name = "smollm2-micro";
+  o.stages = {{0, 19, 1}, {19, 30, 1}};  // fleet plan --balance compute
+  o.kv_budget = "256MiB";
+  Deployment d(o);
+  std::vector<std::pair<std::string, std::string>> records;
+  const std::string stem = unique_name("micro") + "-";
+  for (int i = 0; i < kRequests; ++i)
+    records.emplace_back(stem + std::to_string(i), greedy_record(stem + std::to_string(i), prompts[i % prompts.size()], kMax));
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto got = d.run(records, std::chrono::seconds(300));
+  const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  for (int i = 0; i < kRequests; ++i) {
+    const std::string& id = records[static_cast<size_t>(i)].first;
+    ASSERT_TRUE(got.count(id)) << id;
+    EXPECT_EQ(got.at(id).error_code, "") << id;
+    EXPECT_EQ(got.at(id).text, want[static_cast<size_t>(i) % want.size()]) << id;
+  }
+  // The busy times once both workers have released every request (their last batch is behind).
+  RedisClient redis(redis_url());
+  Membership m(redis, std::chrono::seconds(3));
+  std::vector<nlohmann::json> stats(2);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    int final_stats = 0;
+    for (size_t w = 0; w < 2; ++w)
+      if (auto info = m.get(d.worker_id(w));
+          info && info->batch_stats.value("batches", 0) > 0 && info->batch_stats.value("requests", -1) == 0) {
+        stats[w] = info->batch_stats;
+        ++final_stats;
+      }
+    if (final_stats == 2) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no final batch_stats from both workers";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // heartbeats refresh them every second
+  }
+  const double busy0 = stats[0].at("busy_ms"), busy1 = stats[1].at("busy_ms");
+  std::printf("wall %.0f ms; busy: stage 0 %.0f ms in %lld batches, stage 1 %.0f ms in %lld batches\n", wall_ms, busy0,
+              static_cast<long long>(stats[0].value("batches", 0)), busy1, static_cast<long long>(stats[1].value("batches", 0)));
+  EXPECT_GT(busy0 + busy1, wall_ms) << "the stages never computed at the same time";
+  // Micro-batches, not one batch per step: stage 0 ran more batches than the 48 decode steps + prefill.
+  EXPECT_GT(stats[0].value("batches", 0), kMax + 1);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "plan/model_shape.h"
 #include "plan/plan_config.h"
 #include "plan/planner.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 
@@ -229,6 +230,30 @@ TEST(Plan, GgufBytesMatchTheLoader) {
   Plan plan = plan_layers(read_model_shape(path), parse_workers_yaml("- {name: a, memory: 8MiB}\n- {name: b, memory: 8MiB}\n", "w"),
                           PlanOptions{1 << 20, 1 << 20});
   EXPECT_EQ(plan.stages.at(1).end, 2);
+}
+
+// --balance compute: SmolLM2-135M (30 layers of 3.54M multiply-adds per token, a 28.3M head,
+// an embedding that is a lookup) splits in 2 at layer 19, where the memory split (which counts
+// the embedding's bytes on stage 0 and the tied head's on stage 1) cuts at 15.
+TEST(Plan, ComputeBalanceCountsTheHeadAndNotTheEmbedding) {
+  const ModelShape shape = read_model_shape(test::smollm2_gguf());
+  EXPECT_EQ(shape.layer_macs, 576u * 576 * 2 + 576u * 192 * 2 + 3u * 576 * 1536);
+  EXPECT_EQ(shape.head_macs, 576u * 49152);
+  const auto workers = parse_workers_yaml("- {name: a, memory: 8GiB}\n- {name: b, memory: 8GiB}\n", "w");
+  PlanOptions o;
+  o.balance = PlanBalance::Compute;
+  const Plan compute = plan_layers(shape, workers, o);
+  EXPECT_EQ(compute.stages.at(0).end, 19);
+  EXPECT_EQ(compute.stages.at(0).macs, 19 * shape.layer_macs);
+  EXPECT_EQ(compute.stages.at(1).macs, 11 * shape.layer_macs + shape.head_macs);
+  EXPECT_NEAR(compute.stages.at(0).share, 0.5, 0.02);
+  EXPECT_EQ(compute.to_json().at("split_by"), "compute per token, equal shares (within usable memory)");
+  const Plan memory = plan_layers(shape, workers, PlanOptions{});
+  EXPECT_EQ(memory.stages.at(0).end, 15);
+  // Speeds still set the shares: a worker twice as fast takes about two thirds of the compute.
+  const Plan fast_first = plan_layers(
+      shape, parse_workers_yaml("- {name: a, memory: 8GiB, speed: 2}\n- {name: b, memory: 8GiB, speed: 1}\n", "w"), o);
+  EXPECT_NEAR(fast_first.stages.at(0).share, 2.0 / 3, 0.03);
 }
 
 }  // namespace
