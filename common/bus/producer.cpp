@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
@@ -44,10 +45,14 @@ struct Producer::Impl : RdKafka::DeliveryReportCb, RdKafka::EventCb {
   std::size_t failed_since_flush = 0;
   RdKafka::ErrorCode first_failure = RdKafka::ERR_NO_ERROR;
   std::vector<std::string> failures;  // first few since the last flush
+  uint64_t produced = 0;              // sequence numbers 1..produced handed out (msg_opaque)
+  uint64_t settled = 0;               // 1..settled all reported
+  std::set<uint64_t> reported_early;  // reported, above settled + 1 (other partitions were faster)
   std::string last_error;             // last client-level error event (connection etc.)
 
   void dr_cb(RdKafka::Message& m) override {
     std::lock_guard lock(mu);
+    settle(reinterpret_cast<uintptr_t>(m.msg_opaque()));
     if (m.err() == RdKafka::ERR_NO_ERROR) {
       ++delivered;
       return;
@@ -60,6 +65,18 @@ struct Producer::Impl : RdKafka::DeliveryReportCb, RdKafka::EventCb {
       failures.push_back("topic '" + m.topic_name() + "' key '" + key + "' (" + std::to_string(m.len()) +
                          " bytes): " + m.errstr() + " (" +
                          rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(m.err())) + ")");
+    }
+  }
+
+  void settle(uint64_t seq) {  // mu held
+    if (seq != settled + 1) {
+      if (seq > settled) reported_early.insert(seq);
+      return;
+    }
+    ++settled;
+    while (!reported_early.empty() && *reported_early.begin() == settled + 1) {
+      reported_early.erase(reported_early.begin());
+      ++settled;
     }
   }
 
@@ -108,15 +125,22 @@ Producer::~Producer() {
 void Producer::produce(const std::string& topic, std::string_view key, std::string_view value) {
   using clock = std::chrono::steady_clock;
   const auto deadline = clock::now() + std::chrono::milliseconds(impl_->queue_full_wait_ms);
+  std::unique_lock lock(impl_->mu);  // sequence numbers in produce order
+  const uint64_t seq = ++impl_->produced;
+  lock.unlock();
   for (;;) {
     RdKafka::ErrorCode err = impl_->handle->produce(
         topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-        value.size(), key.empty() ? nullptr : key.data(), key.size(), 0, nullptr, nullptr);
+        value.size(), key.empty() ? nullptr : key.data(), key.size(), 0, nullptr,
+        reinterpret_cast<void*>(static_cast<uintptr_t>(seq)));
     if (err == RdKafka::ERR_NO_ERROR) break;
     if (err == RdKafka::ERR__QUEUE_FULL && clock::now() < deadline) {
       impl_->handle->poll(10);  // make room by serving delivery reports
       continue;
     }
+    lock.lock();
+    impl_->settle(seq);  // never queued: nothing will report it
+    lock.unlock();
     if (err == RdKafka::ERR__FATAL) impl_->check_fatal();
     std::string what = "bus: produce to topic '" + topic + "' (key " + std::to_string(key.size()) + " bytes, value " +
                        std::to_string(value.size()) + " bytes) failed: " + detail::describe(err);
@@ -129,8 +153,23 @@ void Producer::produce(const std::string& topic, std::string_view key, std::stri
   impl_->handle->poll(0);
 }
 
-void Producer::flush(int timeout_ms) {
-  RdKafka::ErrorCode rc = impl_->handle->flush(timeout_ms);
+uint64_t Producer::produced() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->produced;
+}
+
+uint64_t Producer::settled() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->settled;
+}
+
+void Producer::poll_deliveries() {
+  impl_->handle->poll(0);
+  throw_if_failed();
+  impl_->check_fatal();
+}
+
+void Producer::throw_if_failed() {
   std::unique_lock lock(impl_->mu);
   if (impl_->failed_since_flush > 0) {
     std::string what = "bus: " + std::to_string(impl_->failed_since_flush) + " message(s) failed delivery:";
@@ -142,6 +181,12 @@ void Producer::flush(int timeout_ms) {
     lock.unlock();
     throw BusError(what, code, detail::is_retriable(code));
   }
+}
+
+void Producer::flush(int timeout_ms) {
+  RdKafka::ErrorCode rc = impl_->handle->flush(timeout_ms);
+  throw_if_failed();
+  std::unique_lock lock(impl_->mu);
   std::string last_error = impl_->last_error;
   lock.unlock();
   impl_->check_fatal();

@@ -45,6 +45,14 @@ class Producer {
   // Serves delivery reports (produce() also does, without waiting).
   void poll(int timeout_ms = 0);
 
+  // Delivery without waiting (a stage worker keeps computing while its outputs travel):
+  // produced() counts produce() calls; settled() how many of the first ones, in produce order,
+  // have their delivery reports. poll_deliveries() serves the reports without waiting and throws
+  // BusError as flush() does when a message failed.
+  uint64_t produced() const;
+  uint64_t settled() const;
+  void poll_deliveries();
+
   // Messages queued or in flight.
   std::size_t in_flight() const;
   // Successful / failed deliveries so far.
@@ -52,6 +60,7 @@ class Producer {
   std::size_t failed() const;
 
  private:
+  void throw_if_failed();  // a delivery failed since the last check: BusError (and forgets it)
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -26,6 +26,12 @@ class Outbox {
   virtual void produce(const std::string& topic, const std::string& key, const std::string& value) = 0;
   // Waits until everything produced so far is delivered; throws when something was not.
   virtual void flush() = 0;
+  // Delivery without waiting: records produced so far, and how many of the first ones are
+  // known delivered; poll_deliveries() takes in delivery reports and throws as flush() does
+  // when a record failed.
+  virtual uint64_t produced() const = 0;
+  virtual uint64_t delivered_count() const = 0;
+  virtual void poll_deliveries() = 0;
   // The result events for `ids` on `results_topic` among records written since since_ms
   // (wall clock). Used once per request a worker takes over, never on the normal path.
   virtual std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
@@ -38,6 +44,9 @@ class KafkaOutbox : public Outbox {
   KafkaOutbox(std::string brokers, uint64_t max_message_bytes, bus::Config properties = {});
   void produce(const std::string& topic, const std::string& key, const std::string& value) override;
   void flush() override;
+  uint64_t produced() const override { return producer_.produced(); }
+  uint64_t delivered_count() const override { return producer_.settled(); }
+  void poll_deliveries() override { producer_.poll_deliveries(); }
   std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
                                                             const std::set<std::string>& ids,
                                                             int64_t since_ms) override;
@@ -62,8 +71,12 @@ class MemoryOutbox : public Outbox {
   }
   void flush() override {  // delivers what is pending
     delivered_->insert(delivered_->end(), pending.begin(), pending.end());
+    flushed_ += pending.size();
     pending.clear();
   }
+  uint64_t produced() const override { return flushed_ + pending.size(); }
+  uint64_t delivered_count() const override { return flushed_; }
+  void poll_deliveries() override { flush(); }
   std::map<std::string, PublishedResults> published_results(const std::string& results_topic,
                                                             const std::set<std::string>& ids,
                                                             int64_t since_ms) override;
@@ -73,6 +86,7 @@ class MemoryOutbox : public Outbox {
 
  private:
   std::shared_ptr<Log> delivered_;
+  uint64_t flushed_ = 0;
 };
 
 // Reads one result event record into `out` (by id); false when it is not one.

@@ -47,10 +47,12 @@ bool StageProcessor::awaiting_peers() const {
 }
 
 std::chrono::microseconds StageProcessor::peer_wait_bound() const {
-  // Half a typical batch's compute, at most 1 ms: peers produced together arrive within a few
-  // hundred microseconds on a LAN; a peer that never comes (bound for another replica, or
+  // Half a typical batch's compute, at most 5 ms. Peers are produced together, but librdkafka
+  // sends one request per partition (at most 5 in flight per broker), so 16 peers over 8
+  // partitions arrive over 1-3 ms even on loopback; a fragment run alone costs nearly a whole
+  // batch (the weights are read again). A peer that never comes (bound for another replica, or
   // dropped) costs at most this much.
-  return std::min(std::chrono::microseconds(1000),
+  return std::min(std::chrono::microseconds(5000),
                   std::chrono::microseconds(static_cast<int64_t>(forward_seconds_avg_ * 0.5e6)));
 }
 
@@ -161,8 +163,11 @@ int StageProcessor::micro_batch_rows() const {
   int64_t ready_rows = 0;
   for (const Step& s : ready_) ready_rows += s.msg.n_tokens();
   const int64_t in_flight = static_cast<int64_t>(caches_.size() + admitted_.size());
-  const int64_t work = std::max(in_flight, ready_rows);
-  return static_cast<int>(std::clamp<int64_t>((work + stages - 1) / stages, 1, max_rows));
+  const int64_t target = std::max<int64_t>(1, (std::max(in_flight, ready_rows) + stages - 1) / stages);
+  // What is ready, in about equal parts of about the target: 9 ready for a target of 8 run as
+  // one batch, 12 as two of 6 (a fragment of 1 would cost nearly a whole batch).
+  const int64_t parts = std::max<int64_t>(1, (2 * ready_rows + target) / (2 * target));
+  return static_cast<int>(std::clamp<int64_t>((ready_rows + parts - 1) / parts, 1, max_rows));
 }
 
 void StageProcessor::run_ready() {

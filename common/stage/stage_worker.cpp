@@ -160,7 +160,7 @@ void StageWorker::run(const std::atomic<bool>& stop) {
   // Graceful exit: everything processed is delivered and committed; leaving the group hands
   // the partitions to the other replicas at once (no session timeout to wait for).
   ctx_.log("stopping: committing and leaving the group");
-  ctx_.outbox->flush();
+  deliver_all();
   commit(processor_->offsets().commit_points(), true);
   consumer_->close();
   heartbeat_->deregister();
@@ -196,7 +196,15 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
       processor_->sweep();
       last_sweep = Clock::now();
     }
-    if (records.empty()) continue;
+    if (records.empty()) {
+      try {
+        confirm_delivered();
+      } catch (const bus::BusError& e) {
+        if (e.fatal()) throw;
+        rewind({}, e.what());
+      }
+      continue;
+    }
     if (window_ms > 0) {  // collect what else arrives within the batching window
       auto more = consumer_->poll_batch(256, window_ms);
       records.insert(records.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
@@ -209,7 +217,9 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
       processor_->ingest(records);
       gather_peers(records);
       processor_->run();
-      ctx_.outbox->flush();  // everything these records caused is delivered...
+      // Processed once everything these records caused is delivered (confirm_delivered).
+      unconfirmed_.push_back({std::move(records), ctx_.outbox->produced()});
+      confirm_delivered();
     } catch (const RedisUnavailable& e) {
       rewind(records, e.what());
       continue;
@@ -218,7 +228,6 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
       rewind(records, e.what());
       continue;
     }
-    processor_->offsets().processed(records);  // ...before they count as processed
     backoff_ = std::chrono::milliseconds(100);
     // Committed every kCommitInterval, not every batch: each commit sent while the group
     // rebalances may be refused (ILLEGAL_GENERATION), and librdkafka 2.0.2 then drops the whole
@@ -229,6 +238,20 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
       last_commit = Clock::now();
     }
   }
+}
+
+void StageWorker::confirm_delivered() {
+  ctx_.outbox->poll_deliveries();
+  const uint64_t delivered = ctx_.outbox->delivered_count();
+  while (!unconfirmed_.empty() && unconfirmed_.front().produced <= delivered) {
+    processor_->offsets().processed(unconfirmed_.front().records);
+    unconfirmed_.pop_front();
+  }
+}
+
+void StageWorker::deliver_all() {
+  ctx_.outbox->flush();
+  confirm_delivered();
 }
 
 void StageWorker::gather_peers(std::vector<bus::Message>& records) {
@@ -277,8 +300,17 @@ void StageWorker::publish_lag() {
 void StageWorker::rewind(const std::vector<bus::Message>& records, const std::string& why) {
   ctx_.log_at(log::Level::Warn, "", "batch of %zu records not completed: %s; reading them again in %lld ms",
               records.size(), why.c_str(), static_cast<long long>(backoff_.count()));
+  // Earlier batches whose outputs are still travelling: delivered now, or read again too.
+  try {
+    deliver_all();
+  } catch (const bus::BusError& e) {
+    if (e.fatal()) throw;
+  }
   processor_->reset_inflight();
   std::map<bus::TopicPartition, int64_t> from = processor_->offsets().commit_points();
+  for (const Unconfirmed& u : unconfirmed_)
+    for (const bus::Message& m : u.records) from.emplace(bus::TopicPartition{m.topic, m.partition}, m.offset);
+  unconfirmed_.clear();
   for (const bus::Message& m : records) from.emplace(bus::TopicPartition{m.topic, m.partition}, m.offset);  // if absent
   for (const auto& [tp, offset] : from) {
     if (!owned_.count(tp)) continue;
@@ -321,7 +353,7 @@ void StageWorker::on_revoked(const std::vector<bus::TopicPartition>& removed, bo
   ctx_.log("revoked%s%s", describe(removed).c_str(), lost ? " (lost: another member may own them already)" : "");
   if (!lost) {
     try {  // hand over cleanly: what was processed is delivered and committed
-      ctx_.outbox->flush();
+      deliver_all();
       std::map<bus::TopicPartition, int64_t> points;
       for (const auto& tp : removed) {
         auto it = processor_->offsets().commit_points().find(tp);

@@ -57,6 +57,12 @@ class StageWorker : public bus::RebalanceListener {
   // After ingesting `records`: polls for the missing peers of ready steps (StageProcessor::
   // awaiting_peers) for up to the processor's peer_wait_bound(), ingesting what arrives.
   void gather_peers(std::vector<bus::Message>& records);
+  // Records count as processed once what they caused is delivered: takes in delivery reports
+  // and marks the batches whose outputs all arrived (in order). Throws BusError for a failure.
+  void confirm_delivered();
+  // Waits for every output, then marks every batch processed (before a commit that hands
+  // partitions over or ends the worker).
+  void deliver_all();
   // A batch failed for want of Redis or the broker: forget what is in flight, seek back to the
   // first record not processed, and back off (100 ms, doubling to 5 s) before reading again.
   void rewind(const std::vector<bus::Message>& records, const std::string& why);
@@ -69,6 +75,14 @@ class StageWorker : public bus::RebalanceListener {
   std::unique_ptr<bus::Consumer> consumer_;
   std::unique_ptr<Heartbeat> heartbeat_;
   std::set<bus::TopicPartition> owned_;
+  // Batches computed whose outputs are not all delivered yet, oldest first: the records, and
+  // the outbox's produced() count after them. The loop does not wait for the broker's acks
+  // (flush): it computes the next batch while they travel (docs/pipelining.md).
+  struct Unconfirmed {
+    std::vector<bus::Message> records;
+    uint64_t produced = 0;
+  };
+  std::deque<Unconfirmed> unconfirmed_;
   bool admission_paused_ = false;
   std::chrono::milliseconds backoff_{100};
   // GET /metrics (config metrics.port; none when -1). Last: destroyed first, while what its

@@ -113,14 +113,14 @@ TEST(FleetSmolLM2, Q8ActivationsOnReplicasOfDifferentKernelVariantsEqualTheInPro
   }
 }
 
-// Pipelined micro-batches (docs/pipelining.md): 16 requests in a compute-balanced 2-stage cut,
+// Pipelined micro-batches (docs/pipelining.md): 32 requests in a compute-balanced 2-stage cut,
 // one thread per worker. Stage 0 splits them into micro-batches; every text equals the in-process
 // engine's, and the two stages computed at the same time: their busy times (wall time inside
 // batches, from the workers' heartbeats) add up to more than the run's wall time.
 TEST(FleetSmolLM2, MicroBatchesKeepTextsAndKeepBothStagesBusy) {
   const std::vector<std::string> prompts = {"Once upon a time, in a small village,", "The dragon opened its eyes and",
                                             "In the year 2150, humans finally", "My favourite place in the whole world is"};
-  constexpr int kMax = 48, kRequests = 16;
+  constexpr int kMax = 48, kRequests = 32;
   ModelSource src = open_model(smollm2_gguf());
   StageEngine engine(std::make_shared<StageWeights>(load_stage_weights(src, LoadOptions{})), 1);
   auto tok = Tokenizer::load(smollm2_gguf());
@@ -137,42 +137,61 @@ TEST(FleetSmolLM2, MicroBatchesKeepTextsAndKeepBothStagesBusy) {
   o.stages = {{0, 19, 1}, {19, 30, 1}};  // fleet plan --balance compute
   o.kv_budget = "256MiB";
   Deployment d(o);
-  std::vector<std::pair<std::string, std::string>> records;
   const std::string stem = unique_name("micro") + "-";
-  for (int i = 0; i < kRequests; ++i)
-    records.emplace_back(stem + std::to_string(i), greedy_record(stem + std::to_string(i), prompts[i % prompts.size()], kMax));
+  auto records = [&](const std::string& tag, int n, int max_tokens) {
+    std::vector<std::pair<std::string, std::string>> r;
+    for (int i = 0; i < n; ++i)
+      r.emplace_back(stem + tag + std::to_string(i),
+                     greedy_record(stem + tag + std::to_string(i), prompts[static_cast<size_t>(i) % prompts.size()], max_tokens));
+    return r;
+  };
+  // Each worker's batch_stats once it has released every request and run more than
+  // `after_batches` batches (heartbeats refresh them every second).
+  RedisClient redis(redis_url());
+  Membership m(redis, std::chrono::seconds(3));
+  auto settled_stats = [&](const std::vector<int64_t>& after_batches) {
+    std::vector<nlohmann::json> stats(2);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      int settled = 0;
+      for (size_t w = 0; w < 2; ++w)
+        if (auto info = m.get(d.worker_id(w)); info && info->batch_stats.value("batches", int64_t{0}) > after_batches[w] &&
+                                                info->batch_stats.value("requests", -1) == 0) {
+          stats[w] = info->batch_stats;
+          ++settled;
+        }
+      if (settled == 2) return stats;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "no settled batch_stats from both workers";
+        return stats;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // waiting for the next heartbeat
+    }
+  };
+  d.run(records("warm", 2, 4));  // topics, partitions and connections warm: the run below is steady state
+  const auto before = settled_stats({0, 0});
+  ASSERT_FALSE(HasFailure());
+
+  const auto batch = records("r", kRequests, kMax);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto got = d.run(records, std::chrono::seconds(300));
+  const auto got = d.run(batch, std::chrono::seconds(300));
   const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   for (int i = 0; i < kRequests; ++i) {
-    const std::string& id = records[static_cast<size_t>(i)].first;
+    const std::string& id = batch[static_cast<size_t>(i)].first;
     ASSERT_TRUE(got.count(id)) << id;
     EXPECT_EQ(got.at(id).error_code, "") << id;
     EXPECT_EQ(got.at(id).text, want[static_cast<size_t>(i) % want.size()]) << id;
   }
-  // The busy times once both workers have released every request (their last batch is behind).
-  RedisClient redis(redis_url());
-  Membership m(redis, std::chrono::seconds(3));
-  std::vector<nlohmann::json> stats(2);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    int final_stats = 0;
-    for (size_t w = 0; w < 2; ++w)
-      if (auto info = m.get(d.worker_id(w));
-          info && info->batch_stats.value("batches", 0) > 0 && info->batch_stats.value("requests", -1) == 0) {
-        stats[w] = info->batch_stats;
-        ++final_stats;
-      }
-    if (final_stats == 2) break;
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no final batch_stats from both workers";
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // heartbeats refresh them every second
-  }
-  const double busy0 = stats[0].at("busy_ms"), busy1 = stats[1].at("busy_ms");
-  std::printf("wall %.0f ms; busy: stage 0 %.0f ms in %lld batches, stage 1 %.0f ms in %lld batches\n", wall_ms, busy0,
-              static_cast<long long>(stats[0].value("batches", 0)), busy1, static_cast<long long>(stats[1].value("batches", 0)));
-  EXPECT_GT(busy0 + busy1, wall_ms) << "the stages never computed at the same time";
-  // Micro-batches, not one batch per step: stage 0 ran more batches than the 48 decode steps + prefill.
-  EXPECT_GT(stats[0].value("batches", 0), kMax + 1);
+  const auto after = settled_stats({before[0].value("batches", int64_t{0}), before[1].value("batches", int64_t{0})});
+  ASSERT_FALSE(HasFailure());
+  const double busy0 = after[0].value("busy_ms", 0.0) - before[0].value("busy_ms", 0.0);
+  const double busy1 = after[1].value("busy_ms", 0.0) - before[1].value("busy_ms", 0.0);
+  const int64_t batches0 = after[0].value("batches", int64_t{0}) - before[0].value("batches", int64_t{0});
+  std::printf("wall %.0f ms; busy: stage 0 %.0f ms in %lld batches, stage 1 %.0f ms\n", wall_ms, busy0,
+              static_cast<long long>(batches0), busy1);
+  EXPECT_GT(busy0 + busy1, wall_ms) << "the two stages never computed at the same time";
+  // Micro-batches: stage 0 ran more batches than one per decode step (48) plus the prefill.
+  EXPECT_GT(batches0, kMax + kRequests);
 }
 
 }  // namespace
