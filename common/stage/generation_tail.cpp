@@ -1,6 +1,7 @@
 #include "stage/generation_tail.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "contracts/result_events.h"
 #include "generate/generate.h"
@@ -114,16 +115,38 @@ void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
     }
   }
   if (!to_verify.empty()) verify_taken_over(to_verify);
+  // Tokens chosen for every request first; then their Redis writes in one round trip (Redis
+  // before the events and the next steps: a replay reads the tokens from there); then events.
+  std::vector<Chosen> chosen;
   for (const Sampled& s : batch) {
     auto it = active_.find(s.step->request_id());
     if (it == active_.end()) continue;  // finished, failed or gone
     try {
-      on_logits(*it->second, *s.step, s.logits);
+      if (std::optional<Chosen> c = choose(*it->second, *s.step, s.logits)) chosen.push_back(std::move(*c));
     } catch (const RedisUnavailable&) {
       throw;
     } catch (const std::exception& e) {
       ctx_.fail_request(s.step->request_id(), {error_code::kInternal, e.what()});
       active_.erase(s.step->request_id());
+    }
+  }
+  std::vector<RequestStore::TokenAppend> appends;
+  for (const Chosen& c : chosen)
+    if (c.active->last.accepted) appends.push_back({c.active->record.id, c.index, c.token});
+  const std::vector<std::string> problems = ctx_.requests->append_tokens_of_requests(appends);
+  size_t next_append = 0;
+  for (Chosen& c : chosen) {
+    const std::string id = c.active->record.id;
+    try {
+      if (c.active->last.accepted) {
+        if (const std::string& problem = problems.at(next_append++); !problem.empty()) throw RedisError(problem);
+      }
+      publish(c);
+    } catch (const RedisUnavailable&) {
+      throw;
+    } catch (const std::exception& e) {
+      ctx_.fail_request(id, {error_code::kInternal, e.what()});
+      active_.erase(id);
     }
   }
   ctx_.send_peers_to_stage(0, next_steps_);
@@ -156,14 +179,15 @@ void GenerationTail::cancel(const std::string& id) {
   mark_finished(id);
 }
 
-void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits) {
+std::optional<GenerationTail::Chosen> GenerationTail::choose(Active& a, const ActivationMsg& step,
+                                                             std::span<const float> logits) {
   const std::string& id = step.request_id();
   if (past_deadline(a)) {
     ctx_.fail_request(id, {error_code::kTimeout, "request " + id + " ran past its timeout_s of " +
                                                      std::to_string(*a.record.params.timeout_s) + " s"});
     mark_finished(id);
     active_.erase(id);
-    return;
+    return std::nullopt;
   }
   const int index = static_cast<int>(step.generation_index());
   const int n = static_cast<int>(a.record.generated.size());
@@ -175,40 +199,44 @@ void GenerationTail::on_logits(Active& a, const ActivationMsg& step, std::span<c
       send_next_step(a, a.record.generated.back(), index, next_pos);
       a.taken_over = false;
     }
-    return;
+    return std::nullopt;
   }
   if (index > n)
     throw std::runtime_error("step asks for token " + std::to_string(index) + " but Redis holds " + std::to_string(n));
   a.taken_over = false;
   // Penalties over the tokens generated so far (Redis's list, the same after a replay).
   const RequestParams& params = a.record.params;
-  const TokenChoice choice = choose_token(logits, a.sampling, a.record.generated, static_cast<uint64_t>(index),
-                                          params.logprobs ? params.top_logprobs : -1);
-  const int32_t token = choice.token;
-  a.last = a.stream->push(token);
-  if (a.last.accepted) {
-    if (index == 0) {
-      a.first_token_us = now_us();
-      const double since_admitted_ms =
-          static_cast<double>(a.first_token_us) / 1e3 - static_cast<double>(a.record.created_ms);
-      ctx_.metrics->time_to_first_token.observe(std::max(0.0, since_admitted_ms / 1e3));
-      ctx_.requests->set_status(id, RequestStatus::Running);
-    }
-    ctx_.requests->append_generated_token(id, index, token);  // Redis first: replay reads it
-    a.record.generated.push_back(token);
+  TokenChoice choice = choose_token(logits, a.sampling, a.record.generated, static_cast<uint64_t>(index),
+                                    params.logprobs ? params.top_logprobs : -1);
+  a.last = a.stream->push(choice.token);
+  if (a.last.accepted && index == 0) {
+    a.first_token_us = now_us();
+    const double since_admitted_ms =
+        static_cast<double>(a.first_token_us) / 1e3 - static_cast<double>(a.record.created_ms);
+    ctx_.metrics->time_to_first_token.observe(std::max(0.0, since_admitted_ms / 1e3));
+    ctx_.requests->set_status(id, RequestStatus::Running);
+  }
+  return Chosen{&a, index, next_pos, choice.token, std::move(choice.logprobs)};
+}
+
+void GenerationTail::publish(Chosen& c) {
+  Active& a = *c.active;
+  const std::string& id = a.record.id;
+  if (a.last.accepted) {  // stored in Redis by now
+    a.record.generated.push_back(c.token);
     const int64_t token_us = now_us();
     if (a.last_token_us > 0)
       ctx_.metrics->time_per_output_token.observe(static_cast<double>(token_us - a.last_token_us) / 1e6);
     a.last_token_us = token_us;
     ctx_.metrics->generated_tokens.inc();
     std::optional<TokenLogprobs> lp;
-    if (choice.logprobs) lp = event_logprobs(token, *choice.logprobs);
+    if (c.logprobs) lp = event_logprobs(c.token, *c.logprobs);
     ctx_.outbox->produce(ctx_.config.results_topic(), id,
-                         token_event(id, index, token, a.last.text, lp ? &*lp : nullptr));
+                         token_event(id, c.index, c.token, a.last.text, lp ? &*lp : nullptr));
   }
   if (a.last.finished) return finish(a, a.last.finish_reason);
-  if (next_pos >= ctx_.engine->config().max_seq_len) return finish(a, "length");  // context full
-  send_next_step(a, token, index, next_pos);
+  if (c.next_pos >= ctx_.engine->config().max_seq_len) return finish(a, "length");  // context full
+  send_next_step(a, c.token, c.index, c.next_pos);
 }
 
 TokenLogprobs GenerationTail::event_logprobs(int32_t token, const TokenLogprobValues& values) const {

@@ -12,6 +12,7 @@
 // events and publishes whichever is missing, once.
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -57,7 +58,18 @@ class GenerationTail {
   // nullptr when the request is gone (error sent) or finished.
   Active* lookup(const std::string& id, std::set<std::string>& to_verify);
   void verify_taken_over(const std::set<std::string>& ids);
-  void on_logits(Active& a, const ActivationMsg& step, std::span<const float> logits);
+  // A token chosen for a request, not yet stored in Redis nor published.
+  struct Chosen {
+    Active* active;
+    int index = 0, next_pos = 0;
+    int32_t token = 0;
+    std::optional<TokenLogprobValues> logprobs;
+  };
+  // Samples the step's token and pushes it into the request's text stream (nullopt: nothing to
+  // publish: a duplicate step, or the request ended here).
+  std::optional<Chosen> choose(Active& a, const ActivationMsg& step, std::span<const float> logits);
+  // After the token is in Redis: its event, then the end of the request or its next step.
+  void publish(Chosen& c);
   bool past_deadline(const Active& a) const;
   void mark_finished(const std::string& id);  // ended here or checked: later steps of it are dropped
   // Queues the request's next decode step; on_batch sends the batch's steps to stage 0 as peers.

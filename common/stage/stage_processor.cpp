@@ -287,13 +287,6 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
   forward_seconds_avg_ += 0.1 * (forward_s - forward_seconds_avg_);
   ctx_.metrics->batch_tokens.observe(static_cast<double>(rows));
   ctx_.metrics->batch_steps.observe(static_cast<double>(steps.size()));
-  try {  // the handles describe the caches; a Redis hiccup must not fail the requests
-    for (size_t i = 0; i < steps.size(); ++i)
-      ctx_.kv_handles->set(steps[i]->msg.request_id(), ctx_.stage,
-                           {ctx_.worker_id, static_cast<int64_t>(ctx_.epoch), chunks[i].cache->length()});
-  } catch (const std::exception& e) {
-    ctx_.log_at(log::Level::Warn, "", "KV handle update failed: %s", e.what());
-  }
   ++stats_.batches;
   stats_.rows += rows;
   stats_.max_rows = std::max(stats_.max_rows, rows);
@@ -308,7 +301,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
         sampled.push_back(s);
       }
     }
-    if (sampled.empty()) return;
+    if (sampled.empty()) return update_kv_handles(steps, chunks);
     const size_t V = static_cast<size_t>(ctx_.engine->config().vocab_size);
     std::vector<float> logits(sampled.size() * V);
     const auto head_start = std::chrono::steady_clock::now();
@@ -317,7 +310,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     std::vector<GenerationTail::Sampled> items;
     for (size_t i = 0; i < sampled.size(); ++i) items.push_back({&sampled[i]->msg, {logits.data() + i * V, V}});
     tail_->on_batch(items);
-    return;
+    return update_kv_handles(steps, chunks);
   }
   int64_t offset = 0;
   std::vector<ActivationMsg> outs;
@@ -335,6 +328,20 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     offset += s->msg.n_tokens();
   }
   ctx_.send_peers_to_stage(ctx_.stage + 1, outs);
+  update_kv_handles(steps, chunks);
+}
+
+void StageProcessor::update_kv_handles(const std::vector<Step*>& steps, const std::vector<SeqChunk>& chunks) {
+  // After the outputs (off the token's path), in one round trip. The handles describe the
+  // caches; a Redis hiccup must not fail the requests.
+  std::vector<std::pair<std::string, KvHandle>> handles;
+  for (size_t i = 0; i < steps.size(); ++i)
+    handles.push_back({steps[i]->msg.request_id(), {ctx_.worker_id, static_cast<int64_t>(ctx_.epoch), chunks[i].cache->length()}});
+  try {
+    ctx_.kv_handles->set_many(ctx_.stage, handles);
+  } catch (const std::exception& e) {
+    ctx_.log_at(log::Level::Warn, "", "KV handle update failed: %s", e.what());
+  }
 }
 
 void StageProcessor::release(const ActivationMsg& msg) {
@@ -407,7 +414,8 @@ void StageProcessor::publish_stats() {
     stats_.takeovers = static_cast<int64_t>(tail_->takeovers());
     stats_.republished = static_cast<int64_t>(tail_->republished());
   }
-  if (!hop_ms_.empty()) {
+  if (!hop_ms_.empty() && now - hop_percentiles_at_ >= std::chrono::milliseconds(250)) {  // a sort: not every batch
+    hop_percentiles_at_ = now;
     std::vector<double> sorted = hop_ms_;
     std::sort(sorted.begin(), sorted.end());
     stats_.hop_ms_p50 = sorted[sorted.size() / 2];

@@ -92,6 +92,7 @@ class StageProcessor {
   // stages, and a single stage, take everything ready up to max_batch_tokens.
   int micro_batch_rows() const;
   void run_batch(std::vector<Step>& batch);
+  void update_kv_handles(const std::vector<Step*>& steps, const std::vector<SeqChunk>& chunks);
   // Steps that cannot run here because the cache is short: ask for (or, at stage 0, make) a replay.
   void recover(Step& lost, int cached);
   void replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index);
@@ -113,6 +114,7 @@ class StageProcessor {
   StageStats stats_;
   std::vector<double> hop_ms_;  // ring of recent hop latencies
   size_t hop_next_ = 0;
+  KvCachePool::Clock::time_point hop_percentiles_at_{};  // when hop_ms_p50/p99 were last computed
   mutable std::mutex stats_mu_;
   StageStats shared_stats_;
 };

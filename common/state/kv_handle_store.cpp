@@ -41,6 +41,15 @@ void KvHandleStore::set(const std::string& request_id, int stage, const KvHandle
               {std::to_string(stage), j.dump(), std::to_string(orphan_ttl_.count())});
 }
 
+void KvHandleStore::set_many(int stage, const std::vector<std::pair<std::string, KvHandle>>& handles) {
+  std::vector<RedisClient::ScriptCall> calls;
+  for (const auto& [id, h] : handles) {
+    nlohmann::json j = {{"worker", h.worker}, {"epoch", h.epoch}, {"cached_len", h.cached_len}};
+    calls.push_back({{keys::kv(id), keys::request(id)}, {std::to_string(stage), j.dump(), std::to_string(orphan_ttl_.count())}});
+  }
+  redis_.eval_many(kSetScript, calls);
+}
+
 std::optional<KvHandle> KvHandleStore::get(const std::string& request_id, int stage) {
   std::string field = std::to_string(stage);
   std::optional<std::string> v = redis_.hget(keys::kv(request_id), field);

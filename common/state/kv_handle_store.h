@@ -30,6 +30,8 @@ class KvHandleStore {
   // the KV hash gets the same remaining TTL, so a late write cannot outlive it; when
   // the request does not exist, it gets orphan_ttl.
   void set(const std::string& request_id, int stage, const KvHandle& handle);
+  // set() for several requests in one round trip (a batch's).
+  void set_many(int stage, const std::vector<std::pair<std::string, KvHandle>>& handles);
   std::optional<KvHandle> get(const std::string& request_id, int stage);
   std::map<int, KvHandle> get_all(const std::string& request_id);
   // Returns whether a handle was there.

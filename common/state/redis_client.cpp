@@ -339,6 +339,17 @@ RedisReply RedisClient::eval(const std::string& script, const std::vector<std::s
   return command(evalsha(it->second));
 }
 
+std::vector<RedisReply> RedisClient::eval_many(const std::string& script, const std::vector<ScriptCall>& calls) {
+  std::vector<RedisArgs> cmds;
+  for (const ScriptCall& c : calls) {
+    RedisArgs cmd{"EVAL", script, std::to_string(c.keys.size())};
+    cmd.insert(cmd.end(), c.keys.begin(), c.keys.end());
+    cmd.insert(cmd.end(), c.args.begin(), c.args.end());
+    cmds.push_back(std::move(cmd));
+  }
+  return cmds.empty() ? std::vector<RedisReply>{} : pipeline(cmds);
+}
+
 void RedisClient::ping() {
   RedisReply r = command({"PING"});
   if (r.as_string() != "PONG") throw RedisError("redis PING on " + url_.str() + ": unexpected reply '" + r.str + "'");

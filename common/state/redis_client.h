@@ -91,6 +91,13 @@ class RedisClient {
   RedisReply eval(const std::string& script, const std::vector<std::string>& keys,
                   const std::vector<std::string>& args);
 
+  // EVALs of one script, pipelined (one round trip; the script text travels with each call):
+  // the replies in order. An error reply throws as pipeline() does.
+  struct ScriptCall {
+    std::vector<std::string> keys, args;
+  };
+  std::vector<RedisReply> eval_many(const std::string& script, const std::vector<ScriptCall>& calls);
+
   // Typed helpers.
   void ping();
   void set(const std::string& key, const std::string& value);

@@ -145,25 +145,42 @@ void RequestStore::append_generated_tokens(const std::string& id, int64_t index,
   }
 }
 
+namespace {
+// What kAppendScript's reply says: "" when stored, else why not.
+std::string append_problem(const RedisReply& r, const std::string& id, int64_t index) {
+  if (r.type != RedisReply::Type::Array || r.elements.empty())
+    return "RequestStore::append_generated_tokens: unexpected script reply for request '" + id + "'";
+  const std::string where = "RequestStore::append_generated_tokens(request '" + id + "', index " + std::to_string(index) + "): ";
+  switch (r.elements[0].as_integer()) {
+    case 0: return "";
+    case -1:
+      return where + "only " + std::to_string(r.elements.at(1).as_integer()) +
+             " tokens are stored; appending there would leave a gap";
+    case -2:
+      return where + "position " + std::to_string(r.elements.at(1).as_integer()) + " already holds token " +
+             r.elements.at(2).as_string() + ", not ours";
+    case -3: return where + "no request '" + id + "' in Redis (" + keys::request(id) + ")";
+    default: return where + "unexpected script reply";
+  }
+}
+}  // namespace
+
 void RequestStore::append_chunk(const std::string& id, int64_t index, const std::vector<int32_t>& tokens) {
   std::vector<std::string> args = {std::to_string(index), std::to_string(now_ms())};
   for (int32_t t : tokens) args.push_back(std::to_string(t));
   RedisReply r = redis_.eval(kAppendScript, {keys::request(id), keys::request_tokens(id)}, args);
-  if (r.type != RedisReply::Type::Array || r.elements.empty()) {
-    throw RedisError("RequestStore::append_generated_tokens: unexpected script reply for request '" + id + "'");
-  }
-  const std::string where = "RequestStore::append_generated_tokens(request '" + id + "', index " + std::to_string(index) + "): ";
-  switch (r.elements[0].as_integer()) {
-    case 0: return;
-    case -1:
-      throw RedisError(where + "only " + std::to_string(r.elements.at(1).as_integer()) +
-                       " tokens are stored; appending there would leave a gap");
-    case -2:
-      throw RedisError(where + "position " + std::to_string(r.elements.at(1).as_integer()) +
-                       " already holds token " + r.elements.at(2).as_string() + ", not ours");
-    case -3: throw RedisError(where + "no request '" + id + "' in Redis (" + keys::request(id) + ")");
-    default: throw RedisError(where + "unexpected script reply");
-  }
+  if (std::string problem = append_problem(r, id, index); !problem.empty()) throw RedisError(problem);
+}
+
+std::vector<std::string> RequestStore::append_tokens_of_requests(const std::vector<TokenAppend>& appends) {
+  std::vector<RedisClient::ScriptCall> calls;
+  const std::string now = std::to_string(now_ms());
+  for (const TokenAppend& a : appends)
+    calls.push_back({{keys::request(a.id), keys::request_tokens(a.id)}, {std::to_string(a.index), now, std::to_string(a.token)}});
+  std::vector<RedisReply> replies = redis_.eval_many(kAppendScript, calls);
+  std::vector<std::string> problems;
+  for (size_t i = 0; i < appends.size(); ++i) problems.push_back(append_problem(replies.at(i), appends[i].id, appends[i].index));
+  return problems;
 }
 
 int64_t RequestStore::generated_count(const std::string& id) {

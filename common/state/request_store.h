@@ -63,6 +63,15 @@ class RequestStore {
   void append_generated_token(const std::string& id, int64_t index, int32_t token);
   // The same for several consecutive tokens starting at `index`.
   void append_generated_tokens(const std::string& id, int64_t index, const std::vector<int32_t>& tokens);
+  // One token for each of several requests (a batch's), in one round trip. Per entry: "" when
+  // stored, else why not (the reasons append_generated_token throws for), so that one
+  // request's problem fails only that request.
+  struct TokenAppend {
+    std::string id;
+    int64_t index = 0;
+    int32_t token = 0;
+  };
+  std::vector<std::string> append_tokens_of_requests(const std::vector<TokenAppend>& appends);
   int64_t generated_count(const std::string& id);
 
   // Everything needed to replay the request: the hash and the generated tokens, read

@@ -251,6 +251,31 @@ TEST_F(StateTest, LongTokenRunsAreAppendedInChunks) {
   EXPECT_EQ(r->generated, tokens);
 }
 
+// A batch's writes in one round trip each: one token per request, one KV handle per request;
+// one request's problem is reported for it alone.
+TEST_F(StateTest, BatchOfRequestsWritesTokensAndHandlesTogether) {
+  RequestStore store(*redis_);
+  ASSERT_TRUE(store.create(sample_request("ba")));
+  ASSERT_TRUE(store.create(sample_request("bb")));
+  auto problems = store.append_tokens_of_requests({{"ba", 0, 11}, {"bb", 0, 22}, {"ghost", 0, 5}, {"bb", 3, 9}});
+  ASSERT_EQ(problems.size(), 4u);
+  EXPECT_EQ(problems[0], "");
+  EXPECT_EQ(problems[1], "");
+  EXPECT_NE(problems[2].find("no request 'ghost'"), std::string::npos) << problems[2];
+  EXPECT_NE(problems[3].find("would leave a gap"), std::string::npos) << problems[3];
+  problems = store.append_tokens_of_requests({{"ba", 0, 11}, {"bb", 0, 23}});  // a replay's copy; a different token
+  EXPECT_EQ(problems[0], "");
+  EXPECT_NE(problems[1].find("already holds token 22"), std::string::npos) << problems[1];
+  EXPECT_EQ(store.load("ba")->generated, (std::vector<int32_t>{11}));
+  EXPECT_EQ(store.load("bb")->generated, (std::vector<int32_t>{22}));
+  EXPECT_TRUE(store.append_tokens_of_requests({}).empty());
+
+  KvHandleStore kv(*redis_);
+  kv.set_many(1, {{"ba", {"w1", 7, 12}}, {"bb", {"w1", 7, 3}}});
+  EXPECT_EQ(kv.get("ba", 1), (KvHandle{"w1", 7, 12}));
+  EXPECT_EQ(kv.get("bb", 1), (KvHandle{"w1", 7, 3}));
+}
+
 // ------------------------------------------------------------------ Membership
 
 WorkerInfo sample_worker(const std::string& id, int stage) {
