@@ -47,20 +47,22 @@ uint64_t hash_bytes(const void* data, size_t n, uint64_t seed) {
   return mix(h);
 }
 
-std::string layer_fingerprint(const ModelSource& source, int layer) {
-  const ModelConfig& c = source.config;
+namespace {
+// The tensor names of layer l (pseudo layers as layer_fingerprint).
+std::vector<std::string> layer_tensor_names(const ModelConfig& c, int layer) {
+  if (layer < 0) return {kEmbedName};
+  if (layer >= c.n_layers) return {kFinalNormName, c.tie_embeddings ? kEmbedName : kHeadName};
   std::vector<std::string> names;
-  if (layer < 0) {
-    names = {kEmbedName};
-  } else if (layer >= c.n_layers) {
-    names = {kFinalNormName, c.tie_embeddings ? kEmbedName : kHeadName};
-  } else {
-    const std::string prefix = layer_tensor_name(layer, "");
-    for (const auto& t : hf_tensor_shapes(c))
-      if (t.name.starts_with(prefix)) names.push_back(t.name);
-  }
+  const std::string prefix = layer_tensor_name(layer, "");
+  for (const auto& t : hf_tensor_shapes(c))
+    if (t.name.starts_with(prefix)) names.push_back(t.name);
+  return names;
+}
+}  // namespace
+
+std::string layer_fingerprint(const ModelSource& source, int layer) {
   uint64_t h = 0;
-  for (const auto& name : names) {
+  for (const auto& name : layer_tensor_names(source.config, layer)) {
     const TensorRef* t = source.store->find(name);
     if (!t) throw std::runtime_error(source.store->description() + ": missing tensor " + name);
     std::string meta = name;
@@ -72,11 +74,26 @@ std::string layer_fingerprint(const ModelSource& source, int layer) {
   return hex(h);
 }
 
-std::map<int, std::string> stage_fingerprints(const ModelSource& source, const StageWeights& w) {
+uint64_t layer_bytes_in_file(const ModelSource& source, int layer) {
+  uint64_t n = 0;
+  for (const auto& name : layer_tensor_names(source.config, layer))
+    if (const TensorRef* t = source.store->find(name)) n += t->nbytes;
+  return n;
+}
+
+std::map<int, std::string> stage_fingerprints(const ModelSource& source, const StageWeights& w,
+                                              const FingerprintProgress& progress) {
+  std::vector<int> layers;
+  if (w.has_embedding()) layers.push_back(-1);
+  for (const auto& l : w.layers) layers.push_back(l.index);
+  if (w.has_head()) layers.push_back(w.config.n_layers);
   std::map<int, std::string> out;
-  if (w.has_embedding()) out[-1] = layer_fingerprint(source, -1);
-  for (const auto& l : w.layers) out[l.index] = layer_fingerprint(source, l.index);
-  if (w.has_head()) out[w.config.n_layers] = layer_fingerprint(source, w.config.n_layers);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    out[layers[i]] = layer_fingerprint(source, layers[i]);
+    bytes += layer_bytes_in_file(source, layers[i]);
+    if (progress) progress(i + 1, layers.size(), bytes);
+  }
   return out;
 }
 

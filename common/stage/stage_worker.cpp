@@ -30,6 +30,35 @@ std::string describe(const std::vector<bus::TopicPartition>& parts) {
 
 std::chrono::milliseconds seconds_ms(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); }
 
+// Start-up phases, for the one "start-up" log line (bench/stage-startup reads it).
+class StartupClock {
+ public:
+  void mark(const char* phase) {
+    const auto now = Clock::now();
+    phases_.emplace_back(phase, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+  double seconds(const std::string& phase) const {
+    for (const auto& [name, s] : phases_)
+      if (name == phase) return s;
+    return 0;
+  }
+  double total() const { return std::chrono::duration<double>(last_ - start_).count(); }
+  std::string describe() const {  // "load 0.01 s, hash 0.52 s, ..."
+    std::string out;
+    char buf[64];
+    for (const auto& [name, s] : phases_) {
+      std::snprintf(buf, sizeof buf, "%s%s %.2f s", out.empty() ? "" : ", ", name.c_str(), s);
+      out += buf;
+    }
+    return out;
+  }
+
+ private:
+  Clock::time_point start_ = Clock::now(), last_ = start_;
+  std::vector<std::pair<std::string, double>> phases_;
+};
+
 }  // namespace
 
 StageWorker::StageWorker(StageWorkerOptions o) {
@@ -44,6 +73,7 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   ctx_.metrics = std::make_unique<StageMetrics>(
       metrics::Labels{{"model", cfg.model.name}, {"stage", std::to_string(o.stage)}});
 
+  StartupClock startup;
   ModelSource src = open_model(cfg.model.path);
   cfg.validate(src.config.n_layers);
   LoadOptions lo;
@@ -51,8 +81,20 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   lo.layer_end = layers.end;
   lo.weight_dtype = cfg.model.weights;
   auto weights = std::make_shared<StageWeights>(load_stage_weights(src, lo));
-  const std::map<int, std::string> fps = stage_fingerprints(src, *weights);
+  startup.mark("load");
+  // Hashing reads every byte of the stage's part of the file: from a cold page cache that is
+  // the disk's speed, so it reports progress every 2 s.
+  auto last_report = Clock::now();
+  uint64_t hashed = 0;
+  const std::map<int, std::string> fps =
+      stage_fingerprints(src, *weights, [&](size_t done, size_t total, uint64_t bytes) {
+        hashed = bytes;
+        if (Clock::now() - last_report < std::chrono::seconds(2) || done == total) return;
+        last_report = Clock::now();
+        ctx_.log("hashing weights: %zu of %zu layers, %.2f GiB read", done, total, static_cast<double>(bytes) / (1 << 30));
+      });
   ctx_.model_fingerprint = combined_fingerprint(fps);
+  startup.mark("hash");
 
   ctx_.redis = std::make_unique<RedisClient>(cfg.redis.url);
   WeightManifest manifest(*ctx_.redis);
@@ -60,13 +102,16 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   if (!mismatches.empty())
     throw std::runtime_error("refusing to join: " + WeightManifest::describe(cfg.model.name, mismatches));
 
+  startup.mark("manifest");
   ctx_.engine =
       std::make_unique<StageEngine>(weights, o.threads, parse_activation_mode(cfg.model.activations), cfg.model.blas_prefill);
+  startup.mark("engine");
   if (cfg.model.blas_prefill)
     ctx_.log_at(log::Level::Warn, "", "model.blas_prefill: f32 prompts run through OpenBLAS sgemm, which is not "
                 "batch-invariant; replicas must all run it, and replays may not reproduce earlier steps exactly");
   ctx_.numerics_probe = numerics_probe(*ctx_.engine);
   check_numerics_match_replicas();
+  startup.mark("probe");
   if (ctx_.is_first || ctx_.is_last)
     ctx_.tokenizer = Tokenizer::load(cfg.model.tokenizer.empty() ? default_tokenizer_path(cfg.model.path) : cfg.model.tokenizer);
   RequestStoreOptions ro;
@@ -74,11 +119,13 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   ctx_.requests = std::make_unique<RequestStore>(*ctx_.redis, ro);
   ctx_.kv_handles = std::make_unique<KvHandleStore>(*ctx_.redis);
   ctx_.fingerprints = std::make_unique<StageFingerprints>(ctx_.config, src.config.n_layers, *ctx_.redis);
+  startup.mark("tokenizer");
 
   std::vector<bus::TopicSpec> topics;
   for (const std::string& t : cfg.all_topics()) topics.push_back({t, cfg.kafka.partitions, cfg.kafka.replication_factor});
   bus::ensure_topics(cfg.kafka.brokers, topics, 30000, cfg.kafka.properties);
   ctx_.outbox = std::make_unique<KafkaOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes, cfg.kafka.properties);
+  startup.mark("topics");
   processor_ = std::make_unique<StageProcessor>(ctx_);
   ctx_.metrics->watch([p = processor_.get()] { return p->stats(); }, static_cast<double>(cfg.kv.budget_bytes));
   ctx_.metrics->info.labels({ctx_.worker_id, format_layer_range(layers.first, layers.end), kernel_variant()}).set(1);
@@ -93,11 +140,15 @@ StageWorker::StageWorker(StageWorkerOptions o) {
                                               cfg.kafka.properties, this);
   heartbeat_ = std::make_unique<Heartbeat>(cfg.redis.url, seconds_ms(cfg.timeouts.heartbeat_ttl_s),
                                            [this] { return worker_info(); });
+  startup.mark("consumer");
   ctx_.log("stage %d: layers [%d, %d) of %s, %.1f MiB of weights, fingerprint %s, kernels %s, activations %s "
            "(repacked %.1f MiB in %.2f s), numerics probe %s", o.stage, layers.first, layers.end, cfg.model.name.c_str(),
            static_cast<double>(weights->bytes()) / (1 << 20), ctx_.model_fingerprint.c_str(), kernel_variant(),
            ctx_.engine->activations(), static_cast<double>(ctx_.engine->packed_bytes()) / (1 << 20),
            ctx_.engine->repack_seconds(), ctx_.numerics_probe.c_str());
+  const double hash_s = startup.seconds("hash");
+  ctx_.log("start-up %.2f s (%s); weights hashed at %.1f GB/s", startup.total(), startup.describe().c_str(),
+           hash_s > 0 ? static_cast<double>(hashed) / hash_s / 1e9 : 0.0);
 }
 
 StageWorker::~StageWorker() {
