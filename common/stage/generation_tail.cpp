@@ -38,7 +38,10 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
   a->sampling.frequency_penalty = p.frequency_penalty;
   a->sampling.presence_penalty = p.presence_penalty;
   a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.stop, p.max_tokens);
-  for (int32_t t : rec->generated) a->last = a->stream->push(t);  // tokens out before: replayed
+  for (int32_t t : rec->generated) {  // tokens out before: replayed
+    a->last = a->stream->push(t);
+    a->replayed_texts.push_back(a->last.text);
+  }
   if (!rec->generated.empty() || finished) {
     to_verify.insert(id);
     a->taken_over = !finished;
@@ -66,12 +69,20 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
     const RequestRecord& r = a.record;
     const int n = static_cast<int>(r.generated.size());
     const bool unknown = !published;
-    if (n > 0 && !unknown && !out.token_indices.count(n - 1)) {
-      ctx_.outbox->produce(ctx_.config.results_topic(), id, token_event(id, n - 1, r.generated.back(), a.last.text));
+    // The previous worker does not wait for its outputs' delivery between batches, so it may
+    // have died with the events of its last batches in flight: every index missing after the
+    // first one found in the scanned window, or the last one when none was found, is published
+    // (an index before the first one found may lie outside the window: not republished).
+    const int from = out.token_indices.empty() ? n - 1 : *out.token_indices.begin();
+    for (int i = std::max(0, from); i < n && !unknown; ++i) {
+      if (out.token_indices.count(i)) continue;
+      ctx_.outbox->produce(ctx_.config.results_topic(), id,
+                           token_event(id, i, r.generated[static_cast<size_t>(i)], a.replayed_texts.at(static_cast<size_t>(i))));
       ++republished_;
       ctx_.log_at(log::Level::Info, id, "request %s taken over: token %d was not on the results topic; published it",
-                  id.c_str(), n - 1);
+                  id.c_str(), i);
     }
+    a.replayed_texts.clear();
     if (r.status == RequestStatus::Done || r.status == RequestStatus::Error) {
       if (!out.terminal) {
         ++republished_;

@@ -54,6 +54,7 @@ class GenerationTail {
     std::unique_ptr<TokenStream> stream;
     TokenStream::Pushed last;      // what the last token pushed gave (its event's text)
     bool taken_over = false;       // rebuilt with tokens out: resend the step after the last one once
+    std::vector<std::string> replayed_texts;  // rebuilt with tokens out: each one's event text (republishing)
   };
   // nullptr when the request is gone (error sent) or finished.
   Active* lookup(const std::string& id, std::set<std::string>& to_verify);

@@ -178,6 +178,30 @@ TEST(StageTail, ATailThatDiedBeforeDeliveringRepublishesTheMissingTokenOnce) {
   EXPECT_GE(f.processor(2).stats().republished, 1);
 }
 
+// A worker does not wait for its outputs' delivery between batches: a tail may die with the token
+// events of several batches in flight while their next steps went on. The new tail publishes
+// every missing index, once.
+TEST(StageTail, ATailThatDiedWithSeveralBatchesOfEventsInFlightRepublishesThemAll) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  auto& tail_out = static_cast<MemoryOutbox&>(*f.context(2).outbox);
+  const std::string results = f.config().results_topic();
+  int held_batches = 0;
+  for (int round = 0; round < 100 && held_batches < 2; ++round) {
+    f.deliver_once();
+    // This round's token events from the tail stay in flight for ever; its next steps go on.
+    const size_t before = tail_out.pending.size();
+    std::erase_if(tail_out.pending, [&](const MemoryOutbox::Record& r) { return r.topic == results; });
+    if (tail_out.pending.size() != before) ++held_batches;
+  }
+  ASSERT_EQ(held_batches, 2);
+  f.restart_stage(2, /*lose_pending=*/true);
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_GE(f.processor(2).stats().republished, 2);
+}
+
 // A tail taking over may read old duplicates of a request's steps (a re-read batch, a replay)
 // before the step of its last token: they must not cancel the resend of the next step that the
 // old tail never delivered (fleet_outage_test once stranded 4 of 20 requests that way).
