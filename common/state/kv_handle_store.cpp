@@ -35,18 +35,20 @@ KvHandle parse_handle(const std::string& id, const std::string& field, const std
 
 }  // namespace
 
+RedisClient::ScriptCall KvHandleStore::set_call(const std::string& request_id, int stage, const KvHandle& h) const {
+  nlohmann::json j = {{"worker", h.worker}, {"epoch", h.epoch}, {"cached_len", h.cached_len}};
+  return {{keys::kv(request_id), keys::request(request_id)},
+          {std::to_string(stage), j.dump(), std::to_string(orphan_ttl_.count())}};
+}
+
 void KvHandleStore::set(const std::string& request_id, int stage, const KvHandle& handle) {
-  nlohmann::json j = {{"worker", handle.worker}, {"epoch", handle.epoch}, {"cached_len", handle.cached_len}};
-  redis_.eval(kSetScript, {keys::kv(request_id), keys::request(request_id)},
-              {std::to_string(stage), j.dump(), std::to_string(orphan_ttl_.count())});
+  const RedisClient::ScriptCall call = set_call(request_id, stage, handle);
+  redis_.eval(kSetScript, call.keys, call.args);
 }
 
 void KvHandleStore::set_many(int stage, const std::vector<std::pair<std::string, KvHandle>>& handles) {
   std::vector<RedisClient::ScriptCall> calls;
-  for (const auto& [id, h] : handles) {
-    nlohmann::json j = {{"worker", h.worker}, {"epoch", h.epoch}, {"cached_len", h.cached_len}};
-    calls.push_back({{keys::kv(id), keys::request(id)}, {std::to_string(stage), j.dump(), std::to_string(orphan_ttl_.count())}});
-  }
+  for (const auto& [id, h] : handles) calls.push_back(set_call(id, stage, h));
   redis_.eval_many(kSetScript, calls);
 }
 

@@ -39,6 +39,8 @@ class KvHandleStore {
   void remove_all(const std::string& request_id);
 
  private:
+  // kSetScript's keys and arguments for one handle (set, set_many).
+  RedisClient::ScriptCall set_call(const std::string& request_id, int stage, const KvHandle& handle) const;
   RedisClient& redis_;
   std::chrono::milliseconds orphan_ttl_;
 };
