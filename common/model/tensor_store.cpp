@@ -2,6 +2,7 @@
 
 #include "util/json_file.h"
 
+#include <type_traits>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -48,6 +49,21 @@ const TensorRef& TensorStore::require(const std::string& name, const std::vector
 
 namespace {
 
+// A JSON array of integers; a float (1e300 converted to an integer is undefined behaviour) or
+// any other value is refused.
+template <typename T>
+std::vector<T> integers(const nlohmann::json& a, const char* what) {
+  if (!a.is_array()) throw std::runtime_error(std::string(what) + " is not an array");
+  std::vector<T> out;
+  for (const nlohmann::json& v : a) {
+    if (!v.is_number_integer() || (std::is_unsigned_v<T> && !v.is_number_unsigned()))
+      throw std::runtime_error(std::string(what) + " holds " + v.dump() + ", not a " +
+                               (std::is_unsigned_v<T> ? "non-negative " : "") + "integer");
+    out.push_back(v.get<T>());
+  }
+  return out;
+}
+
 class SafetensorsStore : public TensorStore {
  public:
   explicit SafetensorsStore(std::string description) { description_ = std::move(description); }
@@ -86,8 +102,8 @@ void SafetensorsStore::add_file(const std::string& path, const std::set<std::str
       if (dt != "F32" && dt != "F16" && dt != "BF16")
         throw std::runtime_error("unsupported dtype " + dt + " (supported: F32, F16, BF16)");
       t.dtype = parse_dtype(dt);
-      t.shape = info.at("shape").get<std::vector<int64_t>>();
-      auto offs = info.at("data_offsets").get<std::vector<uint64_t>>();
+      t.shape = integers<int64_t>(info.at("shape"), "shape");
+      auto offs = integers<uint64_t>(info.at("data_offsets"), "data_offsets");
       if (offs.size() != 2 || offs[0] > offs[1]) throw std::runtime_error("bad data_offsets");
       if (offs[1] > data_size)
         throw std::runtime_error("data_offsets end " + std::to_string(offs[1]) + " is past the end of the file's data (" +
