@@ -8,6 +8,8 @@
 #include <limits>
 #include <random>
 
+#include "grammar/response_format.h"
+
 namespace fleet {
 
 std::string json_type_name(const nlohmann::json& v) {
@@ -24,9 +26,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::array<const char*, 14> kPromptFields = {
+constexpr std::array<const char*, 15> kPromptFields = {
     "id",   "prompt",    "messages",          "max_tokens",       "temperature", "top_p",        "top_k",
-    "seed", "stop",      "timeout_s",         "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs"};
+    "seed", "stop",      "timeout_s",         "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
+    "response_format"};
 
 // Thrown inside the parser only; turned into a ContractError at the boundary.
 struct Invalid {
@@ -160,6 +163,14 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
   if (present(body, "top_logprobs")) {
     r.top_logprobs = static_cast<int>(integer_field(body, "top_logprobs", 0, kMaxTopLogprobs));
     if (r.top_logprobs > 0 && !r.logprobs) throw Invalid{"top_logprobs needs logprobs: true"};
+  }
+  if (present(body, "response_format")) {
+    try {
+      grammar_for_response_format(body.at("response_format"));  // compiles: a bad schema is refused here
+    } catch (const std::invalid_argument& e) {
+      throw Invalid{e.what()};
+    }
+    if (body.at("response_format").value("type", "") != "text") r.response_format = body.at("response_format");
   }
   if (present(body, "stop")) {
     const json& v = body.at("stop");

@@ -3,7 +3,8 @@
 //
 //   {"id": "...", "prompt": "..." | "messages": [{"role": "user", "content": "..."}, ...],
 //    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": [...] | "...",
-//    "timeout_s": T, "frequency_penalty": F, "presence_penalty": P, "logprobs": B, "top_logprobs": N}
+//    "timeout_s": T, "frequency_penalty": F, "presence_penalty": P, "logprobs": B, "top_logprobs": N,
+//    "response_format": {"type": "json_object" | "json_schema", "json_schema": {...}}}
 //
 // Everything but prompt/messages is optional; null reads as absent. Unknown fields are
 // rejected (a misspelt "max_token" must not silently fall back to the default). The schema is

@@ -15,6 +15,7 @@ nlohmann::json RequestParams::to_json() const {
     j["logprobs"] = true;
     j["top_logprobs"] = top_logprobs;
   }
+  if (!response_format.is_null()) j["response_format"] = response_format;
   return j;
 }
 
@@ -39,6 +40,10 @@ RequestParams RequestParams::from_json(const nlohmann::json& j) {
   read("presence_penalty", p.presence_penalty);
   read("logprobs", p.logprobs);
   read("top_logprobs", p.top_logprobs);
+  if (auto rf = j.find("response_format"); rf != j.end() && !rf->is_null()) {
+    if (!rf->is_object()) throw std::invalid_argument("request params: field response_format: not an object");
+    p.response_format = *rf;
+  }
   if (j.contains("seed") && !j["seed"].is_null()) {
     uint64_t s = 0;
     read("seed", s);

@@ -31,9 +31,13 @@ struct RequestParams {
   // temperature 1 (the model's distribution, before temperature / top-k / top-p).
   bool logprobs = false;
   int top_logprobs = 0;
+  // OpenAI's response_format ({"type": "json_object"} or {"type": "json_schema", ...}; null:
+  // none): the last stage masks the logits with its grammar (grammar/response_format.h).
+  nlohmann::json response_format;
 
   // {"max_tokens", "temperature", "top_p", "top_k", "stop"[, "seed"][, "timeout_s"]
-  //  [, "frequency_penalty"][, "presence_penalty"][, "logprobs", "top_logprobs"]} (the last
+  //  [, "frequency_penalty"][, "presence_penalty"][, "logprobs", "top_logprobs"]
+  //  [, "response_format"]} (the last
   // ones only when not at their defaults, so older readers see the same JSON as before)
   nlohmann::json to_json() const;
   // The inverse; absent fields take the defaults above. Throws std::invalid_argument naming

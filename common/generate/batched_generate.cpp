@@ -38,6 +38,7 @@ BatchedGenerateResult generate_batched(StageEngine& engine, const Tokenizer& tok
     throw std::runtime_error("generate needs the whole model in one engine");
   if (options.parallel < 1) throw std::runtime_error("parallel must be >= 1");
   if (params.max_tokens < 0) throw std::runtime_error("max_tokens must be >= 0");
+  if (!params.grammar.empty()) throw std::runtime_error("generate --parallel does not take a response format yet");
   const std::vector<int32_t> stops =
       params.stop_token_ids.empty() ? default_stop_tokens(c, tok) : params.stop_token_ids;
   const int chunk = std::max(1, params.prefill_chunk);

@@ -4,9 +4,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 
 #include "generate/token_stream.h"
+#include "grammar/grammar_matcher.h"
 
 namespace fleet {
 
@@ -82,11 +84,21 @@ GenerateResult generate(StageEngine& engine, const Tokenizer& tok, const std::ve
   const auto t1 = clock::now();
   res.finish_reason = "length";
   int pos = static_cast<int>(prompt.size());
+  std::unique_ptr<GrammarVocabulary> grammar_vocab;
+  std::unique_ptr<GrammarMatcher> grammar;
+  if (!params.grammar.empty()) {
+    grammar_vocab = std::make_unique<GrammarVocabulary>(tok, stops);
+    grammar = std::make_unique<GrammarMatcher>(params.grammar, *grammar_vocab);
+  }
+  std::vector<float> masked;
   for (int i = 0; i < params.max_tokens; ++i) {
-    // Penalties see the tokens generated so far, as the fleet's last stage does (Redis's list).
-    TokenChoice choice =
-        choose_token(logits, params.sampling, res.tokens, static_cast<uint64_t>(i), params.top_logprobs);
+    // Penalties see the tokens generated so far, as the fleet's last stage does (Redis's list);
+    // then the grammar's mask.
+    const int deciding = tokens_deciding_the_draw(params.sampling, params.top_logprobs >= 0);
+    TokenChoice choice = choose_token(grammar ? grammar->masked(logits, masked, deciding) : std::span<const float>(logits),
+                                      params.sampling, res.tokens, static_cast<uint64_t>(i), params.top_logprobs);
     const int32_t next = choice.token;
+    if (grammar) grammar->accept(next);
     const TokenStream::Pushed r = stream.push(next);
     if (r.accepted) {
       res.tokens.push_back(next);

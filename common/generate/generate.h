@@ -24,6 +24,9 @@ struct GenerateParams {
   // >= 0: record each generated token's logprob and this many alternatives (as the fleet's
   // token events carry them); -1: none. Penalties are in `sampling`.
   int top_logprobs = -1;
+  // A grammar the output must follow (GBNF from grammar_for_response_format; "": none), applied
+  // to the penalized logits before the draw, as the fleet's last stage does.
+  std::string grammar;
 };
 
 struct GenerateResult {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <set>
 
+#include "grammar/response_format.h"
+
 namespace fleet::ingress {
 
 namespace {
@@ -105,7 +107,6 @@ bool is_noop_value(const std::string& k, const json& v) {
   if (k == "suffix") return v.is_string() && v.get<std::string>().empty();
   if (k == "tool_choice") return v == "none";
   if (k == "tools" || k == "functions") return v.is_array() && v.empty();
-  if (k == "response_format") return v.is_object() && v.value("type", "") == "text" && v.size() == 1;
   if (k == "modalities") return v == json::array({"text"});
   return false;
 }
@@ -113,7 +114,7 @@ bool is_noop_value(const std::string& k, const json& v) {
 const std::set<std::string>& output_changing_fields() {
   static const std::set<std::string> f = {"logit_bias", "n",          "best_of",       "echo",  "suffix",
                                           "tools",      "tool_choice", "functions",     "function_call",
-                                          "response_format", "modalities", "audio", "prediction",
+                                          "modalities", "audio", "prediction",
                                           "reasoning_effort", "web_search_options"};
   return f;
 }
@@ -174,6 +175,14 @@ ApiRequest translate(Endpoint endpoint, const json& body, const std::string& ser
       if (v.is_array() && v.size() > limits.max_stop_strings)
         fail("'stop' holds at most " + std::to_string(limits.max_stop_strings) + " strings.", k);
       rec["stop"] = v;
+    } else if (k == "response_format") {
+      if (!v.is_object()) wrong_type(k, "an object", v);
+      try {
+        grammar_for_response_format(v);  // the prompts contract below compiles it again: cheap (< 1 ms)
+      } catch (const std::invalid_argument& e) {
+        fail(e.what(), k);
+      }
+      rec["response_format"] = v;
     } else if (k == "stream") {
       r.stream = boolean(v, k);
     } else if (k == "stream_options") {

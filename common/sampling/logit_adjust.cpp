@@ -37,8 +37,11 @@ TokenLogprobValues token_logprobs(std::span<const float> logits, int32_t sampled
       return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
              (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
     });
-    for (size_t i = 0; i < n; ++i)
-      out.top.emplace_back(ids[i], static_cast<double>(logits[static_cast<size_t>(ids[i])]) - log_z);
+    for (size_t i = 0; i < n; ++i) {
+      const float l = logits[static_cast<size_t>(ids[i])];
+      if (std::isinf(l)) break;  // masked out (a grammar): not an alternative
+      out.top.emplace_back(ids[i], static_cast<double>(l) - log_z);
+    }
   }
   return out;
 }

@@ -55,11 +55,13 @@ int32_t sample_token(std::span<const float> logits, const SamplingParams& p, uin
   for (size_t i = 0; i < cut; ++i) total += prob[i];
   const double u = uniform_from(p.seed, index) * total;
   double acc = 0;
+  size_t last_possible = 0;  // masked tokens (logit -inf) have probability 0: never drawn
   for (size_t i = 0; i < cut; ++i) {
     acc += prob[i];
+    if (prob[i] > 0) last_possible = i;
     if (u < acc) return ids[i];
   }
-  return ids[cut - 1];
+  return ids[last_possible];
 }
 
 }  // namespace fleet

@@ -5,6 +5,7 @@
 
 #include "contracts/result_events.h"
 #include "generate/generate.h"
+#include "grammar/response_format.h"
 #include "stage/worker_identity.h"
 
 namespace fleet {
@@ -38,6 +39,7 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
   a->sampling.frequency_penalty = p.frequency_penalty;
   a->sampling.presence_penalty = p.presence_penalty;
   a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.stop, p.max_tokens);
+  a->grammar = grammar_for(p, rec->generated);
   for (int32_t t : rec->generated) {  // tokens out before: replayed
     a->last = a->stream->push(t);
     a->replayed_texts.push_back(a->last.text);
@@ -49,6 +51,22 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
   }
   a->record = std::move(*rec);
   return active_.emplace(id, std::move(a)).first->second.get();
+}
+
+std::unique_ptr<GrammarMatcher> GenerationTail::grammar_for(const RequestParams& params,
+                                                            const std::vector<int32_t>& generated) {
+  if (params.response_format.is_null()) return nullptr;
+  const std::string key = params.response_format.dump();
+  auto it = grammars_.find(key);
+  if (it == grammars_.end()) {
+    if (grammars_.size() >= 256) grammars_.clear();  // a bound; a miss costs one compilation
+    it = grammars_.emplace(key, grammar_for_response_format(params.response_format)).first;
+  }
+  if (it->second.empty()) return nullptr;  // {"type": "text"}
+  if (!grammar_vocab_) grammar_vocab_ = std::make_unique<GrammarVocabulary>(*ctx_.tokenizer, stop_tokens_);
+  auto m = std::make_unique<GrammarMatcher>(it->second, *grammar_vocab_);
+  for (int32_t t : generated) m->accept(t);  // the state after the tokens out before (a takeover)
+  return m;
 }
 
 void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
@@ -216,9 +234,14 @@ std::optional<GenerationTail::Chosen> GenerationTail::choose(Active& a, const Ac
     throw std::runtime_error("step asks for token " + std::to_string(index) + " but Redis holds " + std::to_string(n));
   a.taken_over = false;
   // Penalties over the tokens generated so far (Redis's list, the same after a replay).
+  // Then the response_format's grammar mask: logprobs are over the masked distribution.
   const RequestParams& params = a.record.params;
-  TokenChoice choice = choose_token(logits, a.sampling, a.record.generated, static_cast<uint64_t>(index),
+  std::vector<float> masked;
+  const int deciding = tokens_deciding_the_draw(a.sampling, params.logprobs);
+  TokenChoice choice = choose_token(a.grammar ? a.grammar->masked(logits, masked, deciding) : logits, a.sampling,
+                                    a.record.generated, static_cast<uint64_t>(index),
                                     params.logprobs ? params.top_logprobs : -1);
+  if (a.grammar) a.grammar->accept(choice.token);
   a.last = a.stream->push(choice.token);
   if (a.last.accepted && index == 0) {
     a.first_token_us = now_us();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "generate/token_stream.h"
+#include "grammar/grammar_matcher.h"
 #include "contracts/result_events.h"
 #include "sampling/logit_adjust.h"
 #include "sampling/sampler.h"
@@ -55,7 +56,10 @@ class GenerationTail {
     TokenStream::Pushed last;      // what the last token pushed gave (its event's text)
     bool taken_over = false;       // rebuilt with tokens out: resend the step after the last one once
     std::vector<std::string> replayed_texts;  // rebuilt with tokens out: each one's event text (republishing)
+    std::unique_ptr<GrammarMatcher> grammar;  // response_format's constraint, advanced past its tokens
   };
+  // The request's response_format as a matcher advanced past `generated` (nullptr: none).
+  std::unique_ptr<GrammarMatcher> grammar_for(const RequestParams& params, const std::vector<int32_t>& generated);
   // nullptr when the request is gone (error sent) or finished.
   Active* lookup(const std::string& id, std::set<std::string>& to_verify);
   void verify_taken_over(const std::set<std::string>& ids);
@@ -86,6 +90,8 @@ class GenerationTail {
   std::set<std::string> verified_finished_;  // finished here, or checked after a takeover
   uint64_t takeovers_ = 0, republished_ = 0;
   std::vector<ActivationMsg> next_steps_;  // this batch's decode steps for stage 0
+  std::unique_ptr<GrammarVocabulary> grammar_vocab_;  // built at the first request with a response_format
+  std::map<std::string, std::string> grammars_;       // response_format (JSON text) -> GBNF, a bounded cache
 };
 
 }  // namespace fleet

@@ -309,6 +309,12 @@ bool Tokenizer::produces_text(int32_t id) const {
   return true;
 }
 
+bool Tokenizer::is_ordinary(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= data_->kinds.size())
+    throw std::runtime_error(data_->source + ": token id " + std::to_string(id) + " is outside the vocabulary");
+  return data_->kinds[id] == TokenKind::kNormal || data_->kinds[id] == TokenKind::kByte;
+}
+
 std::string_view Tokenizer::token_bytes(int32_t id, bool first_piece) const {
   if (id < 0 || static_cast<size_t>(id) >= data_->token_bytes.size())
     throw std::runtime_error(data_->source + ": token id " + std::to_string(id) + " is outside the vocabulary");

@@ -68,6 +68,8 @@ class Tokenizer {
   // first text-producing piece (used by StreamDecoder).
   std::string_view token_bytes(int32_t id, bool first_piece) const;
   bool produces_text(int32_t id) const;
+  // A vocabulary piece or a byte token: not a control, unknown or added (special) token.
+  bool is_ordinary(int32_t id) const;
 
  private:
   std::unique_ptr<tok::TokenizerData> data_;

@@ -11,7 +11,7 @@ tokenization_utils_base.apply_chat_template), without needing transformers itsel
   render(messages=..., tools=None, documents=None, add_generation_prompt=..., bos_token=..., eos_token=...)
 
 Templates: tests/fixtures/chat_templates/templates/*.jinja (the 70 of the llama-cpp-python
-source archive, see scripts/vendor-jinja; "set": "archive") and extra/*.jinja (SmolLM2-135M-Instruct's
+source archive, see scripts/vendor-llama-cpp; "set": "archive") and extra/*.jinja (SmolLM2-135M-Instruct's
 own, from its GGUF tokenizer.chat_template; "set": "extra").
 Output: tests/fixtures/chat_templates/renders.json.
 Usage: python3 scripts/reference/chat_template_renders.py [--check]

@@ -15,6 +15,7 @@
 #include "engine/matmul.h"
 #include "generate/batched_generate.h"
 #include "generate/generate.h"
+#include "grammar/response_format.h"
 #include "model/weights.h"
 
 namespace fleet::cmd {
@@ -72,6 +73,7 @@ void add_generate(CLI::App& app) {
     float temperature = 1.0f, top_p = 1.0f;
     int64_t seed = -1;
     std::vector<std::string> stop;
+    std::string response_format;
   };
   auto o = std::make_shared<Opts>();
   auto* c = app.add_subcommand("generate", "Generate text with the whole model in this process");
@@ -90,6 +92,8 @@ void add_generate(CLI::App& app) {
   c->add_option("--top-k", o->top_k, "0: no limit")->check(CLI::NonNegativeNumber);
   c->add_option("--seed", o->seed, "sampling seed (default: random, printed to stderr); request i of a batch uses seed + i");
   c->add_option("--stop", o->stop, "stop string (repeatable)");
+  c->add_option("--response-format", o->response_format,
+                "OpenAI response_format as JSON, e.g. '{\"type\": \"json_object\"}' or a json_schema");
   c->add_option("--weights", o->weights, "in-memory weight dtype: auto, f32, bf16, q8_0");
   c->add_option("--activations", o->activations, "activation mode: auto (q8 for quantized weights), f32, q8")
       ->check(CLI::IsMember({"auto", "f32", "q8"}));
@@ -114,6 +118,19 @@ void add_generate(CLI::App& app) {
     p.sampling.top_k = o->top_k;
     p.sampling.seed = o->seed >= 0 ? static_cast<uint64_t>(o->seed) : std::random_device{}();
     p.stop = o->stop;
+    if (!o->response_format.empty()) {
+      nlohmann::json rf;
+      try {
+        rf = nlohmann::json::parse(o->response_format);
+      } catch (const nlohmann::json::exception& e) {
+        throw CLI::ValidationError("--response-format", std::string("not JSON: ") + e.what());
+      }
+      try {
+        p.grammar = grammar_for_response_format(rf);
+      } catch (const std::invalid_argument& e) {
+        throw CLI::ValidationError("--response-format", e.what());
+      }
+    }
     if (o->seed < 0 && o->temperature > 0)
       log::logf(log::Level::Info, "seed %llu", static_cast<unsigned long long>(p.sampling.seed));
     if (o->parallel > 0 || !o->prompts_file.empty()) {

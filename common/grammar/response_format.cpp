@@ -1,0 +1,163 @@
+#include "grammar/response_format.h"
+
+#include <memory>
+#include <set>
+#include <stdexcept>
+
+#include "json-schema-to-grammar.h"
+#include "llama-grammar.h"
+
+namespace fleet {
+namespace {
+
+// JSON Schema keywords the grammar enforces (llama.cpp's converter), and the ones that only
+// annotate. Anything else would be silently dropped by the converter, so an output could break
+// the schema: refused instead, naming the keyword and where it is (as OpenAI's strict mode
+// refuses what it does not support).
+bool enforced_keyword(const std::string& k) {
+  static const std::set<std::string> kw = {
+      "type",     "properties", "required", "additionalProperties", "items",     "prefixItems", "minItems",
+      "maxItems", "enum",       "const",    "anyOf",                "allOf",     "$ref",        "pattern",
+      "minLength", "maxLength", "format",   "minimum",              "maximum",   "exclusiveMinimum", "exclusiveMaximum"};
+  return kw.count(k) > 0;
+}
+bool annotation_keyword(const std::string& k) {
+  static const std::set<std::string> kw = {"title",     "description", "default",  "examples", "$schema", "$id",
+                                           "$comment",  "deprecated",  "readOnly", "writeOnly", "$defs",  "definitions"};
+  return kw.count(k) > 0;
+}
+
+bool only_integer(const nlohmann::json& type) {
+  if (type.is_string()) return type == "integer";
+  if (!type.is_array() || type.empty()) return false;
+  for (const auto& t : type)
+    if (t != "integer" && t != "null") return false;
+  return true;
+}
+
+void check_keywords(const nlohmann::json& schema, const std::string& path) {
+  if (schema.is_boolean()) return;
+  if (!schema.is_object()) throw std::invalid_argument("response_format: the JSON schema at " + path + " is not an object");
+  auto refuse = [&](const std::string& why) {
+    throw std::invalid_argument("response_format: the JSON schema cannot be used: " + why);
+  };
+  for (const auto& [k, v] : schema.items()) {
+    if (!enforced_keyword(k) && !annotation_keyword(k))
+      refuse("'" + k + "' at " + path + " is not supported (the grammar cannot enforce it)");
+    if ((k == "minimum" || k == "maximum" || k == "exclusiveMinimum" || k == "exclusiveMaximum") &&
+        !only_integer(schema.value("type", nlohmann::json())))
+      refuse("'" + k + "' at " + path + " is only supported with \"type\": \"integer\"");
+    if (k == "format") {
+      static const std::set<std::string> formats = {"date", "time", "date-time", "uuid", "uuid1", "uuid2", "uuid3", "uuid4", "uuid5"};
+      if (!v.is_string() || !formats.count(v.get<std::string>()))
+        refuse("'format' at " + path + " must be one of date, time, date-time, uuid (got " + v.dump() + ")");
+    }
+  }
+  auto each_schema_in = [&](const char* key, bool by_name) {
+    auto it = schema.find(key);
+    if (it == schema.end()) return;
+    if (by_name && it->is_object()) {
+      for (const auto& [name, sub] : it->items()) check_keywords(sub, path + "/" + key + "/" + name);
+    } else if (!by_name && it->is_array()) {
+      for (size_t i = 0; i < it->size(); ++i) check_keywords((*it)[i], path + "/" + key + "/" + std::to_string(i));
+    } else if (!by_name && (it->is_object() || it->is_boolean())) {
+      check_keywords(*it, path + "/" + key);
+    }
+  };
+  each_schema_in("properties", true);
+  each_schema_in("$defs", true);
+  each_schema_in("definitions", true);
+  each_schema_in("items", false);
+  each_schema_in("prefixItems", false);
+  each_schema_in("anyOf", false);
+  each_schema_in("allOf", false);
+  each_schema_in("additionalProperties", false);
+}
+
+// The schema with each "properties" object in output order: the names listed in "required"
+// first, in that array's order, then the others by name. The order of an object's keys does not
+// survive every JSON library between a client and the worker (nlohmann::json, Go maps sort or
+// shuffle them); an array's order does, so every worker derives the same grammar.
+nlohmann::ordered_json in_output_order(const nlohmann::json& s) {
+  if (s.is_array()) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto& e : s) out.push_back(in_output_order(e));
+    return out;
+  }
+  if (!s.is_object()) return nlohmann::ordered_json::parse(s.dump());
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : s.items()) {
+    if (k == "properties" && v.is_object()) {
+      nlohmann::ordered_json props = nlohmann::ordered_json::object();
+      if (auto req = s.find("required"); req != s.end() && req->is_array())
+        for (const auto& name : *req)
+          if (name.is_string() && v.contains(name.get<std::string>()) && !props.contains(name.get<std::string>()))
+            props[name.get<std::string>()] = in_output_order(v.at(name.get<std::string>()));
+      for (const auto& [name, sub] : v.items())
+        if (!props.contains(name)) props[name] = in_output_order(sub);
+      out[k] = std::move(props);
+    } else if (k == "enum" || k == "const" || k == "default" || k == "examples") {
+      out[k] = nlohmann::ordered_json::parse(v.dump());  // values, not schemas
+    } else {
+      out[k] = in_output_order(v);
+    }
+  }
+  return out;
+}
+
+std::string schema_grammar(const nlohmann::json& schema) {
+  check_keywords(schema, "#");
+  std::string gbnf;
+  try {
+    gbnf = json_schema_to_grammar(common_json::parse(in_output_order(schema).dump()), /*force_gbnf=*/true);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    const std::string prefix = "JSON schema conversion failed:\n";
+    while (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
+    throw std::invalid_argument("response_format: the JSON schema cannot be used: " + why);
+  }
+  // The converter's output must parse as a grammar; if it does not, say so instead of failing later.
+  std::unique_ptr<llama_grammar, void (*)(llama_grammar*)> g(
+      llama_grammar_init_impl(nullptr, gbnf.c_str(), "root", false, nullptr, 0, nullptr, 0), llama_grammar_free_impl);
+  if (!g) throw std::invalid_argument("response_format: the JSON schema gives a grammar the engine cannot use");
+  return gbnf;
+}
+
+}  // namespace
+
+std::string grammar_for_response_format(const nlohmann::json& rf) {
+  if (!rf.is_object()) throw std::invalid_argument("response_format must be an object");
+  const auto type = rf.find("type");
+  if (type == rf.end() || !type->is_string())
+    throw std::invalid_argument("response_format.type must be one of \"text\", \"json_object\", \"json_schema\"");
+  for (const auto& [key, value] : rf.items())
+    if (key != "type" && key != "json_schema")
+      throw std::invalid_argument("response_format: unknown field '" + key + "'");
+  const std::string t = type->get<std::string>();
+  if (t == "text" || t == "json_object") {
+    if (rf.contains("json_schema")) throw std::invalid_argument("response_format.json_schema is only for type \"json_schema\"");
+    return t == "text" ? "" : schema_grammar({{"type", "object"}});
+  }
+  if (t != "json_schema")
+    throw std::invalid_argument("response_format.type must be one of \"text\", \"json_object\", \"json_schema\" (got \"" + t + "\")");
+  const auto js = rf.find("json_schema");
+  if (js == rf.end() || !js->is_object()) throw std::invalid_argument("response_format.json_schema must be an object");
+  for (const auto& [key, value] : js->items()) {
+    if (key == "name") {
+      if (!value.is_string()) throw std::invalid_argument("response_format.json_schema.name must be a string");
+    } else if (key == "strict") {
+      if (!value.is_boolean() && !value.is_null()) throw std::invalid_argument("response_format.json_schema.strict must be a boolean");
+    } else if (key == "description") {
+      if (!value.is_string()) throw std::invalid_argument("response_format.json_schema.description must be a string");
+    } else if (key != "schema") {
+      throw std::invalid_argument("response_format.json_schema: unknown field '" + key + "'");
+    }
+  }
+  const auto schema = js->find("schema");
+  if (schema == js->end()) return schema_grammar({{"type", "object"}});  // OpenAI: no schema, any object
+  if (!schema->is_object() && !schema->is_boolean())
+    throw std::invalid_argument("response_format.json_schema.schema must be a JSON Schema (an object)");
+  return schema_grammar(*schema);
+}
+
+}  // namespace fleet
