@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -96,6 +97,11 @@ bool quiet(const ParsedMetrics& m) {
 
 const json kMessages = json::array({{{"role", "system"}, {"content", "You tell short stories."}},
                                     {{"role", "user"}, {"content", "Tell me about a dog."}}});
+const json kPersonSchema = {{"type", "object"},
+                            {"properties", {{"name", {{"type", "string"}, {"maxLength", 12}}},
+                                            {"age", {{"type", "integer"}, {"minimum", 0}, {"maximum", 99}}}}},
+                            {"required", {"name", "age"}},
+                            {"additionalProperties", false}};
 
 TEST_F(IngressE2E, OfficialOpenAIClient) {
   int st = 0;
@@ -105,7 +111,8 @@ TEST_F(IngressE2E, OfficialOpenAIClient) {
   const std::string python = py.substr(0, py.find('\n'));
   const int n = 40;
   const json spec = {{"base_url", ingress_->base_url() + "/v1"}, {"api_key", kKey}, {"model", kModel},
-                     {"prompt", "Once upon a time"}, {"max_tokens", n}, {"messages", kMessages}};
+                     {"prompt", "Once upon a time"}, {"max_tokens", n}, {"messages", kMessages},
+                     {"schema", kPersonSchema}};
   const std::string spec_file = scratch_dir("ingress-openai") + "/spec.json";
   std::ofstream(spec_file) << spec.dump();
   const std::string out = run_command(python + " " + FLEET_SOURCE_ROOT + "/tests/ingress/openai_client.py \"$(cat " +
@@ -144,6 +151,27 @@ TEST_F(IngressE2E, OfficialOpenAIClient) {
     EXPECT_LE(t[1].get<double>(), 0.0);
     EXPECT_GE(t[2][0][1].get<double>(), t[2][1][1].get<double>());
   }
+  // response_format json_schema: JSON of the schema's shape from a story model, the same streamed
+  // and not (seeded); every logprob is of an allowed token, so the alternatives' mass is at most 1.
+  for (const char* k : {"json_schema", "json_schema_stream"}) {
+    SCOPED_TRACE(k);
+    EXPECT_EQ(r[k]["finish_reason"], "stop");
+    const std::string text = r[k]["text"].get<std::string>();
+    ASSERT_TRUE(json::accept(text)) << text;
+    const json v = json::parse(text);
+    EXPECT_TRUE(v.at("name").is_string()) << text;
+    EXPECT_TRUE(v.at("age").is_number_integer()) << text;
+    EXPECT_EQ(v.size(), 2u) << text;
+  }
+  EXPECT_EQ(r["json_schema"]["text"], r["json_schema_stream"]["text"]);
+  for (const json& t : r["json_schema"]["logprobs"]) {
+    double mass = 0;
+    for (const json& a : t[1]) mass += std::exp(a.get<double>());
+    EXPECT_LE(mass, 1.0 + 1e-9);
+    EXPECT_LE(t[0].get<double>(), 0.0);
+  }
+  EXPECT_EQ(r["bad_schema"]["status"], 400) << r["bad_schema"].dump();
+  EXPECT_EQ(r["bad_schema"]["param"], "response_format") << r["bad_schema"].dump();
   EXPECT_EQ(r["wrong_key"]["status"], 401);
   EXPECT_EQ(r["bad_model"]["status"], 404);
   EXPECT_EQ(r["bad_model"]["code"], "model_not_found");

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Drives fleet-ingress with the official openai client (tests/ingress/ingress_test.cpp).
 
-Usage: openai_client.py SPEC_JSON   (spec: base_url, api_key, model, prompt, max_tokens, messages)
+Usage: openai_client.py SPEC_JSON   (spec: base_url, api_key, model, prompt, max_tokens, messages, schema)
 Prints one JSON object:
   completion:  {text, finish_reason, usage, id, object}        client.completions.create
   chat_stream: {text, finish_reason, usage, id, role, chunks}  client.chat.completions.create(stream=True,
                                                                 stream_options={"include_usage": True})
   chat_logprobs: {text, logprobs: [[token, logprob, [[alt, logprob]...]]...]} non-streamed, with penalties
+  json_schema, json_schema_stream: {text, finish_reason[, logprobs]}  response_format json_schema (spec's schema)
+  bad_schema:  {status, param, message}                         a schema the server refuses
   wrong_key:   {status, type}                                   the AuthenticationError the client raised
   bad_model:   {status, code}                                   the NotFoundError
 """
@@ -52,6 +54,31 @@ def main() -> int:
         "text": lp.choices[0].message.content,
         "logprobs": [[t.token, t.logprob, [[a.token, a.logprob] for a in t.top_logprobs]]
                      for t in lp.choices[0].logprobs.content]}
+
+    # Structured output: a JSON schema, sampled (seeded), streamed and not; logprobs over the
+    # masked distribution; a schema the server cannot enforce is a 400 naming response_format.
+    fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": spec["schema"], "strict": True}}
+    js = client.chat.completions.create(model=spec["model"], messages=spec["messages"], max_tokens=spec["max_tokens"],
+                                        temperature=0.8, seed=3, response_format=fmt, logprobs=True, top_logprobs=2)
+    out["json_schema"] = {"text": js.choices[0].message.content, "finish_reason": js.choices[0].finish_reason,
+                          "logprobs": [[t.logprob, [a.logprob for a in t.top_logprobs]]
+                                       for t in js.choices[0].logprobs.content]}
+    text, finish = "", None
+    for chunk in client.chat.completions.create(model=spec["model"], messages=spec["messages"],
+                                                max_tokens=spec["max_tokens"], temperature=0.8, seed=3,
+                                                response_format=fmt, stream=True):
+        for ch in chunk.choices:
+            text += ch.delta.content or ""
+            finish = ch.finish_reason or finish
+    out["json_schema_stream"] = {"text": text, "finish_reason": finish}
+    try:
+        client.chat.completions.create(model=spec["model"], messages=spec["messages"], max_tokens=4,
+                                       response_format={"type": "json_schema", "json_schema": {
+                                           "name": "x", "schema": {"type": "object", "minProperties": 1}}})
+        out["bad_schema"] = {"status": 200}
+    except openai.BadRequestError as e:
+        out["bad_schema"] = {"status": e.status_code, "param": (e.body or {}).get("param"),
+                             "message": (e.body or {}).get("message")}
 
     bad = openai.OpenAI(base_url=spec["base_url"], api_key="wrong-key", max_retries=0)
     try:
