@@ -27,6 +27,7 @@ def contract(target, kind, picks):
 
 
 contract("prompt_record", "prompt", [("valid", "chat.json"), ("valid", "full.json"), ("valid", "minimal.json"),
+                                      ("valid", "json-schema.json"),
                                       ("valid", "nulls-read-as-absent.json"), ("invalid", "both-prompt-and-messages.json"),
                                       ("invalid", "too-many-stop-strings.json")])
 contract("control_record", "control", [("valid", "cancel.json"), ("invalid", "bad-id.json"),
@@ -161,3 +162,16 @@ put("gguf", "sample", (ROOT / "tests/fixtures/gguf/sample.gguf").read_bytes())
 
 total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
 print(f"fuzz/corpus: {sum(1 for p in OUT.rglob('*') if p.is_file())} files, {total} bytes")
+
+
+# --- response_format: the format's JSON, a 0 byte, then text fed to the grammar ---------------
+_schemas = json.loads((ROOT / "tests" / "fixtures" / "structured_outputs" / "schemas.json").read_text())
+_texts = {"person": '{"name":"Ann","age":7}', "color_enum_const": '{"color":"red","kind":"fruit"}',
+          "code_pattern": '{"code":"ABC-12"}', "order_items": '{"order_id":3,"items":[{"sku":"a","qty":2}]}'}
+for _name, _schema in _schemas.items():
+    _rf = {"type": "json_schema", "json_schema": {"name": _name, "schema": _schema, "strict": True}}
+    put("response_format", _name, json.dumps(_rf) + "\0" + _texts.get(_name, "{"))
+put("response_format", "json_object", '{"type": "json_object"}\0{"a":[1,2,{"b":null}]}')
+put("response_format", "text", '{"type": "text"}')
+put("response_format", "unsupported-keyword", '{"type": "json_schema", "json_schema": {"schema": {"type": "object", "minProperties": 1}}}')
+put("response_format", "ref-to-nothing", '{"type": "json_schema", "json_schema": {"schema": {"$ref": "#/$defs/x"}}}')

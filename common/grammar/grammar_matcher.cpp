@@ -21,7 +21,7 @@ struct GrammarVocabulary::Pieces {
 };
 
 GrammarVocabulary::GrammarVocabulary(const Tokenizer& tok, std::vector<int32_t> stop_tokens)
-    : tok_(tok), size_(tok.vocab_size()), stop_tokens_(std::move(stop_tokens)) {
+    : size_(tok.vocab_size()), stop_tokens_(std::move(stop_tokens)) {
   std::sort(stop_tokens_.begin(), stop_tokens_.end());
   for (bool first : {true, false}) {
     auto p = std::make_unique<Pieces>();

@@ -42,7 +42,6 @@ class GrammarVocabulary {
  private:
   friend class GrammarMatcher;
   struct Pieces;  // code points of every text token, and the candidate lists pointing into them
-  const Tokenizer& tok_;
   size_t size_;
   std::vector<int32_t> stop_tokens_;
   std::unique_ptr<Pieces> first_, later_;  // as the output's first text / after some text

@@ -1,5 +1,8 @@
 #include "grammar/response_format.h"
 
+#include <algorithm>
+#include <cctype>
+#include <functional>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -35,12 +38,57 @@ bool only_integer(const nlohmann::json& type) {
   return true;
 }
 
+// The grammar engine unrolls repetitions ({m,n}) and gives up above 2000: a longer bound would be
+// dropped (the output could break the schema) or refused late, and min > max never ends.
+constexpr int64_t kMaxRepetition = 2000;
+
+void check_bounds(const nlohmann::json& schema, const char* lo, const char* hi, const std::string& path,
+                  const std::function<void(const std::string&)>& refuse) {
+  int64_t low = 0, high = kMaxRepetition;
+  for (const char* k : {lo, hi}) {
+    auto it = schema.find(k);
+    if (it == schema.end()) continue;
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > kMaxRepetition)
+      refuse(std::string("'") + k + "' at " + path + " must be an integer in [0, " + std::to_string(kMaxRepetition) + "]");
+    (k == lo ? low : high) = it->get<int64_t>();
+  }
+  if (low > high) refuse(std::string("'") + lo + "' at " + path + " is above '" + hi + "'");
+}
+
+// Repetition bounds inside a regex pattern ({n}, {m,}, {m,n}) obey the same limits.
+void check_pattern(const std::string& pattern, const std::string& path, const std::function<void(const std::string&)>& refuse) {
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (pattern[i] != '{') continue;
+    int64_t m = -1, n = -1, *cur = &m;
+    size_t j = i + 1;
+    for (; j < pattern.size() && (std::isdigit(static_cast<unsigned char>(pattern[j])) || pattern[j] == ','); ++j) {
+      if (pattern[j] == ',') {
+        if (cur == &n) break;
+        cur = &n;
+        continue;
+      }
+      *cur = std::min<int64_t>((*cur < 0 ? 0 : *cur) * 10 + (pattern[j] - '0'), kMaxRepetition + 1);
+    }
+    if (j >= pattern.size() || pattern[j] != '}' || m < 0) continue;
+    if (m > kMaxRepetition || n > kMaxRepetition)
+      refuse("a repetition in 'pattern' at " + path + " is above " + std::to_string(kMaxRepetition));
+    if (n >= 0 && m > n) refuse("a repetition {m,n} in 'pattern' at " + path + " has m > n");
+  }
+}
+
 void check_keywords(const nlohmann::json& schema, const std::string& path) {
   if (schema.is_boolean()) return;
   if (!schema.is_object()) throw std::invalid_argument("response_format: the JSON schema at " + path + " is not an object");
-  auto refuse = [&](const std::string& why) {
+  const std::function<void(const std::string&)> refuse = [](const std::string& why) {
     throw std::invalid_argument("response_format: the JSON schema cannot be used: " + why);
   };
+  check_bounds(schema, "minLength", "maxLength", path, refuse);
+  check_bounds(schema, "minItems", "maxItems", path, refuse);
+  if (auto p = schema.find("pattern"); p != schema.end() && p->is_string()) check_pattern(p->get<std::string>(), path, refuse);
   for (const auto& [k, v] : schema.items()) {
     if (!enforced_keyword(k) && !annotation_keyword(k))
       refuse("'" + k + "' at " + path + " is not supported (the grammar cannot enforce it)");

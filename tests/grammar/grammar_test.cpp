@@ -76,6 +76,15 @@ TEST(ResponseFormat, BadFormatsGetErrorsNamingTheField) {
             std::string::npos);
   EXPECT_NE(error_of(schema_format({{"type", "string"}, {"format", "email"}})).find("'format' at #"), std::string::npos);
   EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", "(?=a)b"}})).find("cannot be used"), std::string::npos);
+  // Bounds the engine cannot unroll, or that nothing satisfies (the fuzzer's out-of-memory find).
+  EXPECT_NE(error_of(schema_format({{"type", "string"}, {"minLength", 2}, {"maxLength", 1}})).find("'minLength' at # is above"),
+            std::string::npos);
+  EXPECT_NE(error_of(schema_format({{"type", "string"}, {"maxLength", 100000}})).find("[0, 2000]"), std::string::npos);
+  EXPECT_NE(error_of(schema_format({{"type", "array"}, {"maxItems", -1}})).find("'maxItems'"), std::string::npos);
+  EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", "^a{3,2}$"}})).find("m > n"), std::string::npos);
+  EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", "^a{5000}$"}})).find("above 2000"), std::string::npos);
+  EXPECT_EQ(error_of(schema_format({{"type", "string"}, {"pattern", "^a\\{5000}$"}})).find("above 2000"),
+            std::string::npos);  // an escaped brace is no repetition
   // A schema the converter cannot express: a $ref to nothing.
   const std::string e = error_of(schema_format({{"$ref", "#/$defs/missing"}}));
   EXPECT_NE(e.find("the JSON schema cannot be used"), std::string::npos) << e;
