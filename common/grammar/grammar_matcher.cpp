@@ -116,35 +116,35 @@ int tokens_deciding_the_draw(const SamplingParams& p, bool logprobs) {
 }
 
 std::span<const float> GrammarMatcher::masked(std::span<const float> logits, std::vector<float>& scratch, int best) const {
-  if (best <= 0) {
+  // The highest tokens first: a model mostly prefers a token the grammar allows, so one check
+  // usually decides. When the first kLazyChecks do not hold `best` allowed ones (a model that
+  // fights the grammar), the full mask is cheaper than checking on one at a time.
+  constexpr size_t kLazyChecks = 16;
+  const size_t n = logits.size();
+  std::vector<int32_t> kept;
+  if (best > 0 && static_cast<size_t>(best) <= kLazyChecks) {
+    const auto top = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    if (best == 1 && allows(top)) {
+      kept.push_back(top);
+    } else {
+      auto higher = [&](int32_t a, int32_t b) {
+        return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
+               (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
+      };
+      std::vector<int32_t> order(n);
+      for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(i);
+      const size_t window = std::min(n, kLazyChecks);
+      std::partial_sort(order.begin(), order.begin() + static_cast<long>(window), order.end(), higher);
+      for (size_t i = 0; i < window && kept.size() < static_cast<size_t>(best); ++i)
+        if (allows(order[i])) kept.push_back(order[i]);
+      if (kept.size() < static_cast<size_t>(best)) kept.clear();  // not decided by the window
+    }
+  }
+  if (kept.empty()) {
     scratch.assign(logits.begin(), logits.end());
     if (mask(scratch) == 0) throw std::runtime_error("the response_format grammar allows no token here");
     return scratch;
   }
-  // The highest tokens first, in growing sorted windows; most steps end at the first token.
-  const size_t n = logits.size();
-  auto higher = [&](int32_t a, int32_t b) {
-    return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
-           (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
-  };
-  std::vector<int32_t> kept;
-  const auto top = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  if (best == 1 && allows(top)) {
-    kept.push_back(top);
-  } else {
-    std::vector<int32_t> order(n);
-    for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(i);
-    size_t done = 0, window = 64;
-    while (kept.size() < static_cast<size_t>(best) && done < n) {
-      const size_t end = std::min(n, done + window);
-      std::partial_sort(order.begin() + static_cast<long>(done), order.begin() + static_cast<long>(end), order.end(), higher);
-      for (size_t i = done; i < end && kept.size() < static_cast<size_t>(best); ++i)
-        if (allows(order[i])) kept.push_back(order[i]);
-      done = end;
-      window *= 4;
-    }
-  }
-  if (kept.empty()) throw std::runtime_error("the response_format grammar allows no token here");
   scratch.assign(n, -std::numeric_limits<float>::infinity());
   for (int32_t t : kept) scratch[static_cast<size_t>(t)] = logits[static_cast<size_t>(t)];
   return scratch;

@@ -60,11 +60,12 @@ class GrammarMatcher {
   // allows (0: a dead end; the caller ends the request).
   size_t mask(std::span<float> logits) const;
   // The row with every token the grammar does not allow next at -inf, copied into `scratch`;
-  // throws std::runtime_error when it allows none (a dead end). With `best` > 0 only the `best`
-  // highest allowed tokens are kept (ties: lower id first, as the sampler orders them), found by
-  // checking tokens from the highest logit down: the same draw as the full mask when the draw
-  // only looks at that many (greedy: 1; top_k: k), and usually one check instead of the whole
-  // vocabulary (tokens_deciding_the_draw says how many).
+  // throws std::runtime_error when it allows none (a dead end). With `best` > 0 (at most 16) the
+  // highest tokens are checked first (ties: lower id first, as the sampler orders them); when the
+  // `best` highest allowed ones are among the first 16, only they are kept: the same draw as the
+  // full mask when the draw only looks at that many (greedy: 1; top_k: k; see
+  // tokens_deciding_the_draw), usually after one check instead of the whole vocabulary.
+  // Otherwise the full mask.
   std::span<const float> masked(std::span<const float> logits, std::vector<float>& scratch, int best = 0) const;
   // Whether `token` may come next (one candidate: cheap).
   bool allows(int32_t token) const;
