@@ -1,12 +1,13 @@
 """What bench/fleet-throughput and bench/stage-startup share: the build's binaries, a private
 stack (scripts/stack.sh) and the compute-balanced cut of a model (`fleet plan --balance compute`)."""
-import json, os, pathlib, subprocess
+import json, os, pathlib, re, subprocess, time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("FLEET_BUILD_DIR", ROOT / "build"))
 FLEET = BUILD / "services/fleet/fleet"
 STAGE = BUILD / "services/fleet-stage/fleet-stage"
 LOAD = BUILD / "bench/fleet_bench_load"
+INGRESS = BUILD / "services/fleet-ingress/fleet-ingress"
 
 
 def compute_plan(model, stages, tmp):
@@ -33,3 +34,56 @@ def stack_up(directory):
 def stack_down(directory):
     subprocess.run([str(ROOT / "scripts/stack.sh"), "down", str(directory)], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
+
+
+class Fleet:
+    """One fleet-stage worker per cut on a running stack (and, with ingress=True, a fleet-ingress
+    on a free port: .base_url), from a deployment file written to `tmp`."""
+    def __init__(self, env, model, cuts, threads, tmp, tag, partitions, ingress=False):
+        self.tmp, self.procs = tmp, []
+        self.config = tmp / f"{tag}.yaml"
+        stages = "".join(f"  - layers: [{a}, {b}]\n" for a, b in cuts)
+        self.config.write_text(
+            f"kafka: {{brokers: \"{env['FLEET_KAFKA_BROKERS']}\", topic_prefix: {tag}, partitions: {partitions}}}\n"
+            f"redis: {{url: \"{env['FLEET_REDIS_URL']}\"}}\n"
+            f"model: {{name: {tag}, path: \"{model}\"}}\nstages:\n{stages}"
+            "batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}\n"
+            "kv: {budget_bytes: 2GiB, max_requests: 256}\n"
+            "timeouts: {request_s: 600, heartbeat_ttl_s: 3, finished_request_ttl_s: 600}\n")
+        for k in range(len(cuts)):
+            logf = open(tmp / f"{tag}-stage{k}.log", "w")
+            self.procs.append((subprocess.Popen([str(STAGE), "--config", str(self.config), "--stage", str(k),
+                                                 "--threads", str(threads)], stdout=logf, stderr=subprocess.STDOUT,
+                                                env=env), tmp / f"{tag}-stage{k}.log"))
+        deadline = time.time() + 300
+        for p, path in self.procs:
+            while True:
+                text = path.read_text()
+                if "] ready" in text and "] assignment" in text:
+                    break
+                if p.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"worker did not start: {path}\n{text[-3000:]}")
+                time.sleep(0.1)
+        self.base_url = None
+        if ingress:
+            path = tmp / f"{tag}-ingress.log"
+            p = subprocess.Popen([str(INGRESS), "--config", str(self.config), "--host", "127.0.0.1", "--port", "0"],
+                                 stdout=open(path, "w"), stderr=subprocess.STDOUT, env=env)
+            self.procs.append((p, path))
+            while not self.base_url:
+                m = re.search(r"listening on (http://\S+)", path.read_text())
+                if m:
+                    self.base_url = m.group(1)
+                elif p.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"fleet-ingress did not start: {path}\n{path.read_text()[-3000:]}")
+                else:
+                    time.sleep(0.1)
+
+    def stop(self):
+        for p, _ in self.procs:
+            p.terminate()
+        for p, _ in self.procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
