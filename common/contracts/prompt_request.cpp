@@ -26,10 +26,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::array<const char*, 15> kPromptFields = {
+constexpr std::array<const char*, 16> kPromptFields = {
     "id",   "prompt",    "messages",          "max_tokens",       "temperature", "top_p",        "top_k",
     "seed", "stop",      "timeout_s",         "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
-    "response_format"};
+    "response_format", "logit_bias"};
 
 // Thrown inside the parser only; turned into a ContractError at the boundary.
 struct Invalid {
@@ -163,6 +163,19 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
   if (present(body, "top_logprobs")) {
     r.top_logprobs = static_cast<int>(integer_field(body, "top_logprobs", 0, kMaxTopLogprobs));
     if (r.top_logprobs > 0 && !r.logprobs) throw Invalid{"top_logprobs needs logprobs: true"};
+  }
+  if (present(body, "logit_bias")) {
+    const json& v = body.at("logit_bias");
+    if (!v.is_object()) throw Invalid{"logit_bias must be an object {\"token id\": bias}, got " + json_type_name(v)};
+    if (v.size() > kMaxLogitBias)
+      throw Invalid{"logit_bias has " + std::to_string(v.size()) + " entries, at most " + std::to_string(kMaxLogitBias) + " are allowed"};
+    for (const auto& [k, b] : v.items()) {
+      const bool digits = !k.empty() && k.size() <= 9 && std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; });
+      if (!digits) throw Invalid{"logit_bias keys must be token ids (decimal integers), got \"" + k + "\""};
+      if (!b.is_number() || !(b.get<double>() >= -100 && b.get<double>() <= 100))
+        throw Invalid{"logit_bias[\"" + k + "\"] must be a number in [-100, 100], got " + b.dump()};
+      r.logit_bias[static_cast<int32_t>(std::stol(k))] = b.get<double>();
+    }
   }
   if (present(body, "response_format")) {
     try {

@@ -4,7 +4,8 @@
 //   {"id": "...", "prompt": "..." | "messages": [{"role": "user", "content": "..."}, ...],
 //    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": [...] | "...",
 //    "timeout_s": T, "frequency_penalty": F, "presence_penalty": P, "logprobs": B, "top_logprobs": N,
-//    "response_format": {"type": "json_object" | "json_schema", "json_schema": {...}}}
+//    "response_format": {"type": "json_object" | "json_schema", "json_schema": {...}},
+//    "logit_bias": {"<token id>": B, ...}}
 //
 // Everything but prompt/messages is optional; null reads as absent. Unknown fields are
 // rejected (a misspelt "max_token" must not silently fall back to the default). The schema is
@@ -37,6 +38,8 @@ inline constexpr const char* kTimeout = "timeout";  // not finished within its t
 inline constexpr const char* kInternal = "internal";               // anything else
 }  // namespace error_code
 
+// The most logit_bias entries a request may carry.
+inline constexpr size_t kMaxLogitBias = 1024;
 // The most alternatives a token event may carry (top_logprobs), as OpenAI's API.
 inline constexpr int kMaxTopLogprobs = 20;
 

@@ -16,6 +16,11 @@ nlohmann::json RequestParams::to_json() const {
     j["top_logprobs"] = top_logprobs;
   }
   if (!response_format.is_null()) j["response_format"] = response_format;
+  if (!logit_bias.empty()) {
+    nlohmann::json bias = nlohmann::json::object();
+    for (const auto& [t, b] : logit_bias) bias[std::to_string(t)] = b;
+    j["logit_bias"] = bias;
+  }
   return j;
 }
 
@@ -43,6 +48,13 @@ RequestParams RequestParams::from_json(const nlohmann::json& j) {
   if (auto rf = j.find("response_format"); rf != j.end() && !rf->is_null()) {
     if (!rf->is_object()) throw std::invalid_argument("request params: field response_format: not an object");
     p.response_format = *rf;
+  }
+  if (auto lb = j.find("logit_bias"); lb != j.end() && !lb->is_null()) {
+    if (!lb->is_object()) throw std::invalid_argument("request params: field logit_bias: not an object");
+    for (const auto& [t, b] : lb->items()) {
+      if (!b.is_number()) throw std::invalid_argument("request params: field logit_bias: " + t + " is not a number");
+      p.logit_bias[static_cast<int32_t>(std::stol(t))] = b.get<double>();
+    }
   }
   if (j.contains("seed") && !j["seed"].is_null()) {
     uint64_t s = 0;

@@ -3,6 +3,7 @@
 // this), stored in Redis (fleet:req:<id> field "params"), read back by the last stage for
 // every step it samples. One struct, one place for the defaults.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,10 +35,13 @@ struct RequestParams {
   // OpenAI's response_format ({"type": "json_object"} or {"type": "json_schema", ...}; null:
   // none): the last stage masks the logits with its grammar (grammar/response_format.h).
   nlohmann::json response_format;
+  // OpenAI's logit_bias: token id -> bias in [-100, 100], added to that token's logit before the
+  // grammar mask and the draw (-100 bans a token, +100 all but forces it); at most 1024 entries.
+  std::map<int32_t, double> logit_bias;
 
   // {"max_tokens", "temperature", "top_p", "top_k", "stop"[, "seed"][, "timeout_s"]
   //  [, "frequency_penalty"][, "presence_penalty"][, "logprobs", "top_logprobs"]
-  //  [, "response_format"]} (the last
+  //  [, "response_format"][, "logit_bias"]} (the last
   // ones only when not at their defaults, so older readers see the same JSON as before)
   nlohmann::json to_json() const;
   // The inverse; absent fields take the defaults above. Throws std::invalid_argument naming

@@ -110,7 +110,7 @@ size_t GrammarMatcher::mask(std::span<float> logits) const {
 }
 
 int tokens_deciding_the_draw(const SamplingParams& p, bool logprobs) {
-  if (logprobs || p.frequency_penalty != 0 || p.presence_penalty != 0) return 0;
+  if (logprobs || p.frequency_penalty != 0 || p.presence_penalty != 0 || !p.logit_bias.empty()) return 0;
   if (p.temperature == 0 || p.top_k == 1) return 1;
   return p.top_k;
 }

@@ -26,7 +26,7 @@ struct SamplingParams;
 
 // How many of the highest allowed tokens decide a draw with these parameters: 1 when greedy,
 // top_k when set; 0 (every allowed token: the full mask) when the draw or the reported logprobs
-// need the whole masked distribution, or when penalties change the order after the mask.
+// need the whole masked distribution, or when penalties or logit_bias change the order after the mask.
 int tokens_deciding_the_draw(const SamplingParams& p, bool logprobs);
 
 class GrammarVocabulary {

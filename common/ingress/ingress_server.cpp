@@ -259,6 +259,18 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
   if (!fleet.ready())
     return reject(RejectReason::Unavailable, no_live_worker("The model cannot serve now: " + fleet.why_not_ready()));
 
+  // The prompts record must fit in one Kafka record (kafka.max_message_bytes): refused here with
+  // the limit named, not a 500 from the producer (64 bytes: the id the service gives it).
+  const size_t record_bytes = parsed.request->prompt.to_json().dump().size() + 64;
+  if (record_bytes > config_.kafka.max_message_bytes) {
+    const bool chat = parsed.request->endpoint == Endpoint::ChatCompletions;
+    return reply_error(res, bad_request("The request is too large: as a prompts record it takes " + std::to_string(record_bytes) +
+                                            " bytes, above this deployment's Kafka record limit of " +
+                                            std::to_string(config_.kafka.max_message_bytes) +
+                                            " bytes (kafka.max_message_bytes). Shorten the " +
+                                            (chat ? "messages." : "prompt."),
+                                        chat ? "messages" : "prompt", "request_too_large"));
+  }
   std::unique_ptr<Call> call;
   try {
     call = service_->start(*parsed.request);

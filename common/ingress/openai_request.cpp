@@ -101,7 +101,6 @@ json translate_messages(const json& v) {
 // Fields that would change the output, each accepted only with its no-op value.
 bool is_noop_value(const std::string& k, const json& v) {
   if (v.is_null()) return true;
-  if (k == "logit_bias") return v.is_object() && v.empty();
   if (k == "n" || k == "best_of") return v.is_number() && v.get<double>() == 1;
   if (k == "echo") return v.is_boolean() && !v.get<bool>();
   if (k == "suffix") return v.is_string() && v.get<std::string>().empty();
@@ -112,7 +111,7 @@ bool is_noop_value(const std::string& k, const json& v) {
 }
 
 const std::set<std::string>& output_changing_fields() {
-  static const std::set<std::string> f = {"logit_bias", "n",          "best_of",       "echo",  "suffix",
+  static const std::set<std::string> f = {"n",          "best_of",       "echo",  "suffix",
                                           "tools",      "tool_choice", "functions",     "function_call",
                                           "modalities", "audio", "prediction",
                                           "reasoning_effort", "web_search_options"};
@@ -175,6 +174,12 @@ ApiRequest translate(Endpoint endpoint, const json& body, const std::string& ser
       if (v.is_array() && v.size() > limits.max_stop_strings)
         fail("'stop' holds at most " + std::to_string(limits.max_stop_strings) + " strings.", k);
       rec["stop"] = v;
+    } else if (k == "logit_bias") {
+      if (!v.is_object()) wrong_type(k, "an object {\"token id\": bias}", v);
+      for (const auto& [t, b] : v.items())
+        if (!b.is_number() || !(b.get<double>() >= -100 && b.get<double>() <= 100))
+          fail("'logit_bias' values must be numbers in [-100, 100]; \"" + t + "\" has " + b.dump() + ".", k);
+      if (!v.empty()) rec["logit_bias"] = v;  // keys checked by the prompts contract below
     } else if (k == "response_format") {
       if (!v.is_object()) wrong_type(k, "an object", v);
       try {

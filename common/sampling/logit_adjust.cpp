@@ -50,9 +50,12 @@ TokenChoice choose_token(std::span<const float> logits, const SamplingParams& pa
                          std::span<const int32_t> generated, uint64_t index, int top_logprobs) {
   std::span<const float> row = logits;
   std::vector<float> adjusted;
-  if (params.frequency_penalty != 0 || params.presence_penalty != 0) {
+  if (params.frequency_penalty != 0 || params.presence_penalty != 0 || !params.logit_bias.empty()) {
     adjusted.assign(logits.begin(), logits.end());
     apply_penalties(adjusted, generated, params.frequency_penalty, params.presence_penalty);
+    for (const auto& [t, b] : params.logit_bias)  // ids outside the row were refused at intake
+      if (t >= 0 && static_cast<size_t>(t) < adjusted.size())
+        adjusted[static_cast<size_t>(t)] = static_cast<float>(static_cast<double>(adjusted[static_cast<size_t>(t)]) + b);
     row = adjusted;
   }
   TokenChoice c;

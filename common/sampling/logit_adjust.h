@@ -2,7 +2,8 @@
 // What happens to a row of logits between the model's head and the sampler's draw, shared by
 // the one-process loop (generate()) and the fleet's last stage (GenerationTail) so that both
 // pick the same token:
-//   1. OpenAI's frequency / presence penalties over the tokens the request generated so far;
+//   1. OpenAI's frequency / presence penalties over the tokens the request generated so far,
+//      then its logit_bias (each computed in double, rounded once);
 //   2. the draw (sample_token: seeded by (seed, index));
 //   3. optionally, the sampled token's log-probability and the most likely alternatives.
 // Every step depends only on the row itself and the request's own generated tokens, in a
@@ -37,7 +38,7 @@ struct TokenChoice {
   std::optional<TokenLogprobValues> logprobs;  // set when asked for
 };
 
-// Penalties (when params has any), then sample_token at `index`; logprobs of the penalized row
+// Penalties and logit_bias (when params has any), then sample_token at `index`; logprobs of the adjusted row
 // when top_logprobs >= 0 (-1: none).
 TokenChoice choose_token(std::span<const float> logits, const SamplingParams& params,
                          std::span<const int32_t> generated, uint64_t index, int top_logprobs = -1);

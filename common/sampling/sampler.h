@@ -4,6 +4,7 @@
 // recomputed identically (replay after a worker failure, at-least-once delivery).
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace fleet {
@@ -17,6 +18,8 @@ struct SamplingParams {
   // choose_token applies them; sample_token itself ignores them). 0: off.
   double frequency_penalty = 0;
   double presence_penalty = 0;
+  // OpenAI's logit_bias: (token id, bias) added after the penalties (choose_token). Empty: none.
+  std::vector<std::pair<int32_t, double>> logit_bias;
 };
 
 // A uniform double in [0, 1) from (seed, index): splitmix64 of a counter.

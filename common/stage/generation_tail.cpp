@@ -38,6 +38,7 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
   a->sampling.seed = p.seed.value_or(0);
   a->sampling.frequency_penalty = p.frequency_penalty;
   a->sampling.presence_penalty = p.presence_penalty;
+  a->sampling.logit_bias.assign(p.logit_bias.begin(), p.logit_bias.end());
   a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.stop, p.max_tokens);
   a->grammar = grammar_for(p, rec->generated);
   for (int32_t t : rec->generated) {  // tokens out before: replayed

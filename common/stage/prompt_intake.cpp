@@ -75,6 +75,10 @@ std::optional<std::string> PromptIntake::handle(const bus::Message& record) {
   }
   if (prompt.empty())
     return rejected(record, req.id, {error_code::kInvalidRequest, "the prompt encodes to no tokens"});
+  if (!req.logit_bias.empty() && static_cast<size_t>(req.logit_bias.rbegin()->first) >= ctx_.tokenizer->vocab_size())
+    return rejected(record, req.id,
+                    {error_code::kInvalidRequest, "logit_bias names token " + std::to_string(req.logit_bias.rbegin()->first) +
+                                                      "; the vocabulary has " + std::to_string(ctx_.tokenizer->vocab_size()) + " tokens"});
   const int context = ctx_.engine->config().max_seq_len;
   if (static_cast<int>(prompt.size()) >= context)
     return rejected(record, req.id,

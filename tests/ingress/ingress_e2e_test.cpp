@@ -307,6 +307,35 @@ TEST_F(IngressE2E, DisconnectMidStreamCancels) {
               std::chrono::duration<double, std::milli>(Clock::now() - hung_up).count(), generated);
 }
 
+// logit_bias bans the unbiased greedy text's first tokens: the text changes, and equals what
+// the in-process engine gives with the same bias.
+TEST_F(IngressE2E, LogitBiasEqualsGenerate) {
+  const int n = 24;
+  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
+  static StageEngine engine(weights, 1);
+  static auto tok = Tokenizer::load(stories_tok());
+  const GenerateResult& plain = stories_reference("The little dog", n);
+  ASSERT_GE(plain.tokens.size(), 2u);
+  GenerateParams p;
+  p.max_tokens = n;
+  p.sampling.temperature = 0;
+  json bias = json::object();
+  for (size_t i = 0; i < 2; ++i) {
+    bias[std::to_string(plain.tokens[i])] = -100;
+    p.sampling.logit_bias.emplace_back(plain.tokens[i], -100.0);
+  }
+  p.sampling.logit_bias.emplace_back(13, 1.5);  // and a positive one
+  bias["13"] = 1.5;
+  json body = completion_body("The little dog", n, false);
+  body["logit_bias"] = bias;
+  const HttpResult r = http_post(port(), "/v1/completions", body.dump(), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const GenerateResult ref = generate(engine, *tok, encode_prompt(*tok, "The little dog"), p);
+  EXPECT_EQ(json::parse(r.body)["choices"][0]["text"], ref.text);
+  EXPECT_NE(ref.text, plain.text);
+  EXPECT_NE(ref.tokens.at(0), plain.tokens[0]);
+}
+
 TEST_F(IngressE2E, PenaltiesAndLogprobsEqualGenerate) {
   const int n = 40;
   json body = completion_body("The little dog", n, false);
@@ -353,7 +382,11 @@ TEST_F(IngressE2E, BadInputGetsOpenAIErrors) {
       {"unknown model", "/v1/completions", R"({"model":"gpt-4","prompt":"x"})", kKey, 404, "model"},
       {"missing messages", "/v1/chat/completions", R"({"model":"stories260K"})", kKey, 400, "messages"},
       {"missing model", "/v1/completions", R"({"prompt":"x"})", kKey, 400, "model"},
-      {"logit_bias", "/v1/completions", R"({"model":"stories260K","prompt":"x","logit_bias":{"5":10}})", kKey, 400, "logit_bias"},
+      {"logit_bias", "/v1/completions", R"({"model":"stories260K","prompt":"x","logit_bias":{"5":200}})", kKey, 400, "logit_bias"},
+      {"logit_bias outside the vocabulary", "/v1/completions", R"({"model":"stories260K","prompt":"x","logit_bias":{"99999":1}})",
+       kKey, 400, ""},
+      {"a prompt larger than a Kafka record", "/v1/completions",
+       json({{"model", kModel}, {"prompt", std::string(1000000, 'a')}}).dump(), kKey, 400, "prompt"},
       {"n > 1", "/v1/chat/completions", R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"n":2})", kKey, 400, "n"},
       {"tools", "/v1/chat/completions",
        R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", kKey, 400, "tools"},

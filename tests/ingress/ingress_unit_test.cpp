@@ -69,6 +69,13 @@ TEST(IngressRequest, ChatDefaultsAndMessages) {
   EXPECT_EQ(p.top_logprobs, 2);
   EXPECT_EQ(parse(Endpoint::ChatCompletions, chat()).request->prompt.max_tokens, 8192);  // up to the context
   EXPECT_EQ(parse(Endpoint::ChatCompletions, chat({{"max_tokens", 100000}})).request->prompt.max_tokens, 8192);
+  // logit_bias and response_format travel to the prompts record.
+  auto b = parse(Endpoint::ChatCompletions, chat({{"logit_bias", {{"7", -100}, {"12", 2.5}}},
+                                                 {"response_format", {{"type", "json_object"}}}}));
+  ASSERT_TRUE(b.ok()) << b.error->message;
+  EXPECT_EQ(b.request->prompt.logit_bias, (std::map<int32_t, double>{{7, -100.0}, {12, 2.5}}));
+  EXPECT_EQ(b.request->prompt.response_format, json({{"type", "json_object"}}));
+  EXPECT_EQ(RequestParams::from_json(b.request->prompt.to_json()).logit_bias, b.request->prompt.logit_bias);
 }
 
 TEST(IngressRequest, ErrorsNameTheField) {
@@ -108,7 +115,9 @@ TEST(IngressRequest, ErrorsNameTheField) {
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})", 400,
        "messages[0].content[0].type"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":2})", 400, "n"},
-      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}})", 400,
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":{"1":-101}})", 400,
+       "logit_bias"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":[1]})", 400,
        "logit_bias"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{}]})", 400, "tools"},
       {Endpoint::ChatCompletions,
