@@ -206,9 +206,31 @@ void prompts_fields(Gen& g) {
     g.prompt_json("wrong-type", "messages = " + v.dump(), [&, &v = v](json& j) { j.erase("prompt"); j["messages"] = v; },
                   kInvalidRequest, says);
 
-  for (const std::string f : {"max_token", "Prompt", "model", "stream", "n", "temperatur", "", "id ", "logit_bias", "\xc3\xa9"})
+  for (const std::string f : {"max_token", "Prompt", "model", "stream", "n", "temperatur", "", "id ", "tools", "\xc3\xa9"})
     g.prompt_json("unknown-field", "field '" + f + "'", [&](json& j) { j[f] = 1; }, kInvalidRequest,
                   "unknown field '" + f + "'");
+
+  // logit_bias and response_format: malformed, out of range, outside the vocabulary (stage 0
+  // knows it), a schema keyword the grammar cannot enforce.
+  const std::vector<std::pair<json, std::string>> bad_bias = {
+      {1, "logit_bias must be an object"},
+      {{{"x", 1}}, "logit_bias keys must be token ids"},
+      {{{"5", 101}}, "must be a number in [-100, 100]"},
+      {{{"5", "up"}}, "must be a number in [-100, 100]"},
+      {{{"99999", 1}}, "the vocabulary has"}};
+  for (const auto& [v, says] : bad_bias)
+    g.prompt_json("logit-bias", "logit_bias = " + v.dump(), [&, &v = v](json& j) { j["logit_bias"] = v; }, kInvalidRequest, says);
+  const std::vector<std::pair<json, std::string>> bad_format = {
+      {"json", "response_format must be an object"},
+      {{{"type", "yaml"}}, "response_format.type must be one of"},
+      {{{"type", "json_schema"}}, "response_format.json_schema must be an object"},
+      {{{"type", "json_schema"}, {"json_schema", {{"schema", {{"type", "object"}, {"minProperties", 1}}}}}},
+       "'minProperties' at # is not supported"},
+      {{{"type", "json_schema"}, {"json_schema", {{"schema", {{"type", "string"}, {"minLength", 3}, {"maxLength", 2}}}}}},
+       "'minLength' at # is above 'maxLength'"}};
+  for (const auto& [v, says] : bad_format)
+    g.prompt_json("response-format", "response_format = " + v.dump(), [&, &v = v](json& j) { j["response_format"] = v; },
+                  kInvalidRequest, says);
 
   g.prompt_json("missing-prompt", "no prompt", [](json& j) { j.erase("prompt"); }, kInvalidRequest, kExactlyOne);
   g.prompt_json("missing-prompt", "prompt null", [](json& j) { j["prompt"] = nullptr; }, kInvalidRequest, kExactlyOne);
