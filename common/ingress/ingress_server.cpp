@@ -55,17 +55,15 @@ bool same_key(const std::string& a, const std::string& b) {
 }
 
 // A completion request that went to the pipeline ended: its latencies and usage in the metrics.
-void report_end(IngressMetrics& metrics, Clock::time_point arrived, Call& call) {
-  const auto& done = call.response().done();
-  const auto& first = call.first_token_at();
-  metrics.completion_ended(arrived, first ? &*first : nullptr, done ? done->usage.prompt_tokens : 0,
-                           done ? done->usage.completion_tokens : 0);
+void report_end(IngressMetrics& metrics, Clock::time_point arrived, const Choices& choices) {
+  const auto first = choices.first_token_at();
+  metrics.completion_ended(arrived, first ? &*first : nullptr, choices.prompt_tokens(), choices.completion_tokens());
 }
 
 // A completion request sent to the pipeline, held by its handler and then by its stream (the
 // content provider's state between calls). Reported to the metrics once, when it ends.
 struct CallState {
-  CallState(IngressMetrics& m, Clock::time_point at, std::unique_ptr<InFlightSlot> s, std::unique_ptr<Call> c)
+  CallState(IngressMetrics& m, Clock::time_point at, std::unique_ptr<InFlightSlot> s, std::unique_ptr<Choices> c)
       : metrics(m), arrived(at), slot(std::move(s)), call(std::move(c)) {}
   ~CallState() { end(); }
   CallState(const CallState&) = delete;
@@ -85,7 +83,7 @@ struct CallState {
   IngressMetrics& metrics;
   Clock::time_point arrived;
   std::unique_ptr<InFlightSlot> slot;
-  std::unique_ptr<Call> call;
+  std::unique_ptr<Choices> call;  // the request's choices (one Call each)
   std::string pending;       // SSE text not written yet
   bool streaming = false;
   bool ended = false;        // the ingress ended the stream (done, timeout)
@@ -271,9 +269,9 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
                                             (chat ? "messages." : "prompt."),
                                         chat ? "messages" : "prompt", "request_too_large"));
   }
-  std::unique_ptr<Call> call;
+  std::unique_ptr<Choices> call;
   try {
-    call = service_->start(*parsed.request);
+    call = std::make_unique<Choices>(*service_, *parsed.request);
   } catch (const std::exception& e) {
     log_(std::string("cannot submit a request: ") + e.what());
     return reply_error(res, internal_error(std::string("cannot submit the request: ") + e.what()));
@@ -281,33 +279,33 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
   // The request from here on, however it ends: reported to the metrics when `st` goes (at the
   // end of this handler, or of the stream that holds it).
   auto st = std::make_shared<CallState>(*metrics_, arrived, std::move(slot), std::move(call));
-  Call& c = *st->call;
-  // Until the first event nothing is sent, so an error before any output (a prompt longer than
-  // the context, ...) gets its HTTP status, streamed or not.
+  Choices& c = *st->call;
+  // Until the first event (of every choice) nothing is sent, so an error before any output (a
+  // prompt longer than the context, ...) gets its HTTP status, streamed or not.
   const bool stream = parsed.request->stream;
-  while (stream ? !c.pump(kWaitSlice) : !c.response().finished()) {
-    if (!stream) c.pump(kWaitSlice);
+  while (stream ? !c.every_choice_began() && !c.error() : !c.finished()) {
+    c.pump(kWaitSlice);
     if (c.shutting_down()) return reply_error(res, no_live_worker("The ingress is shutting down."));
     if (c.past_deadline()) {
       c.cancel();
       return reply_error(res, gateway_timeout("The pipeline did not answer request " + c.id() + " in time."));
     }
   }
-  if (c.response().error()) return reply_error(res, from_pipeline_error(*c.response().error()));
+  if (c.error()) return reply_error(res, from_pipeline_error(*c.error()));
   if (!stream) {
-    res.set_content(c.response().completion_body().dump(-1, ' ', false, json::error_handler_t::replace),
+    res.set_content(c.completion_body().dump(-1, ' ', false, json::error_handler_t::replace),
                     "application/json");
     return;
   }
 
   st->start_stream();
-  st->pending = c.response().take_stream_text();
+  st->pending = c.take_stream_text();
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
       [st](size_t, httplib::DataSink& sink) {
-        Call& c = *st->call;
+        Choices& c = *st->call;
         for (;;) {
           if (!st->pending.empty()) {
             // A failed write: the client is gone. Returning false ends the response; the Call,
@@ -318,7 +316,7 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
             }
             st->pending.clear();
           }
-          if (c.response().finished()) {
+          if (c.finished()) {
             st->ended = true;
             sink.done();
             return true;
@@ -334,7 +332,7 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
             return true;
           }
           if (c.pump(kWaitSlice)) {
-            st->pending = c.response().take_stream_text();
+            st->pending = c.take_stream_text();
           } else {
             st->pending = ": keep-alive\n\n";  // an SSE comment; a write to a closed client fails
           }

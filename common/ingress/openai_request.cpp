@@ -101,7 +101,7 @@ json translate_messages(const json& v) {
 // Fields that would change the output, each accepted only with its no-op value.
 bool is_noop_value(const std::string& k, const json& v) {
   if (v.is_null()) return true;
-  if (k == "n" || k == "best_of") return v.is_number() && v.get<double>() == 1;
+  if (k == "best_of") return v.is_number() && v.get<double>() == 1;
   if (k == "echo") return v.is_boolean() && !v.get<bool>();
   if (k == "suffix") return v.is_string() && v.get<std::string>().empty();
   if (k == "tool_choice") return v == "none";
@@ -111,7 +111,7 @@ bool is_noop_value(const std::string& k, const json& v) {
 }
 
 const std::set<std::string>& output_changing_fields() {
-  static const std::set<std::string> f = {"n",          "best_of",       "echo",  "suffix",
+  static const std::set<std::string> f = {"best_of",       "echo",  "suffix",
                                           "tools",      "tool_choice", "functions",     "function_call",
                                           "modalities", "audio", "prediction",
                                           "reasoning_effort", "web_search_options"};
@@ -143,7 +143,7 @@ ApiRequest translate(Endpoint endpoint, const json& body, const std::string& ser
     if (ignored_fields().count(k)) continue;
     if (output_changing_fields().count(k)) {
       if (is_noop_value(k, v)) continue;
-      throw Reject{unsupported_parameter(k, k == "n" || k == "best_of" ? "only 1 is supported"
+      throw Reject{unsupported_parameter(k, k == "best_of" ? "only 1 is supported"
                                                                        : "not supported by this server")};
     }
     if (v.is_null()) continue;  // null reads as absent
@@ -174,6 +174,8 @@ ApiRequest translate(Endpoint endpoint, const json& body, const std::string& ser
       if (v.is_array() && v.size() > limits.max_stop_strings)
         fail("'stop' holds at most " + std::to_string(limits.max_stop_strings) + " strings.", k);
       rec["stop"] = v;
+    } else if (k == "n") {
+      r.n = static_cast<int>(integer(v, k, 1, kMaxChoices));
     } else if (k == "logit_bias") {
       if (!v.is_object()) wrong_type(k, "an object {\"token id\": bias}", v);
       for (const auto& [t, b] : v.items())

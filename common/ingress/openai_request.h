@@ -5,11 +5,10 @@
 //
 // Supported: model, prompt (one string) | messages, max_tokens / max_completion_tokens,
 // temperature, top_p, seed, stop, frequency_penalty, presence_penalty, logprobs /
-// top_logprobs, n = 1, stream, stream_options.include_usage. Accepted and ignored (they do not
+// top_logprobs, n (1 to 8), stream, stream_options.include_usage, response_format, logit_bias. Accepted and ignored (they do not
 // change the output): user, metadata, store, service_tier, parallel_tool_calls, and no-op
 // values of the fields below. Rejected with a 400 naming the field: anything else that would
-// change the output (logit_bias, tools, response_format other than text, n > 1, echo, suffix,
-// best_of > 1, ...) and unknown fields.
+// change the output (tools, echo, suffix, best_of > 1, ...) and unknown fields.
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,7 +26,11 @@ struct ApiRequest {
   PromptRequest prompt;  // prompt or messages and the parameters; id left empty (the caller sets it)
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a final chunk with usage
+  int n = 1;                   // choices: n requests on the prompts topic (seeds seed, seed + 1, ...)
 };
+
+// The most choices one request may ask for (n).
+inline constexpr int kMaxChoices = 8;
 
 struct ApiParseOutcome {
   std::optional<ApiRequest> request;

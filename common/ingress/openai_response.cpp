@@ -12,13 +12,16 @@ json utf8_bytes(const std::string& s) {
 }
 }  // namespace
 
-ResponseAssembler::ResponseAssembler(const ApiRequest& request, std::string id, int64_t created)
+ResponseAssembler::ResponseAssembler(const ApiRequest& request, std::string id, int64_t created, int choice_index,
+                                     bool ends_stream)
     : endpoint_(request.endpoint),
       id_(std::move(id)),
       model_(request.model),
       created_(created),
       logprobs_(request.prompt.logprobs),
-      include_usage_(request.include_usage) {}
+      include_usage_(request.include_usage),
+      choice_index_(choice_index),
+      ends_stream_(ends_stream) {}
 
 bool ResponseAssembler::take(const ResultEvent& ev) {
   if (finished()) return false;
@@ -98,7 +101,7 @@ std::string ResponseAssembler::take_stream_text() {
   std::string out;
   const bool chat = endpoint_ == Endpoint::ChatCompletions;
   auto content_choice = [&](const std::string& text, const std::vector<ResultEvent>& toks) {
-    json choice = {{"index", 0}, {"logprobs", logprobs_ && !toks.empty() ? token_logprobs_json(toks) : json()},
+    json choice = {{"index", choice_index_}, {"logprobs", logprobs_ && !toks.empty() ? token_logprobs_json(toks) : json()},
                    {"finish_reason", nullptr}};
     if (chat) {
       choice["delta"] = {{"content", text}};
@@ -117,8 +120,7 @@ std::string ResponseAssembler::take_stream_text() {
   }
   if (terminal_sent_) return out;
   if (error_) {
-    out += sse(json{{"error", from_pipeline_error(*error_).to_json()["error"]}});
-    out += "data: [DONE]\n\n";
+    if (ends_stream_) out += stream_error(*error_);
     terminal_sent_ = true;
   } else if (done_) {
     // What the last stage held back until the end is only in the done event's text.
@@ -126,25 +128,34 @@ std::string ResponseAssembler::take_stream_text() {
       out += sse(chunk(content_choice(done_->text.substr(text_.size()), {})));
     else if (chat && !role_sent_)
       out += sse(chunk(content_choice("", {})));
-    json fin = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason()}};
+    json fin = {{"index", choice_index_}, {"logprobs", nullptr}, {"finish_reason", finish_reason()}};
     if (chat) fin["delta"] = json::object();
     else fin["text"] = "";
     out += sse(chunk(fin));
-    if (include_usage_) {
-      json u = chunk(json());
-      u["usage"] = usage_json();
-      out += sse(u);
-    }
-    out += "data: [DONE]\n\n";
+    if (ends_stream_) out += stream_end(usage_json());
     terminal_sent_ = true;
   }
   return out;
 }
 
+std::string ResponseAssembler::stream_end(const json& usage) const {
+  std::string out;
+  if (include_usage_) {
+    json u = chunk(json());
+    u["usage"] = usage;
+    out += sse(u);
+  }
+  return out + "data: [DONE]\n\n";
+}
+
+std::string ResponseAssembler::stream_error(const ContractError& error) const {
+  return sse(json{{"error", from_pipeline_error(error).to_json()["error"]}}) + "data: [DONE]\n\n";
+}
+
 json ResponseAssembler::completion_body() const {
   const bool chat = endpoint_ == Endpoint::ChatCompletions;
   const std::string text = done_ ? done_->text : text_;
-  json choice = {{"index", 0}, {"finish_reason", finish_reason()},
+  json choice = {{"index", choice_index_}, {"finish_reason", finish_reason()},
                  {"logprobs", logprobs_ ? token_logprobs_json(tokens_) : json()}};
   if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
   else choice["text"] = text;

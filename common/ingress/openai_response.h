@@ -21,7 +21,11 @@ namespace fleet::ingress {
 class ResponseAssembler {
  public:
   // id: the OpenAI response id ("cmpl-..." / "chatcmpl-..."); created: seconds since the epoch.
-  ResponseAssembler(const ApiRequest& request, std::string id, int64_t created);
+  // choice_index: this request's place among the response's choices (n > 1); ends_stream: it
+  // writes the usage chunk and "data: [DONE]" itself (false when it is one of several choices:
+  // Choices does, once all have ended).
+  ResponseAssembler(const ApiRequest& request, std::string id, int64_t created, int choice_index = 0,
+                    bool ends_stream = true);
 
   // Takes one result event of the request; false for a duplicate token event (ignored).
   bool take(const ResultEvent& ev);
@@ -35,13 +39,17 @@ class ResponseAssembler {
   std::string take_stream_text();
   // Non-streamed: the response body once finished() without error().
   nlohmann::json completion_body() const;
+  // The end of a stream: a usage chunk when stream_options.include_usage asked for one, then
+  // "data: [DONE]"; an error chunk and "data: [DONE]".
+  std::string stream_end(const nlohmann::json& usage) const;
+  std::string stream_error(const ContractError& error) const;
+  nlohmann::json usage_json() const;
 
   const std::string& id() const { return id_; }
   const std::string& text() const { return text_; }  // streamed so far (the done text at the end)
 
  private:
   nlohmann::json chunk(nlohmann::json choice) const;
-  nlohmann::json usage_json() const;
   nlohmann::json token_logprobs_json(const std::vector<ResultEvent>& tokens) const;
   static std::string sse(const nlohmann::json& j);
   std::string finish_reason() const;
@@ -50,6 +58,8 @@ class ResponseAssembler {
   std::string id_, model_;
   int64_t created_;
   bool logprobs_, include_usage_;
+  int choice_index_;
+  bool ends_stream_;
   int next_index_ = 0;
   std::vector<ResultEvent> tokens_;          // every token event, in index order
   size_t streamed_tokens_ = 0;               // tokens_ already turned into chunks

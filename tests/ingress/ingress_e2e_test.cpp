@@ -10,7 +10,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
@@ -170,6 +173,19 @@ TEST_F(IngressE2E, OfficialOpenAIClient) {
     EXPECT_LE(mass, 1.0 + 1e-9);
     EXPECT_LE(t[0].get<double>(), 0.0);
   }
+  // n = 2 through the official client: choice i is the chat sent on its own with seed 11 + i.
+  ASSERT_EQ(r["n_choices"]["choices"].size(), 2u) << r["n_choices"].dump();
+  int n_tokens = 0;
+  for (int i = 0; i < 2; ++i) {
+    const json one = {{"id", "n-ref-" + std::to_string(i)}, {"messages", kMessages}, {"max_tokens", n},
+                      {"temperature", 0.9}, {"seed", 11 + i}};
+    auto got = deployment_->run({{one["id"], one.dump()}});
+    const Completion& c = got.at(one["id"]);
+    EXPECT_EQ(r["n_choices"]["choices"][i][0], i);
+    EXPECT_EQ(r["n_choices"]["choices"][i][1], c.text) << i;
+    n_tokens += c.completion_tokens;
+  }
+  EXPECT_EQ(r["n_choices"]["completion_tokens"], n_tokens);
   EXPECT_EQ(r["bad_schema"]["status"], 400) << r["bad_schema"].dump();
   EXPECT_EQ(r["bad_schema"]["param"], "response_format") << r["bad_schema"].dump();
   EXPECT_EQ(r["wrong_key"]["status"], 401);
@@ -307,6 +323,58 @@ TEST_F(IngressE2E, DisconnectMidStreamCancels) {
               std::chrono::duration<double, std::milli>(Clock::now() - hung_up).count(), generated);
 }
 
+// n = 3 choices, sampled with seed 5: choice i is the request with seed 5 + i (the in-process
+// engine's text), streamed chunks reassemble per choice index to the same texts, usage sums.
+TEST_F(IngressE2E, NChoicesAreTheRequestsWithSeedsSeedPlusI) {
+  const int n = 20;
+  json body = completion_body("The little dog", n, false);
+  body["n"] = 3;
+  body["temperature"] = 0.9;
+  body["seed"] = 5;
+  const HttpResult r = http_post(port(), "/v1/completions", body.dump(), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  ASSERT_EQ(j["choices"].size(), 3u) << r.body;
+  int completion_tokens = 0;
+  std::set<std::string> texts;
+  for (int i = 0; i < 3; ++i) {
+    const GenerateResult& ref = stories_reference("The little dog", n, 0.9f, 5 + i);
+    EXPECT_EQ(j["choices"][i]["index"], i);
+    EXPECT_EQ(j["choices"][i]["text"], ref.text) << i;
+    completion_tokens += static_cast<int>(ref.tokens.size());
+    texts.insert(ref.text);
+  }
+  EXPECT_GT(texts.size(), 1u);  // different seeds, different samples
+  EXPECT_EQ(j["usage"]["completion_tokens"], completion_tokens);
+  EXPECT_EQ(j["usage"]["total_tokens"], completion_tokens + j["usage"]["prompt_tokens"].get<int>());
+
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  const HttpResult s = http_post(port(), "/v1/completions", body.dump(), kKey);
+  ASSERT_EQ(s.status, 200) << s.body;
+  std::map<int, std::string> streamed;
+  std::map<int, std::string> finish;
+  int done_lines = 0;
+  json usage;
+  std::istringstream lines(s.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line == "data: [DONE]") ++done_lines;
+    if (line.rfind("data: {", 0) != 0) continue;
+    const json c = json::parse(line.substr(6));
+    if (!c["usage"].is_null()) usage = c["usage"];
+    for (const json& ch : c["choices"]) {
+      streamed[ch["index"].get<int>()] += ch["text"].get<std::string>();
+      if (!ch["finish_reason"].is_null()) finish[ch["index"].get<int>()] = ch["finish_reason"];
+    }
+  }
+  EXPECT_EQ(done_lines, 1);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(streamed[i], j["choices"][i]["text"]) << i;
+    EXPECT_EQ(finish[i], j["choices"][i]["finish_reason"]) << i;
+  }
+  EXPECT_EQ(usage["completion_tokens"], completion_tokens) << s.body.substr(s.body.size() > 600 ? s.body.size() - 600 : 0);
+}
+
 // logit_bias bans the unbiased greedy text's first tokens: the text changes, and equals what
 // the in-process engine gives with the same bias.
 TEST_F(IngressE2E, LogitBiasEqualsGenerate) {
@@ -387,7 +455,7 @@ TEST_F(IngressE2E, BadInputGetsOpenAIErrors) {
        kKey, 400, ""},
       {"a prompt larger than a Kafka record", "/v1/completions",
        json({{"model", kModel}, {"prompt", std::string(1000000, 'a')}}).dump(), kKey, 400, "prompt"},
-      {"n > 1", "/v1/chat/completions", R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"n":2})", kKey, 400, "n"},
+      {"n > 8", "/v1/chat/completions", R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"n":9})", kKey, 400, "n"},
       {"tools", "/v1/chat/completions",
        R"({"model":"stories260K","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", kKey, 400, "tools"},
       {"unknown field", "/v1/completions", R"({"model":"stories260K","prompt":"x","max_token":5})", kKey, 400, "max_token"},

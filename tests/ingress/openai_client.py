@@ -9,6 +9,7 @@ Prints one JSON object:
   chat_logprobs: {text, logprobs: [[token, logprob, [[alt, logprob]...]]...]} non-streamed, with penalties
   json_schema, json_schema_stream: {text, finish_reason[, logprobs]}  response_format json_schema (spec's schema)
   bad_schema:  {status, param, message}                         a schema the server refuses
+  n_choices:   {choices: [[index, text, finish_reason]...], completion_tokens}   n = 2, seed 11
   wrong_key:   {status, type}                                   the AuthenticationError the client raised
   bad_model:   {status, code}                                   the NotFoundError
 """
@@ -79,6 +80,12 @@ def main() -> int:
     except openai.BadRequestError as e:
         out["bad_schema"] = {"status": e.status_code, "param": (e.body or {}).get("param"),
                              "message": (e.body or {}).get("message")}
+
+    # n choices (seeds 11, 12): one response, choices by index.
+    nc = client.chat.completions.create(model=spec["model"], messages=spec["messages"], max_tokens=spec["max_tokens"],
+                                        temperature=0.9, seed=11, n=2)
+    out["n_choices"] = {"choices": [[c.index, c.message.content, c.finish_reason] for c in nc.choices],
+                        "completion_tokens": nc.usage.completion_tokens}
 
     bad = openai.OpenAI(base_url=spec["base_url"], api_key="wrong-key", max_retries=0)
     try:
