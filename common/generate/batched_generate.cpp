@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "generate/token_stream.h"
+#include "grammar/grammar_matcher.h"
 
 namespace fleet {
 
@@ -25,6 +26,7 @@ struct Sequence {
   int pos = 0;              // positions computed so far
   int32_t next_token = -1;  // decode: the token sampled last, fed at `pos`
   SamplingParams sampling;
+  std::unique_ptr<GrammarMatcher> grammar;  // params.grammar's state for this sequence (none: no grammar)
   Clock::time_point started, first_token;
 };
 
@@ -38,9 +40,12 @@ BatchedGenerateResult generate_batched(StageEngine& engine, const Tokenizer& tok
     throw std::runtime_error("generate needs the whole model in one engine");
   if (options.parallel < 1) throw std::runtime_error("parallel must be >= 1");
   if (params.max_tokens < 0) throw std::runtime_error("max_tokens must be >= 0");
-  if (!params.grammar.empty()) throw std::runtime_error("generate --parallel does not take a response format yet");
   const std::vector<int32_t> stops =
       params.stop_token_ids.empty() ? default_stop_tokens(c, tok) : params.stop_token_ids;
+  // A response format: one vocabulary view for all sequences, a matcher each.
+  std::unique_ptr<GrammarVocabulary> grammar_vocab;
+  if (!params.grammar.empty()) grammar_vocab = std::make_unique<GrammarVocabulary>(tok, stops);
+  std::vector<float> masked;
   const int chunk = std::max(1, params.prefill_chunk);
   const int max_rows = std::max(1, options.max_batch_tokens);
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -78,6 +83,7 @@ BatchedGenerateResult generate_batched(StageEngine& engine, const Tokenizer& tok
       s.stream = std::make_unique<TokenStream>(tok, stops, params.stop, params.max_tokens);
       s.sampling = params.sampling;
       s.sampling.seed = params.sampling.seed + s.index;
+      if (grammar_vocab) s.grammar = std::make_unique<GrammarMatcher>(params.grammar, *grammar_vocab);
       s.started = Clock::now();
       out.results[s.index].prompt_tokens = static_cast<int>(prompts[s.index].size());
       active.push_back(std::move(s));
@@ -130,8 +136,11 @@ BatchedGenerateResult generate_batched(StageEngine& engine, const Tokenizer& tok
       Sequence& s = active[sampled[k]];
       GenerateResult& r = out.results[s.index];
       if (r.tokens.empty() && s.stream->generated() == 0) s.first_token = Clock::now();
-      TokenChoice choice = choose_token({logits.data() + k * V, V}, s.sampling, r.tokens,
+      const std::span<const float> row{logits.data() + k * V, V};
+      const int deciding = tokens_deciding_the_draw(s.sampling, params.top_logprobs >= 0);
+      TokenChoice choice = choose_token(s.grammar ? s.grammar->masked(row, masked, deciding) : row, s.sampling, r.tokens,
                                         static_cast<uint64_t>(s.stream->generated()), params.top_logprobs);
+      if (s.grammar) s.grammar->accept(choice.token);
       const TokenStream::Pushed p = s.stream->push(choice.token);
       if (p.accepted) {
         r.tokens.push_back(choice.token);

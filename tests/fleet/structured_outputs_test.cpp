@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fleet/deployment.h"
+#include "generate/batched_generate.h"
 #include "generate/generate.h"
 #include "grammar/response_format.h"
 #include "support/stack_env.h"
@@ -125,6 +126,35 @@ TEST(FleetStructuredOutputs, JsonSchemasThroughThePromptsTopicEqualTheInProcessE
     const RequestTrace* t = results.trace(id);
     ASSERT_NE(t, nullptr);
     EXPECT_TRUE(ResultCollector::delivery_problems(*t).empty()) << id;  // each index once, in order
+  }
+}
+
+// `fleet generate --parallel` (continuous batching in one process) with a response format: each
+// sequence has its own matcher; the texts equal one-at-a-time generation (batch invariance).
+TEST(FleetStructuredOutputs, BatchedGenerationWithAGrammarEqualsOneAtATime) {
+  ModelSource src = open_model(smollm2_gguf());
+  StageEngine engine(std::make_shared<StageWeights>(load_stage_weights(src, LoadOptions{})), 1);
+  auto tok = Tokenizer::load(smollm2_gguf());
+  const json schemas = json::parse(read_file(fixture("structured_outputs/schemas.json")));
+  GenerateParams gp;
+  gp.max_tokens = kMaxTokens;
+  gp.sampling.temperature = 0.8f;
+  gp.sampling.top_k = 20;  // the shortcut path (the 20 best allowed tokens)
+  gp.sampling.seed = 3;
+  gp.grammar = grammar_for_response_format({{"type", "json_schema"}, {"json_schema", {{"schema", schemas.at("order_items")}}}});
+  const std::vector<std::string> prompts = {"A shop order as JSON:", "An order for two books:", "Order 7, as JSON:"};
+  std::vector<std::vector<int32_t>> encoded;
+  for (const std::string& p : prompts) encoded.push_back(encode_prompt(*tok, p));
+  BatchedGenerateOptions bo;
+  bo.parallel = 3;
+  const BatchedGenerateResult batched = generate_batched(engine, *tok, encoded, gp, bo);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    GenerateParams one = gp;
+    one.sampling.seed = gp.sampling.seed + i;  // request i of a batch uses seed + i
+    const GenerateResult want = generate(engine, *tok, encoded[i], one);
+    EXPECT_EQ(batched.results[i].text, want.text) << i;
+    EXPECT_EQ(batched.results[i].finish_reason, "stop") << i << ": " << want.text;
+    EXPECT_TRUE(json::accept(batched.results[i].text)) << batched.results[i].text;
   }
 }
 
