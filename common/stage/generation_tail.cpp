@@ -238,9 +238,13 @@ std::optional<GenerationTail::Chosen> GenerationTail::choose(Active& a, const Ac
   // Then the response_format's grammar mask: logprobs are over the masked distribution.
   const RequestParams& params = a.record.params;
   std::vector<float> masked;
-  const int deciding = tokens_deciding_the_draw(a.sampling, params.logprobs);
-  TokenChoice choice = choose_token(a.grammar ? a.grammar->masked(logits, masked, deciding) : logits, a.sampling,
-                                    a.record.generated, static_cast<uint64_t>(index),
+  std::span<const float> row = logits;
+  if (a.grammar) {
+    const int64_t t0 = now_us();
+    row = a.grammar->masked(logits, masked, tokens_deciding_the_draw(a.sampling, params.logprobs));
+    ctx_.metrics->grammar_mask.observe(static_cast<double>(now_us() - t0) / 1e6);
+  }
+  TokenChoice choice = choose_token(row, a.sampling, a.record.generated, static_cast<uint64_t>(index),
                                     params.logprobs ? params.top_logprobs : -1);
   if (a.grammar) a.grammar->accept(choice.token);
   a.last = a.stream->push(choice.token);

@@ -37,6 +37,11 @@ StageMetrics::StageMetrics(metrics::Labels const_labels)
                                            "Between consecutive tokens of a request at the last stage",
                                            latency_buckets())
                                 .get()),
+      grammar_mask(registry
+                       .histogram("fleet_grammar_mask_seconds",
+                                  "Masking one row of logits with its request's response_format grammar, at the last stage",
+                                  exponential_buckets(1e-5, 4, 10))
+                       .get()),
       hop_latency(registry
                       .histogram("fleet_hop_latency_seconds",
                                  "From the sender's produce (the activation's sent_us) to this worker holding the "

@@ -34,6 +34,7 @@ struct StageMetrics {
   metrics::Counter& generated_tokens;                      // fleet_generated_tokens_total (last stage)
   metrics::Histogram& time_to_first_token;                 // fleet_time_to_first_token_seconds
   metrics::Histogram& time_per_output_token;               // fleet_time_per_output_token_seconds
+  metrics::Histogram& grammar_mask;                        // fleet_grammar_mask_seconds (last stage)
   metrics::Histogram& hop_latency;                         // fleet_hop_latency_seconds
   metrics::Histogram& batch_tokens;                        // fleet_batch_tokens
   metrics::Histogram& batch_steps;                         // fleet_batch_steps

@@ -5,6 +5,8 @@
 // path, sampled ones (temperature 0.8, no top_k) the full-vocabulary mask. Then one replica of the
 // last stage is killed with SIGKILL mid-output: the requests it sampled are taken over, the
 // matcher rebuilt from response_format and the tokens in Redis, and their outputs stay identical.
+#include <httplib.h>
+
 #include <csignal>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,9 @@
 #include "generate/batched_generate.h"
 #include "generate/generate.h"
 #include "grammar/response_format.h"
+#include "metrics/prometheus_parse.h"
+#include "state/membership.h"
+#include "state/redis_client.h"
 #include "support/stack_env.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
@@ -100,8 +105,31 @@ TEST(FleetStructuredOutputs, JsonSchemasThroughThePromptsTopicEqualTheInProcessE
   const auto want_first = in_process(first);
   std::vector<std::pair<std::string, std::string>> records;
   for (const Request& r : first) records.push_back(record_of(r));
-  expect_same_json(d.run(records, 300s), want_first);
+  const auto got_first = d.run(records, 300s);
+  expect_same_json(got_first, want_first);
   for (const auto& [id, w] : want_first) std::printf("%s: %s\n", id.c_str(), w.text.c_str());
+  // Every token of these requests was chosen under a mask: the last stage's replicas observed at
+  // least that many masks (fleet_grammar_mask_seconds).
+  int tokens = 0;
+  for (const auto& [id, c] : got_first) tokens += c.completion_tokens;
+  RedisClient redis(d.config().redis.url);
+  Membership members(redis, std::chrono::seconds(10));
+  double masks = 0, mask_seconds = 0;
+  for (size_t w : {size_t{1}, size_t{2}}) {
+    std::optional<WorkerInfo> info = members.get(d.worker_id(w));
+    ASSERT_TRUE(info && info->metrics_port > 0) << d.log_tails();
+    httplib::Client client("127.0.0.1", info->metrics_port);
+    auto res = client.Get("/metrics");
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    std::string error;
+    std::optional<ParsedMetrics> m = parse_prometheus(res->body, &error);
+    ASSERT_TRUE(m) << error;
+    masks += m->sum("fleet_grammar_mask_seconds_count");
+    mask_seconds += m->sum("fleet_grammar_mask_seconds_sum");
+  }
+  EXPECT_GE(masks, tokens);
+  std::printf("%d tokens under a grammar; %.0f masks, %.3f ms each on average\n", tokens, masks,
+              masks > 0 ? mask_seconds / masks * 1e3 : 0.0);
 
   // The same requests again (new ids), one stage-1 replica killed once tokens are flowing.
   std::vector<Request> second = requests(unique_name("so-kill") + "-");
