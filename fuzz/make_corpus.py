@@ -175,3 +175,8 @@ put("response_format", "json_object", '{"type": "json_object"}\0{"a":[1,2,{"b":n
 put("response_format", "text", '{"type": "text"}')
 put("response_format", "unsupported-keyword", '{"type": "json_schema", "json_schema": {"schema": {"type": "object", "minProperties": 1}}}')
 put("response_format", "ref-to-nothing", '{"type": "json_schema", "json_schema": {"schema": {"$ref": "#/$defs/x"}}}')
+put("response_format", "pattern-min-above-max-with-blank", '{"type": "json_schema", "json_schema": {"schema": {"type": "string", "pattern": "^a{3, 1}$"}}}')
+_deep = '{"type": "string"}'
+for _ in range(200):
+    _deep = '{"type": "array", "items": ' + _deep + '}'
+put("response_format", "deep-nesting", '{"type": "json_schema", "json_schema": {"schema": ' + _deep + '}}')

@@ -97,7 +97,8 @@ size_t GrammarMatcher::mask(std::span<float> logits) const {
   std::vector<uint8_t> allowed(logits.size(), 0);
   for (const auto& c : *candidates)
     if (c.index < allowed.size()) allowed[c.index] = 1;
-  for (const auto& r : rejected_by_all(*grammar_, *candidates)) allowed[r.index] = 0;
+  for (const auto& r : rejected_by_all(*grammar_, *candidates))
+    if (r.index < allowed.size()) allowed[r.index] = 0;
   if (complete())
     for (int32_t t : vocab_.stop_tokens_)
       if (t >= 0 && static_cast<size_t>(t) < allowed.size()) allowed[static_cast<size_t>(t)] = 1;

@@ -55,28 +55,65 @@ void check_bounds(const nlohmann::json& schema, const char* lo, const char* hi, 
   if (low > high) refuse(std::string("'") + lo + "' at " + path + " is above '" + hi + "'");
 }
 
-// Repetition bounds inside a regex pattern ({n}, {m,}, {m,n}) obey the same limits.
+// Repetition bounds inside a regex pattern ({n}, {m,}, {m,n}; read as the converter reads them:
+// split at the comma, blanks and a '+' allowed) obey the same limits; and the converter recurses
+// per group, so patterns are short and shallow.
+constexpr size_t kMaxPatternLength = 1000;
+constexpr int kMaxPatternGroupDepth = 16;
+
 void check_pattern(const std::string& pattern, const std::string& path, const std::function<void(const std::string&)>& refuse) {
+  if (pattern.size() > kMaxPatternLength)
+    refuse("'pattern' at " + path + " is longer than " + std::to_string(kMaxPatternLength) + " characters");
+  int depth = 0;
   for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '\\') {
+    const char ch = pattern[i];
+    if (ch == '\\') {
       ++i;
       continue;
     }
-    if (pattern[i] != '{') continue;
-    int64_t m = -1, n = -1, *cur = &m;
-    size_t j = i + 1;
-    for (; j < pattern.size() && (std::isdigit(static_cast<unsigned char>(pattern[j])) || pattern[j] == ','); ++j) {
-      if (pattern[j] == ',') {
-        if (cur == &n) break;
-        cur = &n;
-        continue;
+    if (ch == '(' && ++depth > kMaxPatternGroupDepth)
+      refuse("'pattern' at " + path + " nests groups deeper than " + std::to_string(kMaxPatternGroupDepth));
+    if (ch == ')') --depth;
+    if (ch != '{') continue;
+    const size_t close = pattern.find('}', i);
+    if (close == std::string::npos) continue;
+    const std::string inner = pattern.substr(i + 1, close - i - 1);
+    if (inner.empty() || inner.find_first_not_of("0123456789,+ ") != std::string::npos) continue;  // not a repetition
+    int64_t bound[2] = {-1, -1};
+    size_t part = 0;
+    for (char c : inner) {
+      if (c == ',') {
+        if (++part > 1) refuse("a repetition in 'pattern' at " + path + " has more than two bounds");
+      } else if (c >= '0' && c <= '9') {
+        bound[part] = std::min<int64_t>((bound[part] < 0 ? 0 : bound[part]) * 10 + (c - '0'), kMaxRepetition + 1);
       }
-      *cur = std::min<int64_t>((*cur < 0 ? 0 : *cur) * 10 + (pattern[j] - '0'), kMaxRepetition + 1);
     }
-    if (j >= pattern.size() || pattern[j] != '}' || m < 0) continue;
-    if (m > kMaxRepetition || n > kMaxRepetition)
+    if (part == 0) bound[1] = bound[0];  // {n}
+    if (bound[0] > kMaxRepetition || bound[1] > kMaxRepetition)
       refuse("a repetition in 'pattern' at " + path + " is above " + std::to_string(kMaxRepetition));
-    if (n >= 0 && m > n) refuse("a repetition {m,n} in 'pattern' at " + path + " has m > n");
+    if (bound[0] >= 0 && bound[1] >= 0 && bound[0] > bound[1])
+      refuse("a repetition {m,n} in 'pattern' at " + path + " has m > n");
+    i = close;
+  }
+}
+
+// Before anything walks the schema recursively (copies, dump(), the checks, the converter): its
+// nesting and size are bounded, counted without recursion, so a deeply nested body is a clear
+// error instead of a stack overflow.
+constexpr size_t kMaxDepth = 32, kMaxValues = 20000;
+
+void check_shape(const nlohmann::json& root) {
+  std::vector<std::pair<const nlohmann::json*, size_t>> todo = {{&root, 1}};
+  size_t values = 0;
+  while (!todo.empty()) {
+    const auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (++values > kMaxValues)
+      throw std::invalid_argument("response_format is too large (more than " + std::to_string(kMaxValues) + " JSON values)");
+    if (!v->is_structured()) continue;
+    if (depth >= kMaxDepth)
+      throw std::invalid_argument("response_format nests deeper than " + std::to_string(kMaxDepth) + " levels");
+    for (const auto& child : *v) todo.push_back({&child, depth + 1});
   }
 }
 
@@ -86,6 +123,9 @@ void check_keywords(const nlohmann::json& schema, const std::string& path) {
   const std::function<void(const std::string&)> refuse = [](const std::string& why) {
     throw std::invalid_argument("response_format: the JSON schema cannot be used: " + why);
   };
+  constexpr size_t kMaxProperties = 128;  // the converter's rules for optional ones grow with the square
+  if (auto props = schema.find("properties"); props != schema.end() && props->is_object() && props->size() > kMaxProperties)
+    refuse("'properties' at " + path + " has more than " + std::to_string(kMaxProperties) + " entries");
   check_bounds(schema, "minLength", "maxLength", path, refuse);
   check_bounds(schema, "minItems", "maxItems", path, refuse);
   if (auto p = schema.find("pattern"); p != schema.end() && p->is_string()) check_pattern(p->get<std::string>(), path, refuse);
@@ -175,6 +215,7 @@ std::string schema_grammar(const nlohmann::json& schema) {
 
 std::string grammar_for_response_format(const nlohmann::json& rf) {
   if (!rf.is_object()) throw std::invalid_argument("response_format must be an object");
+  check_shape(rf);
   const auto type = rf.find("type");
   if (type == rf.end() || !type->is_string())
     throw std::invalid_argument("response_format.type must be one of \"text\", \"json_object\", \"json_schema\"");

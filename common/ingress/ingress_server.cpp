@@ -28,15 +28,16 @@ using Clock = std::chrono::steady_clock;
 constexpr milliseconds kWaitSlice{1000};
 constexpr int kListenBacklog = 1024;  // a stream writes a keep-alive comment after this long idle
 
-// A place among the ingress's in-flight requests, given back when destroyed.
+// Places among the ingress's in-flight requests (one per choice: n pipeline requests take n),
+// given back when destroyed.
 class InFlightSlot {
  public:
-  InFlightSlot(std::atomic<int>& counter, int limit) : counter_(counter) {
-    taken_ = counter_.fetch_add(1) < limit;
-    if (!taken_) counter_.fetch_sub(1);
+  InFlightSlot(std::atomic<int>& counter, int limit, int places = 1) : counter_(counter), places_(places) {
+    taken_ = counter_.fetch_add(places_) + places_ <= limit;
+    if (!taken_) counter_.fetch_sub(places_);
   }
   ~InFlightSlot() {
-    if (taken_) counter_.fetch_sub(1);
+    if (taken_) counter_.fetch_sub(places_);
   }
   InFlightSlot(const InFlightSlot&) = delete;
   InFlightSlot& operator=(const InFlightSlot&) = delete;
@@ -44,6 +45,7 @@ class InFlightSlot {
 
  private:
   std::atomic<int>& counter_;
+  int places_;
   bool taken_ = false;
 };
 
@@ -116,7 +118,9 @@ int IngressServer::bind(const std::string& host, int port) {
                       {config_.results_topic(), config_.kafka.partitions, config_.kafka.replication_factor},
                       {config_.control_topic(), config_.kafka.partitions, config_.kafka.replication_factor}},
                      30000, config_.kafka.properties);
-  producer_ = std::make_unique<bus::Producer>(config_.kafka.brokers, config_.kafka.properties);
+  producer_ = std::make_unique<bus::Producer>(
+      config_.kafka.brokers,
+      bus::with(config_.kafka.properties, {{"message.max.bytes", std::to_string(config_.kafka.max_message_bytes)}}));
   router_ = std::make_unique<ResultRouter>(
       bus::Consumer::from_end(config_.kafka.brokers, config_.results_topic(), config_.kafka.properties), log_);
   service_ = std::make_unique<CompletionService>(config_, *producer_, *router_, log_);
@@ -251,15 +255,16 @@ void IngressServer::handle_completion(Endpoint endpoint, const httplib::Request&
   if (req.body.size() > settings_.max_body_bytes) return reject(RejectReason::BadRequest, for_status(413));
   ApiParseOutcome parsed = parse_api_request(endpoint, req.body, config_.model.name, limits_);
   if (!parsed.ok()) return reject(RejectReason::BadRequest, *parsed.error);
-  auto slot = std::make_unique<InFlightSlot>(in_flight_, settings_.max_in_flight);
+  auto slot = std::make_unique<InFlightSlot>(in_flight_, settings_.max_in_flight, parsed.request->n);
   if (!slot->taken()) return reject(RejectReason::RateLimit, too_many_requests(settings_.max_in_flight));
   const FleetSnapshot fleet = fleet_->snapshot();
   if (!fleet.ready())
     return reject(RejectReason::Unavailable, no_live_worker("The model cannot serve now: " + fleet.why_not_ready()));
 
   // The prompts record must fit in one Kafka record (kafka.max_message_bytes): refused here with
-  // the limit named, not a 500 from the producer (64 bytes: the id the service gives it).
-  const size_t record_bytes = parsed.request->prompt.to_json().dump().size() + 64;
+  // the limit named, not a 500 from the producer (128 bytes: the id the service gives it, in the
+  // value and as the key, and the record's own overhead).
+  const size_t record_bytes = parsed.request->prompt.to_json().dump().size() + 128;
   if (record_bytes > config_.kafka.max_message_bytes) {
     const bool chat = parsed.request->endpoint == Endpoint::ChatCompletions;
     return reply_error(res, bad_request("The request is too large: as a prompts record it takes " + std::to_string(record_bytes) +

@@ -40,7 +40,7 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
   a->sampling.presence_penalty = p.presence_penalty;
   a->sampling.logit_bias.assign(p.logit_bias.begin(), p.logit_bias.end());
   a->stream = std::make_unique<TokenStream>(*ctx_.tokenizer, stop_tokens_, p.stop, p.max_tokens);
-  a->grammar = grammar_for(p, rec->generated);
+  if (!finished) a->grammar = grammar_for(p, rec->generated);  // a finished request samples nothing more
   for (int32_t t : rec->generated) {  // tokens out before: replayed
     a->last = a->stream->push(t);
     a->replayed_texts.push_back(a->last.text);

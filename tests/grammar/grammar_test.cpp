@@ -82,6 +82,20 @@ TEST(ResponseFormat, BadFormatsGetErrorsNamingTheField) {
   EXPECT_NE(error_of(schema_format({{"type", "string"}, {"maxLength", 100000}})).find("[0, 2000]"), std::string::npos);
   EXPECT_NE(error_of(schema_format({{"type", "array"}, {"maxItems", -1}})).find("'maxItems'"), std::string::npos);
   EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", "^a{3,2}$"}})).find("m > n"), std::string::npos);
+  EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", "^a{3, 1}$"}})).find("m > n"), std::string::npos);
+  EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", "^a{1, +5000}$"}})).find("above 2000"), std::string::npos);
+  // Nesting and size are bounded before anything recurses (a deep body is an error, not a crash).
+  json deep = {{"type", "string"}};
+  for (int i = 0; i < 50000; ++i) deep = json{{"type", "array"}, {"items", std::move(deep)}};  // moved, never copied
+  json deep_format = {{"type", "json_schema"}};
+  deep_format["json_schema"]["schema"] = std::move(deep);
+  EXPECT_NE(error_of(deep_format).find("nests deeper than"), std::string::npos);
+  json wide = {{"type", "object"}, {"properties", json::object()}};
+  for (int i = 0; i < 200; ++i) wide["properties"]["p" + std::to_string(i)] = {{"type", "integer"}};
+  EXPECT_NE(error_of(schema_format(wide)).find("more than 128 entries"), std::string::npos);
+  EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", std::string(40, '(') + "a" + std::string(40, ')')}}))
+                .find("nests groups deeper"),
+            std::string::npos);
   EXPECT_NE(error_of(schema_format({{"type", "string"}, {"pattern", "^a{5000}$"}})).find("above 2000"), std::string::npos);
   EXPECT_EQ(error_of(schema_format({{"type", "string"}, {"pattern", "^a\\{5000}$"}})).find("above 2000"),
             std::string::npos);  // an escaped brace is no repetition
