@@ -118,8 +118,7 @@ nlohmann::json Choices::completion_body() const {
   nlohmann::json body = calls_.front()->response().completion_body();
   for (size_t i = 1; i < calls_.size(); ++i)
     body["choices"].push_back(calls_[i]->response().completion_body()["choices"][0]);
-  const int p = prompt_tokens(), c = completion_tokens();
-  body["usage"] = {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+  body["usage"] = usage_json(prompt_tokens(), completion_tokens());
   return body;
 }
 
@@ -133,9 +132,8 @@ std::string Choices::take_stream_text() {
     return out + calls_.front()->response().stream_error(*e);
   }
   if (finished()) {
-    const int p = prompt_tokens(), c = completion_tokens();
     ended_ = true;
-    out += calls_.front()->response().stream_end({{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}});
+    out += calls_.front()->response().stream_end(usage_json(prompt_tokens(), completion_tokens()));
   }
   return out;
 }

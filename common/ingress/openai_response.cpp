@@ -46,9 +46,14 @@ std::string ResponseAssembler::finish_reason() const {
   return done_->finish_reason == "length" ? "length" : "stop";  // "cancelled": the client went away
 }
 
+json usage_json(int prompt_tokens, int completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens},
+          {"completion_tokens", completion_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
 json ResponseAssembler::usage_json() const {
-  const int p = done_ ? done_->usage.prompt_tokens : 0, c = done_ ? done_->usage.completion_tokens : 0;
-  return {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+  return ingress::usage_json(done_ ? done_->usage.prompt_tokens : 0, done_ ? done_->usage.completion_tokens : 0);
 }
 
 json ResponseAssembler::token_logprobs_json(const std::vector<ResultEvent>& tokens) const {

@@ -18,6 +18,9 @@
 
 namespace fleet::ingress {
 
+// OpenAI's usage object.
+nlohmann::json usage_json(int prompt_tokens, int completion_tokens);
+
 class ResponseAssembler {
  public:
   // id: the OpenAI response id ("cmpl-..." / "chatcmpl-..."); created: seconds since the epoch.
@@ -43,13 +46,13 @@ class ResponseAssembler {
   // "data: [DONE]"; an error chunk and "data: [DONE]".
   std::string stream_end(const nlohmann::json& usage) const;
   std::string stream_error(const ContractError& error) const;
-  nlohmann::json usage_json() const;
 
   const std::string& id() const { return id_; }
   const std::string& text() const { return text_; }  // streamed so far (the done text at the end)
 
  private:
   nlohmann::json chunk(nlohmann::json choice) const;
+  nlohmann::json usage_json() const;
   nlohmann::json token_logprobs_json(const std::vector<ResultEvent>& tokens) const;
   static std::string sse(const nlohmann::json& j);
   std::string finish_reason() const;

@@ -68,6 +68,13 @@ class IngressE2E : public ::testing::Test {
   static json completion_body(const std::string& prompt, int max_tokens, bool stream) {
     return {{"model", kModel}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
   }
+  // `fleet generate` on stories260K with these parameters (one engine for the whole binary).
+  static GenerateResult generate_in_process(const std::string& prompt, const GenerateParams& p) {
+    static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
+    static StageEngine engine(weights, 1);
+    static auto tok = Tokenizer::load(stories_tok());
+    return generate(engine, *tok, encode_prompt(*tok, prompt), p);
+  }
 
   static Deployment* deployment_;
   static IngressProcess* ingress_;
@@ -379,9 +386,6 @@ TEST_F(IngressE2E, NChoicesAreTheRequestsWithSeedsSeedPlusI) {
 // the in-process engine gives with the same bias.
 TEST_F(IngressE2E, LogitBiasEqualsGenerate) {
   const int n = 24;
-  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
-  static StageEngine engine(weights, 1);
-  static auto tok = Tokenizer::load(stories_tok());
   const GenerateResult& plain = stories_reference("The little dog", n);
   ASSERT_GE(plain.tokens.size(), 2u);
   GenerateParams p;
@@ -398,7 +402,7 @@ TEST_F(IngressE2E, LogitBiasEqualsGenerate) {
   body["logit_bias"] = bias;
   const HttpResult r = http_post(port(), "/v1/completions", body.dump(), kKey);
   ASSERT_EQ(r.status, 200) << r.body;
-  const GenerateResult ref = generate(engine, *tok, encode_prompt(*tok, "The little dog"), p);
+  const GenerateResult ref = generate_in_process("The little dog", p);
   EXPECT_EQ(json::parse(r.body)["choices"][0]["text"], ref.text);
   EXPECT_NE(ref.text, plain.text);
   EXPECT_NE(ref.tokens.at(0), plain.tokens[0]);
@@ -414,16 +418,13 @@ TEST_F(IngressE2E, PenaltiesAndLogprobsEqualGenerate) {
   ASSERT_EQ(r.status, 200) << r.body;
   const json j = json::parse(r.body);
 
-  static auto weights = std::make_shared<StageWeights>(load_stage_weights(open_model(stories_bin()), {}));
-  static StageEngine engine(weights, 1);
-  static auto tok = Tokenizer::load(stories_tok());
   GenerateParams p;
   p.max_tokens = n;
   p.sampling.temperature = 0;
   p.sampling.frequency_penalty = 0.8;
   p.sampling.presence_penalty = 0.5;
   p.top_logprobs = 2;
-  const GenerateResult ref = generate(engine, *tok, encode_prompt(*tok, "The little dog"), p);
+  const GenerateResult ref = generate_in_process("The little dog", p);
   EXPECT_EQ(j["choices"][0]["text"], ref.text);
   EXPECT_NE(ref.text, stories_reference("The little dog", n).text);  // the penalties changed the text
   const json& lp = j["choices"][0]["logprobs"];
