@@ -20,10 +20,11 @@ namespace fleet {
 class Tokenizer;
 
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant", ...
+  std::string role;  // "system", "user", "assistant", "tool", ...
   std::string content;
-  // Further fields of the message (name, tool_calls, ...), given to the template as they are.
-  nlohmann::json extra = nlohmann::json::object();
+  // Further fields of the message (name, tool_calls, tool_call_id, ...), given to the template as
+  // they are; a "content" here replaces the one above (null: an assistant turn of tool calls only).
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
 };
 
 class ChatTemplateError : public std::runtime_error {
@@ -45,6 +46,9 @@ struct ChatRenderOptions {
   bool add_generation_prompt = true;  // open the assistant's turn at the end
   // The local date and time strftime_now() formats; default: the current local time.
   std::optional<std::tm> now;
+  // The tool definitions the template sees as `tools` (OpenAI's [{"type": "function",
+  // "function": {...}}]); null: none (tools = None, as apply_chat_template without tools).
+  nlohmann::ordered_json tools;
 };
 
 // Built-in families, for models that carry no chat template.
@@ -81,8 +85,8 @@ class ChatTemplate {
   const std::string& source() const;  // the Jinja source (empty for a built-in)
 
   // Renders the conversation. The template sees messages, add_generation_prompt, bos_token,
-  // eos_token, tools = None, documents = None (as apply_chat_template passes them without
-  // tools), raise_exception and strftime_now. Throws ChatTemplateError.
+  // eos_token, tools (opt.tools, or None), documents = None (as apply_chat_template passes
+  // them), raise_exception and strftime_now. Throws ChatTemplateError.
   std::string render(const std::vector<ChatMessage>& messages, const ChatRenderOptions& opt = {}) const;
 
   struct Jinja;  // internal: the parsed template (jinja_template.cpp)
@@ -98,5 +102,8 @@ class ChatTemplate {
 // <|start_header_id|>: Llama 3, [INST]: Mistral). Throws std::runtime_error when none fits.
 // model_dir: a directory, or a file whose directory is meant (may be empty).
 ChatTemplate chat_template_for(const Tokenizer& tok, const std::string& model_dir);
+// A Jinja template file given by the operator (model.chat_template); throws std::runtime_error
+// when it cannot be read, ChatTemplateError (kSyntax) when it does not parse.
+ChatTemplate chat_template_from_file(const std::string& path, const Tokenizer& tok);
 
 }  // namespace fleet

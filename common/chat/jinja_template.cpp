@@ -51,7 +51,7 @@ nlohmann::ordered_json message_json(const ChatMessage& m) {
   j["content"] = m.content;
   if (m.extra.is_object())
     for (const auto& [k, v] : m.extra.items())
-      if (k != "role" && k != "content") j[k] = v;
+      if (k != "role") j[k] = v;
   return j;
 }
 
@@ -69,7 +69,7 @@ std::string render_once(const ChatTemplate::Jinja& t, const std::vector<ChatMess
     inp["tools"] = nlohmann::ordered_json::array();
     inp["documents"] = nlohmann::ordered_json::array();
   } else {
-    inp["tools"] = nullptr;
+    inp["tools"] = opt.tools;
     inp["documents"] = nullptr;
   }
 

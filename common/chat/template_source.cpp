@@ -18,7 +18,23 @@ bool has_token(const Tokenizer& tok, const std::string& text) {
   return ids.size() == 1 && tok.id_to_piece(ids[0]) == text;
 }
 
+ChatTemplate read_template_file(const fs::path& file, const std::string& bos, const std::string& eos) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in) throw std::runtime_error(file.string() + ": cannot read");
+  try {
+    return ChatTemplate::from_jinja(ss.str(), bos, eos);
+  } catch (const ChatTemplateError& e) {
+    throw ChatTemplateError(e.kind(), file.string() + ": " + e.what());
+  }
+}
+
 }  // namespace
+
+ChatTemplate chat_template_from_file(const std::string& path, const Tokenizer& tok) {
+  return read_template_file(path, tok.bos_token(), tok.eos_token());
+}
 
 ChatTemplate chat_template_for(const Tokenizer& tok, const std::string& model_dir) {
   const std::string bos = tok.bos_token();
@@ -28,17 +44,7 @@ ChatTemplate chat_template_for(const Tokenizer& tok, const std::string& model_di
   fs::path dir;
   if (!model_dir.empty()) dir = fs::is_directory(model_dir) ? fs::path(model_dir) : fs::path(model_dir).parent_path();
   const fs::path jinja_file = dir / "chat_template.jinja";
-  if (!model_dir.empty() && fs::is_regular_file(jinja_file)) {
-    std::ifstream in(jinja_file, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!in) throw std::runtime_error(jinja_file.string() + ": cannot read");
-    try {
-      return ChatTemplate::from_jinja(ss.str(), bos, eos);
-    } catch (const ChatTemplateError& e) {
-      throw ChatTemplateError(e.kind(), jinja_file.string() + ": " + e.what());
-    }
-  }
+  if (!model_dir.empty() && fs::is_regular_file(jinja_file)) return read_template_file(jinja_file, bos, eos);
 
   if (has_token(tok, "<|im_start|>") && has_token(tok, "<|im_end|>"))
     return ChatTemplate::from_builtin(BuiltinChatFamily::kChatML);

@@ -282,12 +282,14 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
 
     const YAML::Node model = Reader::child(top, "model");
     if (!Reader::present(model)) rd.fail("model", "missing (model.path is required)");
-    rd.check_map(model, "model", {"name", "path", "tokenizer", "weights", "activations", "blas_prefill"});
+    rd.check_map(model, "model", {"name", "path", "tokenizer", "chat_template", "weights", "activations", "blas_prefill"});
     auto path = rd.string(model, "path", "model.path");
     if (!path || trim(*path).empty()) rd.fail("model.path", "missing", &model);
     c.model.path = resolve_path(trim(*path), base_dir);
     if (auto v = rd.string(model, "tokenizer", "model.tokenizer"); v && !trim(*v).empty())
       c.model.tokenizer = resolve_path(trim(*v), base_dir);
+    if (auto v = rd.string(model, "chat_template", "model.chat_template"); v && !trim(*v).empty())
+      c.model.chat_template = resolve_path(trim(*v), base_dir);
     if (auto v = rd.string(model, "name", "model.name")) {
       c.model.name = trim(*v);
       if (c.model.name.empty() || std::any_of(c.model.name.begin(), c.model.name.end(), [](char ch) {

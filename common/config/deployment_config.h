@@ -7,7 +7,7 @@
 //              properties: {security.protocol: SASL_SSL, sasl.mechanism: PLAIN, ...}}
 //   redis:    {url: "redis://127.0.0.1:6379/0", password: ...}   # password: optional
 //   model:    {name: stories260K, path: ../models/x.bin, tokenizer: ../models/tok.bin, weights: auto,
-//              activations: auto}
+//              activations: auto, chat_template: ../templates/chat.jinja}   # chat_template: optional
 //   stages:   [{layers: [0, 3]}, {layers: [3, 5]}]       # half-open [first, end), contiguous
 //   batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}
 //   kv:       {budget_bytes: 1GiB, max_requests: 256}     # integer or with KB/KiB/MB/MiB/GB/GiB
@@ -76,6 +76,9 @@ struct ModelSection {
   std::string name;       // default: model.path's file name without extension
   std::string path;       // llama2.c checkpoint or Hugging Face directory (absolute after loading)
   std::string tokenizer;  // absolute after loading; "" = beside the model (as fleet generate)
+  // A Jinja chat template file that replaces the model's own (absolute after loading; "" = the
+  // model's: chat/chat.h chat_template_for), e.g. one whose tool-call format fleet reads.
+  std::string chat_template;
   std::string weights = "auto";  // in-memory weight dtype: auto, f32, bf16, f16, q8_0
   // activations: auto (q8 for block-quantized weights, f32 otherwise), f32 or q8 (engine/linear.h)
   std::string activations = "auto";

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "grammar/response_format.h"
+#include "grammar/tool_call_grammar.h"
 
 namespace fleet {
 
@@ -26,10 +27,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::array<const char*, 16> kPromptFields = {
+constexpr std::array<const char*, 19> kPromptFields = {
     "id",   "prompt",    "messages",          "max_tokens",       "temperature", "top_p",        "top_k",
     "seed", "stop",      "timeout_s",         "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
-    "response_format", "logit_bias"};
+    "response_format", "logit_bias", "tools", "tool_choice", "parallel_tool_calls"};
 
 // Thrown inside the parser only; turned into a ContractError at the boundary.
 struct Invalid {
@@ -74,6 +75,57 @@ std::string string_field(const json& obj, const char* field) {
   return v.get<std::string>();
 }
 
+// One tool call of an assistant turn: {"id"?, "type": "function", "function": {"name", "arguments"}}
+// with arguments JSON text (OpenAI) or an object.
+void check_tool_call(const json& c, const std::string& where) {
+  if (!c.is_object()) throw Invalid{where + " must be an object {id, type, function}"};
+  for (const auto& [k, v] : c.items())
+    if (k != "id" && k != "type" && k != "function") throw Invalid{where + " has the unknown field '" + k + "'"};
+  if (c.contains("id") && !c["id"].is_string()) throw Invalid{where + ".id must be a string"};
+  if (c.contains("type") && c["type"] != "function") throw Invalid{where + ".type must be \"function\""};
+  if (!c.contains("function") || !c["function"].is_object()) throw Invalid{where + ".function must be an object {name, arguments}"};
+  const json& fn = c["function"];
+  for (const auto& [k, v] : fn.items())
+    if (k != "name" && k != "arguments") throw Invalid{where + ".function has the unknown field '" + k + "'"};
+  if (!fn.contains("name") || !fn["name"].is_string()) throw Invalid{where + ".function.name must be a string"};
+  if (fn.contains("arguments") && !fn["arguments"].is_string() && !fn["arguments"].is_object())
+    throw Invalid{where + ".function.arguments must be JSON text (a string) or an object"};
+}
+
+PromptMessage parse_message(const json& m, const std::string& where) {
+  for (const auto& [k, v] : m.items())
+    if (k != "role" && k != "content" && k != "tool_calls" && k != "tool_call_id" && k != "name")
+      throw Invalid{where + " has the unknown field '" + k + "'"};
+  if (!m.contains("role") || !m["role"].is_string()) throw Invalid{where + ".role must be a string"};
+  PromptMessage pm{m["role"].get<std::string>(), ""};
+  if (pm.role != "system" && pm.role != "user" && pm.role != "assistant" && pm.role != "tool")
+    throw Invalid{where + ".role must be \"system\", \"user\", \"assistant\" or \"tool\", got \"" + pm.role + "\""};
+  const bool calls = present(m, "tool_calls");
+  if (calls) {
+    if (pm.role != "assistant") throw Invalid{where + ".tool_calls is only for assistant messages"};
+    const json& tc = m["tool_calls"];
+    if (!tc.is_array() || tc.empty()) throw Invalid{where + ".tool_calls must be a non-empty array"};
+    for (size_t i = 0; i < tc.size(); ++i) check_tool_call(tc[i], where + ".tool_calls[" + std::to_string(i) + "]");
+    pm.fields["tool_calls"] = tc;
+  }
+  if (m.contains("content") && m["content"].is_string()) {
+    pm.content = m["content"].get<std::string>();
+  } else if (calls && (!m.contains("content") || m["content"].is_null())) {
+    pm.fields["content"] = nullptr;  // a turn of calls only
+  } else {
+    throw Invalid{where + ".content must be a string"};
+  }
+  if (present(m, "tool_call_id")) {
+    if (pm.role != "tool" || !m["tool_call_id"].is_string()) throw Invalid{where + ".tool_call_id must be a string, in a tool message"};
+    pm.fields["tool_call_id"] = m["tool_call_id"];
+  }
+  if (present(m, "name")) {
+    if (!m["name"].is_string()) throw Invalid{where + ".name must be a string"};
+    pm.fields["name"] = m["name"];
+  }
+  return pm;
+}
+
 PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
   for (const auto& item : body.items()) {
     const std::string& k = item.key();  // not a structured binding: clang 14 cannot capture one
@@ -104,13 +156,7 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
       const std::string where = "messages[" + std::to_string(i) + "]";
       const json& m = msgs[i];
       if (!m.is_object()) throw Invalid{where + " must be an object {role, content}, got " + json_type_name(m)};
-      for (const auto& [k, v] : m.items())
-        if (k != "role" && k != "content") throw Invalid{where + " has the unknown field '" + k + "'"};
-      if (!m.contains("role") || !m["role"].is_string()) throw Invalid{where + ".role must be a string"};
-      if (!m.contains("content") || !m["content"].is_string()) throw Invalid{where + ".content must be a string"};
-      PromptMessage pm{m["role"].get<std::string>(), m["content"].get<std::string>()};
-      if (pm.role != "system" && pm.role != "user" && pm.role != "assistant")
-        throw Invalid{where + ".role must be \"system\", \"user\" or \"assistant\", got \"" + pm.role + "\""};
+      PromptMessage pm = parse_message(m, where);
       total += pm.content.size();
       r.messages.push_back(std::move(pm));
     }
@@ -185,6 +231,27 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
     }
     if (body.at("response_format").value("type", "") != "text") r.response_format = body.at("response_format");
   }
+  if (present(body, "tools") || present(body, "tool_choice")) {
+    const json tools = present(body, "tools") ? body.at("tools") : json();
+    const json choice = present(body, "tool_choice") ? body.at("tool_choice") : json();
+    try {
+      check_tools(tools, choice);
+    } catch (const std::invalid_argument& e) {
+      throw Invalid{e.what()};
+    }
+    if (tools.is_array() && !tools.empty()) {
+      r.tools = tools;
+      r.tool_choice = choice.is_null() ? json("auto") : choice;
+    }
+  }
+  if (present(body, "parallel_tool_calls")) {
+    if (!body.at("parallel_tool_calls").is_boolean())
+      throw Invalid{"parallel_tool_calls must be a boolean, got " + json_type_name(body.at("parallel_tool_calls"))};
+    r.parallel_tool_calls = body.at("parallel_tool_calls").get<bool>();
+  }
+  if (r.tools_enabled() && !r.is_chat()) throw Invalid{"tools need 'messages' (a chat request)"};
+  if (r.tools_enabled() && !r.response_format.is_null())
+    throw Invalid{"response_format cannot be combined with tools unless tool_choice is \"none\""};
   if (present(body, "stop")) {
     const json& v = body.at("stop");
     if (v.is_string()) {
@@ -241,7 +308,11 @@ json PromptRequest::to_json() const {
     j["prompt"] = *prompt;
   } else {
     j["messages"] = json::array();
-    for (const auto& m : messages) j["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    for (const auto& m : messages) {
+      json jm = {{"role", m.role}, {"content", m.content}};
+      for (const auto& [k, v] : m.fields.items()) jm[k] = v;
+      j["messages"].push_back(std::move(jm));
+    }
   }
   return j;
 }

@@ -5,7 +5,13 @@
 //    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S, "stop": [...] | "...",
 //    "timeout_s": T, "frequency_penalty": F, "presence_penalty": P, "logprobs": B, "top_logprobs": N,
 //    "response_format": {"type": "json_object" | "json_schema", "json_schema": {...}},
-//    "logit_bias": {"<token id>": B, ...}}
+//    "logit_bias": {"<token id>": B, ...},
+//    "tools": [{"type": "function", "function": {"name", "description", "parameters"}}, ...],
+//    "tool_choice": "none" | "auto" | "required" | {"type": "function", "function": {"name"}},
+//    "parallel_tool_calls": B}
+//   messages may also hold OpenAI's tool turns: {"role": "assistant", "content": null,
+//   "tool_calls": [{"id", "type": "function", "function": {"name", "arguments"}}]} and
+//   {"role": "tool", "tool_call_id", "content"}.
 //
 // Everything but prompt/messages is optional; null reads as absent. Unknown fields are
 // rejected (a misspelt "max_token" must not silently fall back to the default). The schema is
@@ -49,8 +55,11 @@ struct ContractError {
 };
 
 struct PromptMessage {
-  std::string role;  // "system", "user" or "assistant"
+  std::string role;  // "system", "user", "assistant" or "tool"
   std::string content;
+  // OpenAI's further fields, when present: "tool_calls" (assistant; "content": null with them
+  // when the turn had no text), "tool_call_id" (tool), "name".
+  nlohmann::json fields = nlohmann::json::object();
 };
 
 struct PromptRequest : RequestParams {

@@ -21,6 +21,11 @@ nlohmann::json RequestParams::to_json() const {
     for (const auto& [t, b] : logit_bias) bias[std::to_string(t)] = b;
     j["logit_bias"] = bias;
   }
+  if (!tools.is_null()) {
+    j["tools"] = tools;
+    j["tool_choice"] = tool_choice;
+    j["parallel_tool_calls"] = parallel_tool_calls;
+  }
   return j;
 }
 
@@ -56,6 +61,12 @@ RequestParams RequestParams::from_json(const nlohmann::json& j) {
       p.logit_bias[static_cast<int32_t>(std::stol(t))] = b.get<double>();
     }
   }
+  if (auto t = j.find("tools"); t != j.end() && !t->is_null()) {
+    if (!t->is_array()) throw std::invalid_argument("request params: field tools: not an array");
+    p.tools = *t;
+  }
+  if (auto c = j.find("tool_choice"); c != j.end()) p.tool_choice = *c;
+  read("parallel_tool_calls", p.parallel_tool_calls);
   if (j.contains("seed") && !j["seed"].is_null()) {
     uint64_t s = 0;
     read("seed", s);

@@ -38,10 +38,20 @@ struct RequestParams {
   // OpenAI's logit_bias: token id -> bias in [-100, 100], added to that token's logit before the
   // grammar mask and the draw (-100 bans a token, +100 all but forces it); at most 1024 entries.
   std::map<int32_t, double> logit_bias;
+  // OpenAI's function calling (grammar/tool_call_grammar.h): tool definitions (null: none), the
+  // choice ("none", "auto", "required", {"type": "function", "function": {"name"}}; null: "auto"
+  // with tools) and whether one answer may hold several calls. Stage 0 renders the tools into the
+  // prompt; the last stage forces a call with a grammar when the choice asks for one and reads the
+  // calls back out of the text (done event "tool_calls").
+  nlohmann::json tools;
+  nlohmann::json tool_choice;
+  bool parallel_tool_calls = true;
+  // Whether calls are read out of the output: tools given and tool_choice not "none".
+  bool tools_enabled() const { return tools.is_array() && !tools.empty() && tool_choice != "none"; }
 
   // {"max_tokens", "temperature", "top_p", "top_k", "stop"[, "seed"][, "timeout_s"]
   //  [, "frequency_penalty"][, "presence_penalty"][, "logprobs", "top_logprobs"]
-  //  [, "response_format"][, "logit_bias"]} (the last
+  //  [, "response_format"][, "logit_bias"][, "tools", "tool_choice", "parallel_tool_calls"]} (the last
   // ones only when not at their defaults, so older readers see the same JSON as before)
   nlohmann::json to_json() const;
   // The inverse; absent fields take the defaults above. Throws std::invalid_argument naming

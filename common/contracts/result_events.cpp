@@ -33,6 +33,7 @@ const char* finish_reason_name(FinishReason r) {
   switch (r) {
     case FinishReason::Stop: return "stop";
     case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::ToolCalls: return "tool_calls";
     case FinishReason::Length: break;
   }
   return "length";
@@ -41,7 +42,15 @@ const char* finish_reason_name(FinishReason r) {
 FinishReason finish_reason_from_name(const std::string& name) {
   if (name == "stop") return FinishReason::Stop;
   if (name == "cancelled") return FinishReason::Cancelled;
+  if (name == "tool_calls") return FinishReason::ToolCalls;
   return FinishReason::Length;
+}
+
+json tool_calls_json(const std::vector<ToolCall>& calls) {
+  json out = json::array();
+  for (const ToolCall& c : calls)
+    out.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  return out;
 }
 
 std::string token_event(const std::string& id, int index, int token_id, const std::string& text,
@@ -60,19 +69,24 @@ std::string token_event(const std::string& id, int index, int token_id, const st
 }
 
 std::string done_event(const std::string& id, const std::string& text, FinishReason finish_reason,
-                       const TokenUsage& usage, const RequestTimings& timings) {
+                       const TokenUsage& usage, const RequestTimings& timings, const ToolCallsOutput* tool_calls) {
   json t = {{"queue_ms", timings.queue_ms},
             {"time_to_first_token_ms", timings.time_to_first_token_ms},
             {"total_ms", timings.total_ms},
             {"tokens_per_s", timings.tokens_per_s}};
   if (timings.extra.is_object())
     for (const auto& [k, v] : timings.extra.items()) t[k] = v;
-  return dump({{"id", id},
-               {"type", "done"},
-               {"text", text},
-               {"finish_reason", finish_reason_name(finish_reason)},
-               {"usage", {{"prompt_tokens", usage.prompt_tokens}, {"completion_tokens", usage.completion_tokens}}},
-               {"timings", t}});
+  json j = {{"id", id},
+            {"type", "done"},
+            {"text", text},
+            {"finish_reason", finish_reason_name(finish_reason)},
+            {"usage", {{"prompt_tokens", usage.prompt_tokens}, {"completion_tokens", usage.completion_tokens}}},
+            {"timings", t}};
+  if (tool_calls && !tool_calls->calls.empty()) {
+    j["content"] = tool_calls->content;
+    j["tool_calls"] = tool_calls_json(tool_calls->calls);
+  }
+  return dump(j);
 }
 
 std::string error_event(const std::string& id, const ContractError& error) {
@@ -118,9 +132,9 @@ std::optional<ResultEvent> parse_result_event(std::string_view text, std::string
   } else if (type == "done") {
     ev.type = ResultEvent::Type::Done;
     if (!is_str(j, "text")) return reject(error, "done: text must be a string");
-    if (!is_str(j, "finish_reason") ||
-        (j["finish_reason"] != "stop" && j["finish_reason"] != "length" && j["finish_reason"] != "cancelled"))
-      return reject(error, "done: finish_reason must be \"stop\", \"length\" or \"cancelled\"");
+    if (!is_str(j, "finish_reason") || (j["finish_reason"] != "stop" && j["finish_reason"] != "length" &&
+                                        j["finish_reason"] != "cancelled" && j["finish_reason"] != "tool_calls"))
+      return reject(error, "done: finish_reason must be \"stop\", \"length\", \"cancelled\" or \"tool_calls\"");
     if (!j.contains("usage") || !j["usage"].is_object() || !is_count(j["usage"], "prompt_tokens") ||
         !is_count(j["usage"], "completion_tokens"))
       return reject(error, "done: usage must be {prompt_tokens, completion_tokens} integers");
@@ -129,6 +143,19 @@ std::optional<ResultEvent> parse_result_event(std::string_view text, std::string
     ev.finish_reason = j["finish_reason"].get<std::string>();
     ev.usage = {j["usage"]["prompt_tokens"].get<int>(), j["usage"]["completion_tokens"].get<int>()};
     ev.timings = j["timings"];
+    if (j.contains("tool_calls")) {
+      if (!j["tool_calls"].is_array() || !is_str(j, "content"))
+        return reject(error, "done: tool_calls must be an array, with content a string");
+      ToolCallsOutput out{j["content"].get<std::string>(), {}};
+      for (const json& c : j["tool_calls"]) {
+        if (!c.is_object() || !is_str(c, "id") || !c.contains("function") || !c["function"].is_object() ||
+            !is_str(c["function"], "name") || !is_str(c["function"], "arguments"))
+          return reject(error, "done: tool_calls entries must be {id, type, function: {name, arguments}}");
+        out.calls.push_back({c["id"].get<std::string>(), c["function"]["name"].get<std::string>(),
+                             c["function"]["arguments"].get<std::string>()});
+      }
+      ev.tool_calls = std::move(out);
+    }
   } else if (type == "error") {
     ev.type = ResultEvent::Type::Error;
     if (!j.contains("error") || !j["error"].is_object() || !is_str(j["error"], "code") || !is_str(j["error"], "message"))

@@ -6,6 +6,8 @@
 //      request asked for logprobs]
 //   {"id", "type": "done", "text", "finish_reason", "usage": {"prompt_tokens", "completion_tokens"},
 //    "timings": {"queue_ms", "time_to_first_token_ms", "total_ms", "tokens_per_s", ...}}
+//    [+ "content", "tool_calls": [{"id", "type": "function", "function": {"name", "arguments"}}]
+//     and finish_reason "tool_calls" when the output was calls to the request's tools]
 //   {"id", "type": "error", "error": {"code", "message"}}
 //
 // Schema: proto/schemas/result.schema.json. Text that is not valid UTF-8 is written with
@@ -26,8 +28,9 @@ enum class FinishReason {
   Stop,    // end-of-sequence token or a stop string
   Length,     // max_tokens reached, or the model's context is full
   Cancelled,  // a cancel record on the control topic ended it
+  ToolCalls,  // stopped, and the output is calls to the request's tools
 };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled"
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "tool_calls"
 FinishReason finish_reason_from_name(const std::string& name);  // unknown names: Length
 
 struct TokenUsage {
@@ -57,10 +60,26 @@ struct TokenLogprobs {
   bool operator==(const TokenLogprobs&) const = default;
 };
 
+// One call of a tool the request defined, read out of the output (tools/tool_calls.h).
+struct ToolCall {
+  std::string id;         // "call_..."
+  std::string name;       // the function's name
+  std::string arguments;  // JSON text of an object, as OpenAI's API carries it
+  bool operator==(const ToolCall&) const = default;
+};
+// The output read as calls: the text before them and the calls (done events of such requests).
+struct ToolCallsOutput {
+  std::string content;
+  std::vector<ToolCall> calls;
+};
+// [{"id", "type": "function", "function": {"name", "arguments"}}, ...]
+nlohmann::json tool_calls_json(const std::vector<ToolCall>& calls);
+
 std::string token_event(const std::string& id, int index, int token_id, const std::string& text,
                         const TokenLogprobs* logprobs = nullptr);
 std::string done_event(const std::string& id, const std::string& text, FinishReason finish_reason,
-                       const TokenUsage& usage, const RequestTimings& timings);
+                       const TokenUsage& usage, const RequestTimings& timings,
+                       const ToolCallsOutput* tool_calls = nullptr);
 std::string error_event(const std::string& id, const ContractError& error);
 
 // A results record read back (fleet submit / fleet tail / tests).
@@ -75,6 +94,7 @@ struct ResultEvent {
   std::string finish_reason;  // done
   TokenUsage usage;           // done
   nlohmann::json timings;     // done
+  std::optional<ToolCallsOutput> tool_calls;  // done, when the output was calls
   ContractError error;        // error
 };
 // Parses and validates a results record; on failure returns nullopt and sets *error.

@@ -102,26 +102,26 @@ void check_pattern(const std::string& pattern, const std::string& path, const st
 // error instead of a stack overflow.
 constexpr size_t kMaxDepth = 32, kMaxValues = 20000;
 
-void check_shape(const nlohmann::json& root) {
+void check_shape(const nlohmann::json& root, const std::string& what) {
   std::vector<std::pair<const nlohmann::json*, size_t>> todo = {{&root, 1}};
   size_t values = 0;
   while (!todo.empty()) {
     const auto [v, depth] = todo.back();
     todo.pop_back();
     if (++values > kMaxValues)
-      throw std::invalid_argument("response_format is too large (more than " + std::to_string(kMaxValues) + " JSON values)");
+      throw std::invalid_argument(what + " is too large (more than " + std::to_string(kMaxValues) + " JSON values)");
     if (!v->is_structured()) continue;
     if (depth >= kMaxDepth)
-      throw std::invalid_argument("response_format nests deeper than " + std::to_string(kMaxDepth) + " levels");
+      throw std::invalid_argument(what + " nests deeper than " + std::to_string(kMaxDepth) + " levels");
     for (const auto& child : *v) todo.push_back({&child, depth + 1});
   }
 }
 
-void check_keywords(const nlohmann::json& schema, const std::string& path) {
+void check_keywords(const nlohmann::json& schema, const std::string& path, const std::string& what) {
   if (schema.is_boolean()) return;
-  if (!schema.is_object()) throw std::invalid_argument("response_format: the JSON schema at " + path + " is not an object");
-  const std::function<void(const std::string&)> refuse = [](const std::string& why) {
-    throw std::invalid_argument("response_format: the JSON schema cannot be used: " + why);
+  if (!schema.is_object()) throw std::invalid_argument(what + ": the JSON schema at " + path + " is not an object");
+  const std::function<void(const std::string&)> refuse = [&what](const std::string& why) {
+    throw std::invalid_argument(what + ": the JSON schema cannot be used: " + why);
   };
   constexpr size_t kMaxProperties = 128;  // the converter's rules for optional ones grow with the square
   if (auto props = schema.find("properties"); props != schema.end() && props->is_object() && props->size() > kMaxProperties)
@@ -145,11 +145,11 @@ void check_keywords(const nlohmann::json& schema, const std::string& path) {
     auto it = schema.find(key);
     if (it == schema.end()) return;
     if (by_name && it->is_object()) {
-      for (const auto& [name, sub] : it->items()) check_keywords(sub, path + "/" + key + "/" + name);
+      for (const auto& [name, sub] : it->items()) check_keywords(sub, path + "/" + key + "/" + name, what);
     } else if (!by_name && it->is_array()) {
-      for (size_t i = 0; i < it->size(); ++i) check_keywords((*it)[i], path + "/" + key + "/" + std::to_string(i));
+      for (size_t i = 0; i < it->size(); ++i) check_keywords((*it)[i], path + "/" + key + "/" + std::to_string(i), what);
     } else if (!by_name && (it->is_object() || it->is_boolean())) {
-      check_keywords(*it, path + "/" + key);
+      check_keywords(*it, path + "/" + key, what);
     }
   };
   each_schema_in("properties", true);
@@ -193,8 +193,12 @@ nlohmann::ordered_json in_output_order(const nlohmann::json& s) {
   return out;
 }
 
-std::string schema_grammar(const nlohmann::json& schema) {
-  check_keywords(schema, "#");
+
+}  // namespace
+
+std::string grammar_for_json_schema(const nlohmann::json& schema, const std::string& what) {
+  check_shape(schema, what);
+  check_keywords(schema, "#", what);
   std::string gbnf;
   try {
     gbnf = json_schema_to_grammar(common_json::parse(in_output_order(schema).dump()), /*force_gbnf=*/true);
@@ -202,20 +206,18 @@ std::string schema_grammar(const nlohmann::json& schema) {
     std::string why = e.what();
     const std::string prefix = "JSON schema conversion failed:\n";
     while (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
-    throw std::invalid_argument("response_format: the JSON schema cannot be used: " + why);
+    throw std::invalid_argument(what + ": the JSON schema cannot be used: " + why);
   }
   // The converter's output must parse as a grammar; if it does not, say so instead of failing later.
   std::unique_ptr<llama_grammar, void (*)(llama_grammar*)> g(
       llama_grammar_init_impl(nullptr, gbnf.c_str(), "root", false, nullptr, 0, nullptr, 0), llama_grammar_free_impl);
-  if (!g) throw std::invalid_argument("response_format: the JSON schema gives a grammar the engine cannot use");
+  if (!g) throw std::invalid_argument(what + ": the JSON schema gives a grammar the engine cannot use");
   return gbnf;
 }
 
-}  // namespace
-
 std::string grammar_for_response_format(const nlohmann::json& rf) {
   if (!rf.is_object()) throw std::invalid_argument("response_format must be an object");
-  check_shape(rf);
+  check_shape(rf, "response_format");
   const auto type = rf.find("type");
   if (type == rf.end() || !type->is_string())
     throw std::invalid_argument("response_format.type must be one of \"text\", \"json_object\", \"json_schema\"");
@@ -225,7 +227,7 @@ std::string grammar_for_response_format(const nlohmann::json& rf) {
   const std::string t = type->get<std::string>();
   if (t == "text" || t == "json_object") {
     if (rf.contains("json_schema")) throw std::invalid_argument("response_format.json_schema is only for type \"json_schema\"");
-    return t == "text" ? "" : schema_grammar({{"type", "object"}});
+    return t == "text" ? "" : grammar_for_json_schema({{"type", "object"}}, "response_format");
   }
   if (t != "json_schema")
     throw std::invalid_argument("response_format.type must be one of \"text\", \"json_object\", \"json_schema\" (got \"" + t + "\")");
@@ -243,10 +245,10 @@ std::string grammar_for_response_format(const nlohmann::json& rf) {
     }
   }
   const auto schema = js->find("schema");
-  if (schema == js->end()) return schema_grammar({{"type", "object"}});  // OpenAI: no schema, any object
+  if (schema == js->end()) return grammar_for_json_schema({{"type", "object"}}, "response_format");  // OpenAI: no schema, any object
   if (!schema->is_object() && !schema->is_boolean())
     throw std::invalid_argument("response_format.json_schema.schema must be a JSON Schema (an object)");
-  return schema_grammar(*schema);
+  return grammar_for_json_schema(*schema, "response_format");
 }
 
 }  // namespace fleet

@@ -21,4 +21,8 @@ namespace fleet {
 // "format" or a "$ref" to nothing) — never crashes on any input.
 std::string grammar_for_response_format(const nlohmann::json& response_format);
 
+// One JSON Schema compiled the same way (the checks above, keys in output order); `what` names
+// the field in error messages ("response_format", "tools[2].function.parameters").
+std::string grammar_for_json_schema(const nlohmann::json& schema, const std::string& what);
+
 }  // namespace fleet

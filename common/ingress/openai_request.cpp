@@ -6,6 +6,7 @@
 #include <set>
 
 #include "grammar/response_format.h"
+#include "grammar/tool_call_grammar.h"
 
 namespace fleet::ingress {
 
@@ -84,16 +85,23 @@ json translate_messages(const json& v) {
     const json& m = v[i];
     if (!m.is_object()) wrong_type(where, "an object {role, content}", m);
     for (const auto& item : m.items())
-      if (item.key() != "role" && item.key() != "content")
-        throw Reject{unsupported_parameter(where + "." + item.key(), "only role and content are supported")};
+      if (item.key() != "role" && item.key() != "content" && item.key() != "tool_calls" &&
+          item.key() != "tool_call_id" && item.key() != "name")
+        throw Reject{unsupported_parameter(where + "." + item.key(), "only role, content, name, tool_calls and tool_call_id are supported")};
     if (!m.contains("role") || !m["role"].is_string()) wrong_type(where + ".role", "a string", m.value("role", json()));
     std::string role = m["role"].get<std::string>();
     if (role == "developer") role = "system";  // OpenAI's newer name for the system message
-    if (role != "system" && role != "user" && role != "assistant")
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       throw Reject{unsupported_parameter(where + ".role", "role '" + role +
-                                                              "' is not supported (system, developer, user, assistant)")};
-    if (!m.contains("content") || m["content"].is_null()) fail("'" + where + ".content' is required.", where + ".content");
-    out.push_back({{"role", role}, {"content", message_content(m["content"], where + ".content")}});
+                                                              "' is not supported (system, developer, user, assistant, tool)")};
+    const bool calls = m.contains("tool_calls") && !m["tool_calls"].is_null();
+    json msg = {{"role", role}};
+    if (m.contains("content") && !m["content"].is_null()) msg["content"] = message_content(m["content"], where + ".content");
+    else if (calls) msg["content"] = nullptr;  // an assistant turn of calls only
+    else fail("'" + where + ".content' is required.", where + ".content");
+    for (const char* k : {"tool_calls", "tool_call_id", "name"})  // checked by the prompts contract
+      if (m.contains(k) && !m[k].is_null()) msg[k] = m[k];
+    out.push_back(std::move(msg));
   }
   return out;
 }
@@ -104,15 +112,14 @@ bool is_noop_value(const std::string& k, const json& v) {
   if (k == "best_of") return v.is_number() && v.get<double>() == 1;
   if (k == "echo") return v.is_boolean() && !v.get<bool>();
   if (k == "suffix") return v.is_string() && v.get<std::string>().empty();
-  if (k == "tool_choice") return v == "none";
-  if (k == "tools" || k == "functions") return v.is_array() && v.empty();
+  if (k == "functions") return v.is_array() && v.empty();
   if (k == "modalities") return v == json::array({"text"});
   return false;
 }
 
 const std::set<std::string>& output_changing_fields() {
   static const std::set<std::string> f = {"best_of",       "echo",  "suffix",
-                                          "tools",      "tool_choice", "functions",     "function_call",
+                                          "functions",     "function_call",
                                           "modalities", "audio", "prediction",
                                           "reasoning_effort", "web_search_options"};
   return f;
@@ -120,7 +127,7 @@ const std::set<std::string>& output_changing_fields() {
 
 // Accepted, no effect on the output.
 const std::set<std::string>& ignored_fields() {
-  static const std::set<std::string> f = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"};
+  static const std::set<std::string> f = {"user", "metadata", "store", "service_tier"};
   return f;
 }
 
@@ -190,6 +197,8 @@ ApiRequest translate(Endpoint endpoint, const json& body, const std::string& ser
         fail(e.what(), k);
       }
       rec["response_format"] = v;
+    } else if (chat && (k == "tools" || k == "tool_choice" || k == "parallel_tool_calls")) {
+      rec[k] = v;  // checked by the prompts contract below
     } else if (k == "stream") {
       r.stream = boolean(v, k);
     } else if (k == "stream_options") {
@@ -215,6 +224,14 @@ ApiRequest translate(Endpoint endpoint, const json& body, const std::string& ser
   if (r.model != served_model) throw Reject{model_not_found(r.model)};
   if (chat && !rec.contains("messages")) fail("'messages' is required.", "messages");
   if (!chat && !rec.contains("prompt")) fail("'prompt' is required.", "prompt");
+  if (rec.contains("tools") || rec.contains("tool_choice")) {
+    try {
+      check_tools(rec.value("tools", json()), rec.value("tool_choice", json()));
+    } catch (const std::invalid_argument& e) {
+      const std::string why = e.what();
+      fail(why, why.rfind("tool_choice", 0) == 0 ? "tool_choice" : "tools");
+    }
+  }
   if (top_logprobs && *top_logprobs > 0 && !logprobs) fail("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs");
   // Above the prompts topic's maximum the last stage would stop at the model's context anyway.
   const int64_t mt = max_tokens.value_or(chat ? limits.max_tokens : kCompletionsDefaultMaxTokens);

@@ -5,10 +5,12 @@
 //
 // Supported: model, prompt (one string) | messages, max_tokens / max_completion_tokens,
 // temperature, top_p, seed, stop, frequency_penalty, presence_penalty, logprobs /
-// top_logprobs, n (1 to 8), stream, stream_options.include_usage, response_format, logit_bias. Accepted and ignored (they do not
-// change the output): user, metadata, store, service_tier, parallel_tool_calls, and no-op
-// values of the fields below. Rejected with a 400 naming the field: anything else that would
-// change the output (tools, echo, suffix, best_of > 1, ...) and unknown fields.
+// top_logprobs, n (1 to 8), stream, stream_options.include_usage, response_format, logit_bias,
+// and for chat tools, tool_choice, parallel_tool_calls with tool turns in messages (role "tool",
+// assistant tool_calls). Accepted and ignored (they do not change the output): user, metadata,
+// store, service_tier, and no-op values of the fields below. Rejected with a 400 naming the
+// field: anything else that would change the output (functions, echo, suffix, best_of > 1, ...)
+// and unknown fields.
 #include <optional>
 #include <string>
 #include <string_view>

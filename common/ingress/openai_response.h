@@ -6,6 +6,10 @@
 // Token events are deduplicated by index (the results topic is at-least-once); text the last
 // stage held back until the end (an unfinished stop-string prefix) is only in the done event
 // and goes out as the last content chunk, so the streamed text always equals the done text.
+// With tools in use, content is streamed only up to where a call may begin (a "<tool_call>", or
+// "{", "[TOOL_CALLS]", "<|python_tag|>" at the start); when the done event carries tool_calls,
+// the content is the text before them and each call follows as two delta.tool_calls chunks
+// (id, type, name; then the arguments), with finish_reason "tool_calls".
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -61,6 +65,7 @@ class ResponseAssembler {
   std::string id_, model_;
   int64_t created_;
   bool logprobs_, include_usage_;
+  bool tools_;  // a chat request with tools in use: content streamed only up to where a call may begin
   int choice_index_;
   bool ends_stream_;
   int next_index_ = 0;
@@ -68,6 +73,8 @@ class ResponseAssembler {
   size_t streamed_tokens_ = 0;               // tokens_ already turned into chunks
   bool role_sent_ = false, terminal_sent_ = false;
   std::string text_;                         // text of the chunks sent / the completion
+  std::string held_;                         // tools: text not yet streamed (a call may begin in it)
+  std::vector<ResultEvent> held_tokens_;     // tools: the tokens of that text (their logprobs go with it)
   std::optional<ResultEvent> done_;
   std::optional<ContractError> error_;
 };

@@ -6,7 +6,9 @@
 #include "contracts/result_events.h"
 #include "generate/generate.h"
 #include "grammar/response_format.h"
+#include "grammar/tool_call_grammar.h"
 #include "stage/worker_identity.h"
+#include "tools/tool_calls.h"
 
 namespace fleet {
 
@@ -56,12 +58,16 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
 
 std::unique_ptr<GrammarMatcher> GenerationTail::grammar_for(const RequestParams& params,
                                                             const std::vector<int32_t>& generated) {
-  if (params.response_format.is_null()) return nullptr;
-  const std::string key = params.response_format.dump();
+  const bool forced_call = params.tools_enabled() && tool_call_forced(params.tools, params.tool_choice);
+  if (params.response_format.is_null() && !forced_call) return nullptr;
+  const std::string key = forced_call ? nlohmann::json::array({params.tools, params.tool_choice, params.parallel_tool_calls}).dump()
+                                      : params.response_format.dump();
   auto it = grammars_.find(key);
   if (it == grammars_.end()) {
     if (grammars_.size() >= 256) grammars_.clear();  // a bound; a miss costs one compilation
-    it = grammars_.emplace(key, grammar_for_response_format(params.response_format)).first;
+    it = grammars_.emplace(key, forced_call ? grammar_for_tool_choice(params.tools, params.tool_choice,
+                                                                      params.parallel_tool_calls, ctx_.tool_call_format())
+                                            : grammar_for_response_format(params.response_format)).first;
   }
   if (it->second.empty()) return nullptr;  // {"type": "text"}
   if (!grammar_vocab_) grammar_vocab_ = std::make_unique<GrammarVocabulary>(*ctx_.tokenizer, stop_tokens_);
@@ -298,8 +304,18 @@ void GenerationTail::send_next_step(const Active& a, int32_t token, int index, i
   next_steps_.push_back(std::move(next));
 }
 
+std::optional<ToolCallsOutput> GenerationTail::tool_calls_of(const Active& a) const {
+  const RequestParams& p = a.record.params;
+  if (!p.tools_enabled()) return std::nullopt;
+  ParsedToolCalls parsed = parse_tool_calls(a.stream->text(), tool_names(p.tools), a.record.id);
+  if (parsed.calls.empty()) return std::nullopt;
+  if (!p.parallel_tool_calls && parsed.calls.size() > 1) parsed.calls.resize(1);  // at most one call asked for
+  return ToolCallsOutput{std::move(parsed.content), std::move(parsed.calls)};
+}
+
 void GenerationTail::publish_done(Active& a, const std::string& reason) {
   a.stream->flush();
+  const std::optional<ToolCallsOutput> calls = reason == "tool_calls" ? tool_calls_of(a) : std::nullopt;
   const RequestRecord& r = a.record;
   const double now_ms_d = static_cast<double>(now_us()) / 1000.0;
   RequestTimings t;
@@ -311,12 +327,15 @@ void GenerationTail::publish_done(Active& a, const std::string& reason) {
   }
   ctx_.outbox->produce(ctx_.config.results_topic(), r.id,
                        done_event(r.id, a.stream->text(), finish_reason_from_name(reason),
-                                  {static_cast<int>(r.prompt_tokens.size()), a.stream->generated()}, t));
+                                  {static_cast<int>(r.prompt_tokens.size()), a.stream->generated()}, t,
+                                  calls ? &*calls : nullptr));
   ctx_.send_release(r.id);
 }
 
-void GenerationTail::finish(Active& a, const std::string& reason) {
+void GenerationTail::finish(Active& a, const std::string& stop_reason) {
   const std::string id = a.record.id;
+  a.stream->flush();
+  const std::string reason = stop_reason == "stop" && tool_calls_of(a) ? "tool_calls" : stop_reason;
   ctx_.requests->finish(id, reason);
   ctx_.metrics->request_ended(reason);
   publish_done(a, reason);

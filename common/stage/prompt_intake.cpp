@@ -7,22 +7,23 @@
 #include "generate/generate.h"
 #include "stage/steps.h"
 #include "stage/worker_identity.h"
+#include "tools/tool_calls.h"
 
 namespace fleet {
 
 std::vector<int32_t> PromptIntake::tokenize(const PromptRequest& req) {
   if (!req.is_chat()) return encode_prompt(*ctx_.tokenizer, *req.prompt);
-  if (!chat_template_) {  // found once, on the first chat request (a model may have none)
-    // The model's own Jinja template (GGUF, tokenizer_config.json, chat_template.jinja beside
-    // the tokenizer or model files), else a built-in family; an error if neither fits.
-    const std::string where = ctx_.config.model.tokenizer.empty() ? ctx_.config.model.path : ctx_.config.model.tokenizer;
-    chat_template_ = chat_template_for(*ctx_.tokenizer, where);
-  }
+  const ChatTemplate& tmpl = ctx_.chat_template();
+  if (req.tools_enabled()) ctx_.tool_call_format();  // refuses a template whose calls fleet cannot read
   std::vector<ChatMessage> messages;
-  for (const auto& m : req.messages) messages.push_back({m.role, m.content});
-  EncodeOptions opt;
-  opt.allow_special = true;  // the template writes its special tokens as text (bos_token included)
-  return ctx_.tokenizer->encode(chat_template_->render(messages, {.add_generation_prompt = true}), opt);
+  for (const auto& m : req.messages) messages.push_back(chat_message(m.role, m.content, m.fields));
+  ChatInput in = chat_input_with_tools(tmpl, std::move(messages), req.tools_enabled() ? req.tools : nlohmann::json());
+  ChatRenderOptions opt;
+  opt.add_generation_prompt = true;
+  opt.tools = std::move(in.tools);
+  EncodeOptions enc;
+  enc.allow_special = true;  // the template writes its special tokens as text (bos_token included)
+  return ctx_.tokenizer->encode(tmpl.render(in.messages, opt), enc);
 }
 
 namespace {

@@ -6,7 +6,6 @@
 #include <optional>
 
 #include "bus/consumer.h"
-#include "chat/chat.h"
 #include "stage/stage_context.h"
 
 namespace fleet {
@@ -23,7 +22,6 @@ class PromptIntake {
   std::optional<std::string> rejected(const bus::Message& record, const std::string& id, const ContractError& error);
   std::vector<int32_t> tokenize(const PromptRequest& req);
   StageContext& ctx_;
-  std::optional<ChatTemplate> chat_template_;
 };
 
 }  // namespace fleet

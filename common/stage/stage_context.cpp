@@ -5,6 +5,7 @@
 
 #include "contracts/result_events.h"
 #include "stage/worker_identity.h"
+#include "tools/tool_calls.h"
 
 namespace fleet {
 
@@ -15,6 +16,24 @@ std::string vformat(const char* fmt, va_list ap) {
   return buf;
 }
 }  // namespace
+
+const ChatTemplate& StageContext::chat_template() {
+  if (!chat_template_) {
+    if (!config.model.chat_template.empty()) {
+      chat_template_ = chat_template_from_file(config.model.chat_template, *tokenizer);
+    } else {
+      // The model's own Jinja template (GGUF, tokenizer_config.json, chat_template.jinja beside
+      // the tokenizer or model files), else a built-in family; an error if neither fits.
+      chat_template_ = chat_template_for(*tokenizer, config.model.tokenizer.empty() ? config.model.path : config.model.tokenizer);
+    }
+  }
+  return *chat_template_;
+}
+
+ToolCallFormat StageContext::tool_call_format() {
+  if (!tool_call_format_) tool_call_format_ = fleet::tool_call_format(chat_template());
+  return *tool_call_format_;
+}
 
 void StageContext::log(const char* fmt, ...) const {
   if (!log::enabled(log::Level::Info)) return;

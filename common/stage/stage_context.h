@@ -2,12 +2,15 @@
 // What the parts of a stage worker share: its config, identity, model, outbox and Redis
 // stores. Owned by StageWorker (or a test); the processor, intake and tail borrow it.
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "bus/consumer.h"
+#include "chat/chat.h"
 #include "config/deployment_config.h"
 #include "contracts/prompt_request.h"
 #include "engine/stage_engine.h"
+#include "grammar/tool_call_grammar.h"
 #include "log/log.h"
 #include "stage/outbox.h"
 #include "stage/stage_metrics.h"
@@ -49,6 +52,12 @@ struct StageContext {
   // release down the pipeline; does nothing for a request that already finished. Throws
   // RedisUnavailable (publishing nothing) when Redis cannot be reached.
   void fail_request(const std::string& id, const ContractError& error);
+  // The model's chat template (model.chat_template, else the model's own or a built-in family:
+  // chat_template_for), found on first use; throws std::runtime_error when there is none.
+  const ChatTemplate& chat_template();
+  // The format the model calls tools in (tools/tool_calls.h), decided once; throws
+  // std::runtime_error when the template's format is not one fleet reads.
+  ToolCallFormat tool_call_format();
   // A dead-letter record for a consumed record that could not be processed (keyed by `key`).
   void dead_letter(const bus::Message& record, const std::string& key, const ContractError& error);
   // A release message into stage 0: every stage drops its KV cache for the request.
@@ -58,6 +67,10 @@ struct StageContext {
   void log(const char* fmt, ...) const __attribute__((format(printf, 2, 3)));
   void log_at(log::Level level, const std::string& request_id, const char* fmt, ...) const
       __attribute__((format(printf, 4, 5)));
+
+ private:
+  std::optional<ChatTemplate> chat_template_;
+  std::optional<ToolCallFormat> tool_call_format_;
 };
 
 }  // namespace fleet

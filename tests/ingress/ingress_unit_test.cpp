@@ -109,9 +109,19 @@ TEST(IngressRequest, ErrorsNameTheField) {
       {Endpoint::ChatCompletions, R"({"model":"m"})", 400, "messages"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[]})", 400, "messages"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":"hi"})", 400, "messages"},
-      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", 400, "messages[0].role"},
-      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x","name":"a"}]})", 400,
-       "messages[0].name"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"function","content":"x"}]})", 400, "messages[0].role"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x","audio":"a"}]})", 400,
+       "messages[0].audio"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", 400,
+       "tool_choice"},
+      {Endpoint::ChatCompletions,
+       R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}})",
+       400, "tool_choice"},
+      {Endpoint::ChatCompletions,
+       R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"x":{"not":{}}}}}}]})",
+       400, "tools"},
+      {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]})", 400,
+       "functions"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})", 400,
        "messages[0].content[0].type"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":9})", 400, "n"},
@@ -210,6 +220,88 @@ TEST(IngressResponse, StreamedChatWithHeldBackTextAndUsage) {
   EXPECT_TRUE(usage["choices"].empty());
   EXPECT_EQ(usage["usage"]["total_tokens"], 8);
   EXPECT_EQ(a.take_stream_text(), "");  // nothing after [DONE]
+}
+
+// Tools in use: content streams only up to where a call may begin; a done event with tool_calls
+// ends the stream with delta.tool_calls chunks that reassemble to the calls, and the whole body
+// carries message.tool_calls with content null.
+TEST(IngressResponse, ToolCallsStreamAsDeltasAndContentStopsWhereACallBegins) {
+  const json tools = json::parse(R"([{"type":"function","function":{"name":"add"}},{"type":"function","function":{"name":"now"}}])");
+  auto parsed = parse(Endpoint::ChatCompletions, chat({{"stream", true}, {"tools", tools}}));
+  ASSERT_TRUE(parsed.ok()) << parsed.error->message;
+  const ApiRequest req = *parsed.request;
+  EXPECT_EQ(req.prompt.tool_choice, "auto");
+  EXPECT_TRUE(req.prompt.tools_enabled());
+  const std::vector<ToolCall> calls = {{"call_a", "add", "{\"a\":1,\"b\":2}"}, {"call_b", "now", "{}"}};
+  auto done_with_calls = [&](const std::string& text, const std::string& content) {
+    const ToolCallsOutput out{content, calls};
+    std::string error;
+    std::optional<ResultEvent> ev =
+        parse_result_event(done_event("r", text, FinishReason::ToolCalls, {5, 3}, {}, &out), &error);
+    EXPECT_TRUE(ev) << error;
+    return *ev;
+  };
+  const std::string call_text = "<tool_call>\n{\"name\":\"add\",\"arguments\":{\"a\":1,\"b\":2}}\n</tool_call>\n"
+                                "<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>";
+  {
+    ResponseAssembler a(req, "chatcmpl-t", 1);
+    a.take(token(0, "Sure. "));
+    std::string s = a.take_stream_text();
+    EXPECT_EQ(fleet::test::sse_text(fleet::test::sse_data(s)), "Sure.");  // the blank may precede a call
+    a.take(token(1, "<tool"));
+    a.take(token(2, call_text.substr(5)));
+    EXPECT_EQ(fleet::test::sse_text(fleet::test::sse_data(a.take_stream_text())), "");  // held: a call began
+    a.take(done_with_calls("Sure. " + call_text, "Sure."));
+    s += a.take_stream_text();
+    const auto data = fleet::test::sse_data(s);
+    EXPECT_EQ(fleet::test::sse_text(data), "Sure.");
+    std::map<int, json> got;  // index -> reassembled call
+    std::string finish;
+    for (const std::string& d : data) {
+      if (d == "[DONE]") continue;
+      const json c = json::parse(d)["choices"][0];
+      if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+      if (!c["delta"].contains("tool_calls")) continue;
+      for (const json& t : c["delta"]["tool_calls"]) {
+        json& g = got[t["index"].get<int>()];
+        if (t.contains("id")) g["id"] = t["id"];
+        if (t["function"].contains("name")) g["name"] = t["function"]["name"];
+        g["arguments"] = g.value("arguments", "") + t["function"]["arguments"].get<std::string>();
+      }
+    }
+    EXPECT_EQ(finish, "tool_calls");
+    ASSERT_EQ(got.size(), 2u) << s;
+    for (size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_EQ(got[static_cast<int>(i)]["id"], calls[i].id);
+      EXPECT_EQ(got[static_cast<int>(i)]["name"], calls[i].name);
+      EXPECT_EQ(got[static_cast<int>(i)]["arguments"], calls[i].arguments);
+    }
+    const json body = a.completion_body();
+    EXPECT_EQ(body["choices"][0]["finish_reason"], "tool_calls");
+    EXPECT_EQ(body["choices"][0]["message"]["content"], "Sure.");
+    EXPECT_EQ(body["choices"][0]["message"]["tool_calls"], tool_calls_json(calls));
+  }
+  {  // only calls: content null in the body
+    ResponseAssembler a(req, "chatcmpl-t", 1);
+    a.take(token(0, call_text));
+    a.take(done_with_calls(call_text, ""));
+    EXPECT_TRUE(a.completion_body()["choices"][0]["message"]["content"].is_null());
+  }
+  {  // plain text streams as it comes; a leading "{" is held until the end, then is content
+    ResponseAssembler a(req, "chatcmpl-t", 1);
+    a.take(token(0, "Hello"));
+    EXPECT_EQ(fleet::test::sse_text(fleet::test::sse_data(a.take_stream_text())), "Hello");
+    a.take(token(1, " there"));
+    a.take(done("Hello there"));
+    const auto data = fleet::test::sse_data(a.take_stream_text());
+    EXPECT_EQ(fleet::test::sse_text(data), " there");
+    EXPECT_EQ(json::parse(data[data.size() - 2])["choices"][0]["finish_reason"], "stop");
+    ResponseAssembler b(req, "chatcmpl-t", 1);
+    b.take(token(0, " {\"x\":"));
+    EXPECT_EQ(fleet::test::sse_text(fleet::test::sse_data(b.take_stream_text())), "");
+    b.take(done(" {\"x\":1}"));
+    EXPECT_EQ(fleet::test::sse_text(fleet::test::sse_data(b.take_stream_text())), " {\"x\":1}");
+  }
 }
 
 TEST(IngressResponse, WholeCompletionWithLogprobs) {

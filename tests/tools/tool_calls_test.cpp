@@ -1,0 +1,247 @@
+// Function calling around the model (issue 17): tool definitions are checked; templates that
+// ignore tools get fleet's Hermes block; each template's call format is recognised; a forced call
+// (tool_choice "required" or named) is a sentence of the grammar that the parser reads back as
+// calls to allowed tools with arguments of their schema, in every format; anything else is content.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "chat/chat.h"
+#include "grammar/grammar_walk.h"
+#include "grammar/tool_call_grammar.h"
+#include "test_support.h"
+#include "tools/tool_calls.h"
+
+namespace fleet {
+namespace {
+
+using json = nlohmann::json;
+
+const json kTools = json::parse(R"([
+  {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+                   "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"], "additionalProperties": false}}},
+  {"type": "function", "function": {"name": "add", "description": "Adds two integers",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer", "minimum": -100, "maximum": 100},
+                   "b": {"type": "integer", "minimum": -100, "maximum": 100}}, "required": ["a", "b"], "additionalProperties": false}}},
+  {"type": "function", "function": {"name": "now", "description": "The current time"}}
+])");
+
+const std::vector<std::string> kNames = {"get_weather", "add", "now"};
+
+std::string tools_error(const json& tools, const json& choice) {
+  try {
+    check_tools(tools, choice);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ToolDefinitions, BadToolsAndChoicesGetErrorsNamingTheField) {
+  EXPECT_EQ(tools_error(kTools, "auto"), "");
+  EXPECT_EQ(tools_error(kTools, {{"type", "function"}, {"function", {{"name", "add"}}}}), "");
+  EXPECT_EQ(tools_error(nullptr, "none"), "");
+  const std::vector<std::pair<json, std::string>> bad_tools = {
+      {json::object(), "tools must be an array"},
+      {json::array({{{"type", "function"}}}), "tools[0].function must be an object"},
+      {json::array({{{"type", "retrieval"}, {"function", {{"name", "x"}}}}}), "tools[0].type must be \"function\""},
+      {json::array({{{"type", "function"}, {"function", {{"name", "has space"}}}}}), "tools[0].function.name must be 1 to 64"},
+      {json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}, {{"type", "function"}, {"function", {{"name", "f"}}}}}),
+       "tools[1].function.name \"f\" is defined twice"},
+      {json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", {{"x", {{"$ref", "#/$defs/y"}}}}}}}}}}}),
+       "\"$ref\" is not supported"},
+      {json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", {{"x", {{"type", "number"}, {"multipleOf", 2}}}}}}}}}}}),
+       "tools[0].function.parameters: the JSON schema cannot be used: 'multipleOf'"},
+      {json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "string"}}}}}}}),
+       "must be a JSON Schema of type \"object\""},
+      {json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"colour", "red"}}}}}), "tools[0].function.colour: unknown field"},
+  };
+  for (const auto& [tools, want] : bad_tools) EXPECT_NE(tools_error(tools, nullptr).find(want), std::string::npos) << tools_error(tools, nullptr);
+  EXPECT_NE(tools_error(kTools, "sometimes").find("tool_choice must be"), std::string::npos);
+  EXPECT_NE(tools_error(nullptr, "required").find("needs tools"), std::string::npos);
+  EXPECT_NE(tools_error(kTools, {{"type", "function"}, {"function", {{"name", "sub"}}}}).find("\"sub\", which is not among the tools"),
+            std::string::npos);
+  EXPECT_NE(tools_error(kTools, {{"type", "function"}}).find("tool_choice must be"), std::string::npos);
+}
+
+TEST(ToolCallParser, ReadsEveryFormatAndLeavesAnythingElseAsContent) {
+  ParsedToolCalls p = parse_tool_calls("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"b\": 2, \"a\": 1}}\n</tool_call>", kNames, "r1");
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.content, "");
+  EXPECT_EQ(p.calls[0].name, "add");
+  EXPECT_EQ(p.calls[0].arguments, "{\"b\":2,\"a\":1}");  // compact, in the model's order
+  EXPECT_EQ(p.calls[0].id.rfind("call_", 0), 0u);
+  EXPECT_EQ(p.calls[0].id.size(), 21u);
+  EXPECT_EQ(parse_tool_calls("<tool_call>\n{\"name\": \"add\", \"arguments\": {}}\n</tool_call>", kNames, "r1").calls[0].id,
+            p.calls[0].id);  // derived from the request id and the call's place
+  EXPECT_NE(parse_tool_calls("<tool_call>{\"name\":\"add\",\"arguments\":{}}</tool_call>", kNames, "r2").calls[0].id, p.calls[0].id);
+
+  p = parse_tool_calls("Let me check.\n<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>\n<tool_call>\n"
+                       "{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\",\"unit\":\"celsius\"}}\n</tool_call>",
+                       kNames, "r3");
+  ASSERT_EQ(p.calls.size(), 2u);
+  EXPECT_EQ(p.content, "Let me check.");
+  EXPECT_EQ(p.calls[1].name, "get_weather");
+  EXPECT_NE(p.calls[0].id, p.calls[1].id);
+
+  p = parse_tool_calls("[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}, {\"name\": \"now\", \"arguments\": {}}]", kNames, "r");
+  ASSERT_EQ(p.calls.size(), 2u);
+  EXPECT_EQ(p.calls[0].arguments, "{\"a\":1,\"b\":2}");
+  p = parse_tool_calls("{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}", kNames, "r");
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.calls[0].arguments, "{\"a\":1,\"b\":2}");
+  EXPECT_EQ(parse_tool_calls("<|python_tag|>{\"name\": \"now\", \"parameters\": {}}", kNames, "r").calls.size(), 1u);
+
+  // Not calls: the whole text is content.
+  for (const std::string text : {"The answer is 3.", "<tool_call>\n{\"name\": \"sub\", \"arguments\": {}}\n</tool_call>",
+                                 "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1\n</tool_call>",
+                                 "<tool_call>\n{\"name\": \"add\", \"arguments\": [1, 2]}\n</tool_call>",
+                                 "<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call> and then some prose",
+                                 "{\"name\": \"add\"}", "{\"city\": \"Oslo\"}", "[TOOL_CALLS] not json", ""}) {
+    p = parse_tool_calls(text, kNames, "r");
+    EXPECT_TRUE(p.calls.empty()) << text;
+    EXPECT_EQ(p.content, text);
+  }
+  EXPECT_TRUE(parse_tool_calls("<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call>", {}, "r").calls.empty());
+}
+
+ChatTemplate archive_template(const std::string& file) {
+  return ChatTemplate::from_jinja(test::read_file(std::string(FLEET_SOURCE_ROOT) + "/tests/fixtures/chat_templates/" + file),
+                                  "<s>", "</s>");
+}
+
+TEST(ToolCallFormat, EachTemplateCallsToolsInItsOwnFormatOrFleetsHermesBlock) {
+  EXPECT_EQ(tool_call_format(archive_template("templates/Qwen-Qwen2.5-7B-Instruct.jinja")), ToolCallFormat::kHermes);
+  EXPECT_EQ(tool_call_format(archive_template("templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja")), ToolCallFormat::kHermes);
+  EXPECT_EQ(tool_call_format(archive_template("templates/meta-llama-Llama-3.1-8B-Instruct.jinja")), ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(tool_call_format(archive_template("templates/meta-llama-Llama-3.3-70B-Instruct.jinja")), ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(tool_call_format(archive_template("templates/mistralai-Mistral-Nemo-Instruct-2407.jinja")), ToolCallFormat::kMistral);
+  const ChatTemplate smol = archive_template("extra/SmolLM2-135M-Instruct.jinja");
+  EXPECT_FALSE(template_renders_tools(smol));
+  EXPECT_EQ(tool_call_format(smol), ToolCallFormat::kHermes);  // fleet's block
+  EXPECT_EQ(tool_call_format(ChatTemplate::from_builtin(BuiltinChatFamily::kChatML)), ToolCallFormat::kHermes);
+  try {
+    tool_call_format(archive_template("templates/openai-gpt-oss-120b.jinja"));  // its own channel format
+    FAIL() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.chat_template"), std::string::npos) << e.what();
+  }
+}
+
+// SmolLM2's template ignores tools: the prompt carries fleet's block (Qwen2.5's wording) in the
+// system turn, earlier calls as <tool_call> lines and results as <tool_response> user turns.
+TEST(ToolPrompt, TemplatesThatIgnoreToolsGetFleetsHermesBlock) {
+  const ChatTemplate smol = archive_template("extra/SmolLM2-135M-Instruct.jinja");
+  const json one_tool = json::array({kTools[1]});
+  std::vector<ChatMessage> msgs = {
+      {"system", "Be brief."},
+      {"user", "What is 2+3?"},
+      chat_message("assistant", "", {{"content", nullptr},
+                                     {"tool_calls", {{{"id", "call_1"}, {"type", "function"},
+                                                      {"function", {{"name", "add"}, {"arguments", "{\"a\": 2, \"b\": 3}"}}}}}}}),
+      chat_message("tool", "5", {{"tool_call_id", "call_1"}}),
+  };
+  ChatInput in = chat_input_with_tools(smol, msgs, one_tool);
+  EXPECT_TRUE(in.tools.is_null());
+  ChatRenderOptions opt;
+  opt.tools = in.tools;
+  EXPECT_EQ(smol.render(in.messages, opt),
+            "<|im_start|>system\nBe brief.\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+            "{\"type\":\"function\",\"function\":{\"name\":\"add\",\"description\":\"Adds two integers\",\"parameters\":"
+            "{\"additionalProperties\":false,\"properties\":{\"a\":{\"maximum\":100,\"minimum\":-100,\"type\":\"integer\"},"
+            "\"b\":{\"maximum\":100,\"minimum\":-100,\"type\":\"integer\"}},\"required\":[\"a\",\"b\"],\"type\":\"object\"}}}\n"
+            "</tools>\n\nFor each function call, return a json object with function name and arguments within "
+            "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+            "</tool_call><|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n"
+            "<|im_start|>assistant\n<tool_call>\n{\"name\":\"add\",\"arguments\":{\"a\":2,\"b\":3}}\n</tool_call><|im_end|>\n"
+            "<|im_start|>user\n<tool_response>\n5\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
+  // A template that renders tools gets them itself, and the messages as they are.
+  const ChatTemplate qwen = archive_template("templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+  in = chat_input_with_tools(qwen, msgs, one_tool);
+  ASSERT_TRUE(in.tools.is_array());
+  EXPECT_EQ(in.tools[0]["function"]["name"], "add");
+  EXPECT_EQ(in.messages.size(), msgs.size());
+  opt.tools = in.tools;
+  const std::string q = qwen.render(in.messages, opt);
+  EXPECT_NE(q.find("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2, \"b\": 3}}\n</tool_call>"), std::string::npos) << q;
+  EXPECT_NE(q.find("<tool_response>\n5\n</tool_response>"), std::string::npos) << q;
+}
+
+// Forced calls in every format: random walks under the grammar on SmolLM2's vocabulary are read
+// back as calls to the allowed tools, with arguments of their schemas.
+TEST(ToolCallGrammar, ForcedCallsParseAsCallsToAllowedToolsInEveryFormat) {
+  auto tok = Tokenizer::load(test::smollm2_gguf());
+  std::vector<int32_t> stops = {tok->eos_id()};
+  if (tok->eot_id() >= 0 && tok->eot_id() != tok->eos_id()) stops.push_back(tok->eot_id());
+  GrammarVocabulary vocab(*tok, stops);
+  const json named = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  EXPECT_EQ(grammar_for_tool_choice(kTools, "auto", true, ToolCallFormat::kHermes), "");
+  EXPECT_EQ(grammar_for_tool_choice(kTools, "none", true, ToolCallFormat::kHermes), "");
+  int calls_seen = 0, multi = 0;
+  for (ToolCallFormat f : {ToolCallFormat::kHermes, ToolCallFormat::kLlama3Json, ToolCallFormat::kMistral}) {
+    for (const json& choice : {json("required"), named}) {
+      for (bool parallel : {false, true}) {
+        const std::string gbnf = grammar_for_tool_choice(kTools, choice, parallel, f);
+        for (uint32_t seed = 1; seed <= 3; ++seed) {
+          SCOPED_TRACE(std::string(tool_call_format_name(f)) + " " + choice.dump() + (parallel ? " parallel" : "") +
+                       " seed " + std::to_string(seed));
+          const Walk w = walk(*tok, vocab, stops, gbnf, seed, 400);
+          ASSERT_TRUE(w.ended);
+          const std::string text = tok->decode(w.tokens);
+          const ParsedToolCalls p = parse_tool_calls(text, kNames, "id");
+          ASSERT_FALSE(p.calls.empty()) << text;
+          EXPECT_EQ(p.content, "");
+          if (!parallel || choice.is_object()) {
+            EXPECT_EQ(p.calls.size(), 1u) << text;
+          }
+          multi += p.calls.size() > 1;
+          for (const ToolCall& c : p.calls) {
+            ++calls_seen;
+            if (choice.is_object()) {
+              EXPECT_EQ(c.name, "get_weather");
+            }
+            const json args = json::parse(c.arguments);
+            if (c.name == "get_weather") {
+              EXPECT_LE(args.at("city").get<std::string>().size(), 80u);
+              EXPECT_TRUE(args.at("unit") == "celsius" || args.at("unit") == "fahrenheit") << text;
+              EXPECT_EQ(args.size(), 2u);
+            } else if (c.name == "add") {
+              EXPECT_GE(args.at("a").get<int>(), -100);
+              EXPECT_LE(args.at("b").get<int>(), 100);
+            } else {
+              EXPECT_EQ(c.name, "now");
+              EXPECT_TRUE(args.is_object());
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("%d forced calls read back (%d answers with several)\n", calls_seen, multi);
+
+  // Several calls in one answer: the grammar takes them only with parallel_tool_calls.
+  const std::vector<std::pair<ToolCallFormat, std::string>> two_calls = {
+      {ToolCallFormat::kHermes, "<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>\n<tool_call>\n"
+                                "{\"name\":\"add\",\"arguments\":{\"a\":1,\"b\":2}}\n</tool_call>"},
+      {ToolCallFormat::kMistral, "[TOOL_CALLS][{\"name\":\"now\",\"arguments\":{}},{\"name\":\"add\",\"arguments\":{\"a\":1,\"b\":2}}]"}};
+  for (const auto& [f, text] : two_calls) {
+    for (bool parallel : {true, false}) {
+      GrammarMatcher m(grammar_for_tool_choice(kTools, "required", parallel, f), vocab);
+      bool taken = true;
+      for (int32_t t : tok->encode(text, {})) {
+        if (!m.allows(t)) {
+          taken = false;
+          break;
+        }
+        m.accept(t);
+      }
+      EXPECT_EQ(taken && m.complete(), parallel) << tool_call_format_name(f) << (parallel ? " parallel" : "");
+    }
+    EXPECT_EQ(parse_tool_calls(text, kNames, "id").calls.size(), 2u);
+  }
+}
+
+}  // namespace
+}  // namespace fleet
