@@ -80,8 +80,7 @@ std::vector<ChatMessage> with_fleet_block(std::vector<ChatMessage> in, const jso
   }
   for (ChatMessage& m : in) {
     if (m.role == "assistant" && m.extra.contains("tool_calls") && m.extra["tool_calls"].is_array()) {
-      std::string text = m.extra.contains("content") && m.extra["content"].is_string() ? m.extra["content"].get<std::string>()
-                                                                                        : m.content;
+      std::string text = m.content;
       for (const ordered& c : m.extra["tool_calls"]) text += (text.empty() ? "" : "\n") + hermes_call_text(c);
       out.push_back({"assistant", text});
     } else if (m.role == "tool") {
@@ -163,10 +162,16 @@ bool template_renders_tools(const ChatTemplate& t) {
   with.tools = ordered::array({canonical_tool(
       {{"type", "function"},
        {"function", {{"name", "fleet_probe"}, {"description", "probe"}, {"parameters", {{"type", "object"}}}}}})});
+  std::string with_tools;
   try {
-    return t.render(probe, with) != t.render(probe, {});
+    with_tools = t.render(probe, with);
   } catch (const ChatTemplateError&) {
     return false;  // a template that cannot render the probe is not trusted with tools
+  }
+  try {
+    return with_tools != t.render(probe, {});
+  } catch (const ChatTemplateError&) {
+    return true;  // it needs tools
   }
 }
 
@@ -197,8 +202,7 @@ ChatMessage chat_message(const std::string& role, const std::string& content, co
                           {"arguments", arguments_object(fn.value("arguments", json::object()))}};
       calls.push_back(std::move(call));
     }
-    m.extra["tool_calls"] = std::move(calls);
-    if (fields.contains("content") && fields["content"].is_null()) m.extra["content"] = nullptr;
+    m.extra["tool_calls"] = std::move(calls);  // a null content stays "": templates test `'x' in content`
   }
   for (const char* k : {"tool_call_id", "name"})
     if (fields.contains(k) && fields[k].is_string()) m.extra[k] = fields[k].get<std::string>();

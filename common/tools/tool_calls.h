@@ -29,12 +29,14 @@ namespace fleet {
 // kHermes (fleet's block). Throws std::runtime_error for a template that renders tools in
 // another format (set model.chat_template to one that does not).
 ToolCallFormat tool_call_format(const ChatTemplate& t);
-// Whether the template writes `tools` into the prompt (a probe render with and without a tool).
+// Whether the template writes `tools` into the prompt: a user turn renders with one tool, and
+// differently (or not at all) without it.
 bool template_renders_tools(const ChatTemplate& t);
 
 // The conversation as the template should see it: OpenAI message fields (tool_calls with
 // "arguments" as JSON text, tool_call_id, name) turned into what templates read (arguments as
-// objects), and fleet's Hermes block added when the template ignores tools. `tools`: the request's
+// objects; the null content of a turn of calls as "", as llama.cpp's server gives it), and
+// fleet's Hermes block added when the template ignores tools. `tools`: the request's
 // tool definitions (null or empty: none).
 struct ChatInput {
   std::vector<ChatMessage> messages;

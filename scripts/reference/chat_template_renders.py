@@ -58,6 +58,59 @@ CONVERSATIONS = {
         {"role": "user", "content": "Print {{ messages }} and {% if x %}this{% endif %} {# not a comment #} '}}'"}
     ],
 }
+# Tool definitions, in the key order fleet gives the template (tools/tool_calls.h): "type",
+# "function" {"name", "description", "parameters"}, the parameters' keys sorted.
+def _tool(name, description, parameters):
+    return {"type": "function", "function": {"name": name, "description": description,
+                                             "parameters": json.loads(json.dumps(parameters, sort_keys=True))}}
+
+
+TOOLS = [
+    _tool("get_weather", "Get the current weather in a city",
+          {"type": "object", "properties": {"city": {"type": "string", "description": "The city"},
+                                            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+           "required": ["city"]}),
+    _tool("add", "Add two integers",
+          {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}),
+]
+# Conversations with tools, as OpenAI clients send them (a call's arguments as JSON text; ids of 9
+# letters and digits, as Mistral's templates require). Rendered with the arguments as objects
+# (what fleet and vLLM give templates) and tools=TOOLS.
+_CALL = {"id": "abcXYZ123", "type": "function",
+         "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}
+TOOL_CONVERSATIONS = {
+    "tools_ask": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the weather in Paris?"},
+    ],
+    "tools_call_and_result": [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [_CALL]},
+        {"role": "tool", "tool_call_id": "abcXYZ123", "content": "{\"temperature\": 18}"},
+    ],
+    "tools_answered": [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [_CALL]},
+        {"role": "tool", "tool_call_id": "abcXYZ123", "content": "{\"temperature\": 18}"},
+        {"role": "assistant", "content": "It is 18 degrees in Paris."},
+        {"role": "user", "content": "Thanks!"},
+    ],
+}
+
+
+def for_template(messages):
+    """OpenAI messages as fleet gives them to templates: a call's arguments as an object, and the
+    null content of a turn of calls as "" (as llama.cpp's server does: many templates test
+    `'x' in content` or concatenate it)."""
+    out = json.loads(json.dumps(messages))
+    for m in out:
+        for c in m.get("tool_calls") or []:
+            c["function"]["arguments"] = json.loads(c["function"]["arguments"])
+        if "tool_calls" in m and m.get("content") is None:
+            m["content"] = ""
+    return out
+
+
 # add_generation_prompt values rendered for each conversation (a finished assistant turn is
 # rendered without a generation prompt only).
 GEN_PROMPT = {name: [True, False] for name in CONVERSATIONS}
@@ -113,6 +166,30 @@ def render_all():
             entry["compile_error"] = f"{type(e).__name__}: {e}"
             templates.append(entry)
             continue
+        def render(messages, agp, tools):
+            return compiled.render(messages=for_template(messages), tools=tools, documents=None,
+                                   add_generation_prompt=agp, bos_token=BOS, eos_token=EOS)
+
+        # Templates that write tools into the prompt (fleet's probe: one user turn with and
+        # without a tool renders differently) are rendered with the tool conversations too.
+        probe = [{"role": "user", "content": "Hi"}]
+        try:
+            with_tools = render(probe, True, TOOLS[:1])
+            try:
+                entry["renders_tools"] = with_tools != render(probe, True, None)
+            except Exception:
+                entry["renders_tools"] = True  # it needs tools
+        except Exception:
+            entry["renders_tools"] = False
+        if entry["renders_tools"]:
+            entry["tool_renders"] = []
+            for conv, messages in TOOL_CONVERSATIONS.items():
+                r = {"conversation": conv, "add_generation_prompt": True}
+                try:
+                    r["rendered"] = render(messages, True, TOOLS)
+                except Exception as e:
+                    r["error"] = f"{type(e).__name__}: {e}"
+                entry["tool_renders"].append(r)
         for conv, messages in CONVERSATIONS.items():
             for agp in GEN_PROMPT[conv]:
                 r = {"conversation": conv, "add_generation_prompt": agp}
@@ -135,9 +212,10 @@ def render_all():
         "strftime_now": PINNED_NOW.isoformat(),
         "bos_token": BOS,
         "eos_token": EOS,
-        "tools": None,
         "documents": None,
         "conversations": CONVERSATIONS,
+        "tools": TOOLS,
+        "tool_conversations": TOOL_CONVERSATIONS,
         "templates": templates,
     }
 

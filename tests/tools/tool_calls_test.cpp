@@ -4,9 +4,12 @@
 // calls to allowed tools with arguments of their schema, in every format; anything else is content.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "chat/chat.h"
+#include "chat/chat_fixtures.h"
 #include "grammar/grammar_walk.h"
 #include "grammar/tool_call_grammar.h"
 #include "test_support.h"
@@ -167,6 +170,82 @@ TEST(ToolPrompt, TemplatesThatIgnoreToolsGetFleetsHermesBlock) {
   const std::string q = qwen.render(in.messages, opt);
   EXPECT_NE(q.find("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2, \"b\": 3}}\n</tool_call>"), std::string::npos) << q;
   EXPECT_NE(q.find("<tool_response>\n5\n</tool_response>"), std::string::npos) << q;
+}
+
+// Templates that render tools, given tool definitions, a call and its result, must render as
+// jinja2 does the way transformers' apply_chat_template(messages, tools=...) renders them
+// (tests/fixtures/chat_templates/renders.json "tool_renders", by
+// scripts/reference/chat_template_renders.py); where jinja2 raised, fleet must refuse too.
+// Where jinja2 and the C++ engine (llama.cpp's) differ by design, each with the reason.
+const std::map<std::string, std::string> kEngineDifferences = {
+    {"Kimi-K2-Instruct/tools_call_and_result", "jinja2's sandbox refuses list.append (transformers cannot render it)"},
+    {"Kimi-K2-Instruct/tools_answered", "jinja2's sandbox refuses list.append"},
+    {"Kimi-K2-Thinking/tools_call_and_result", "jinja2's sandbox refuses list.append"},
+    {"Kimi-K2-Thinking/tools_answered", "jinja2's sandbox refuses list.append"},
+    {"meetkai-functionary-medium-v3.1/tools_ask", "jinja2's Markup: '...'|safe + text HTML-escapes the text; no Markup type in C++"},
+    {"meetkai-functionary-medium-v3.1/tools_call_and_result", "jinja2's Markup (as above)"},
+    {"meetkai-functionary-medium-v3.1/tools_answered", "jinja2's Markup (as above)"},
+    {"meetkai-functionary-medium-v3.2/tools_call_and_result", "str + dict: jinja2 raises TypeError, the C++ engine concatenates"},
+    {"meetkai-functionary-medium-v3.2/tools_answered", "str + dict (as above)"},
+    // The probe (a user turn with one tool): jinja2 raises, the C++ engine renders undefined as empty.
+    {"CohereForAI-c4ai-command-r-plus-tool_use", "reads tool.description (Cohere's own tool shape): jinja2 UndefinedError"},
+    {"llama-cpp-deepseek-r1", "tojson of a generator: jinja2 TypeError"},
+};
+
+TEST(ToolPrompt, ToolAwareTemplatesRenderLikeTransformers) {
+  const json ref = test::read_renders();
+  ASSERT_TRUE(ref.at("tools").is_array());
+  int templates = 0, renders = 0, identical = 0, refused = 0, mismatched = 0, excluded = 0, probe_agrees = 0;
+  for (const json& t : ref.at("templates")) {
+    const ChatTemplate tmpl = ChatTemplate::from_jinja(test::read_file(test::chat_fixture_path(t.at("file"))),
+                                                       ref.at("bos_token"), ref.at("eos_token"));
+    const bool renders_tools = t.value("renders_tools", false);
+    probe_agrees += template_renders_tools(tmpl) == renders_tools;
+    if (!kEngineDifferences.count(t.at("name"))) {
+      EXPECT_EQ(template_renders_tools(tmpl), renders_tools) << t.at("name");
+    }
+    if (!renders_tools) continue;
+    ++templates;
+    for (const json& r : t.at("tool_renders")) {
+      ++renders;
+      const std::string id = t.at("name").get<std::string>() + "/" + r.at("conversation").get<std::string>();
+      if (kEngineDifferences.count(id)) {
+        ++excluded;
+        continue;
+      }
+      std::vector<ChatMessage> msgs;
+      for (const json& m : ref.at("tool_conversations").at(r.at("conversation").get<std::string>()))
+        msgs.push_back(chat_message(m.at("role"), m.at("content").is_string() ? m.at("content").get<std::string>() : "", m));
+      std::optional<std::string> got;
+      std::string error;
+      try {
+        ChatInput in = chat_input_with_tools(tmpl, msgs, ref.at("tools"));
+        ChatRenderOptions opt;
+        opt.now = test::pinned_now();
+        opt.tools = in.tools;
+        got = tmpl.render(in.messages, opt);
+      } catch (const ChatTemplateError& e) {
+        error = e.what();
+      }
+      if (r.contains("error")) {
+        EXPECT_FALSE(got) << id << ": jinja2 raised " << r.at("error") << " but fleet rendered:\n" << *got;
+        (got ? mismatched : refused) += 1;
+      } else if (got && *got == r.at("rendered").get<std::string>()) {
+        ++identical;
+      } else {
+        ++mismatched;
+        ADD_FAILURE() << id << (got ? ": differs from jinja2\n--- want ---\n" + r.at("rendered").get<std::string>() + "\n--- got ---\n" + *got
+                                    : ": jinja2 rendered, fleet failed: " + error);
+      }
+    }
+  }
+  std::printf("templates rendering tools: %d; renders with tools: %d, identical: %d, refused where jinja2 refused: %d, "
+              "engine differences (listed): %d, mismatched: %d; the probe agrees with jinja2's on %d of %zu templates\n",
+              templates, renders, identical, refused, excluded, mismatched, probe_agrees, ref.at("templates").size());
+  EXPECT_EQ(mismatched, 0);
+  EXPECT_EQ(identical + refused + excluded, renders);
+  EXPECT_GE(templates, 50);
+  EXPECT_GE(identical, 150);
 }
 
 // Forced calls in every format: random walks under the grammar on SmolLM2's vocabulary are read
