@@ -318,6 +318,7 @@ Completion RequestTrace::completion() const {
         c.finish_reason = e.finish_reason;
         c.prompt_tokens = e.usage.prompt_tokens;
         c.completion_tokens = e.usage.completion_tokens;
+        c.tool_calls = e.tool_calls;
       } else {
         c.error_code = e.error.code;
         c.text = e.error.message;

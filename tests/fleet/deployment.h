@@ -71,6 +71,7 @@ struct Completion {
   std::string finish_reason;
   std::string error_code;      // set when an error event arrived instead
   int prompt_tokens = 0, completion_tokens = 0;
+  std::optional<ToolCallsOutput> tool_calls;  // the done event's, when the output was calls
 };
 
 // One results record as a ResultCollector saw it.

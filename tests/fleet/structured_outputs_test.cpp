@@ -5,6 +5,9 @@
 // path, sampled ones (temperature 0.8, no top_k) the full-vocabulary mask. Then one replica of the
 // last stage is killed with SIGKILL mid-output: the requests it sampled are taken over, the
 // matcher rebuilt from response_format and the tokens in Redis, and their outputs stay identical.
+// Chat requests with tools ride along: a named tool_choice and "required" (the grammar forces a
+// call), "auto", and a conversation holding an earlier call and its result; the done event's
+// tool_calls equal the in-process text read by the same parser, named tools among the request's.
 #include <httplib.h>
 
 #include <csignal>
@@ -14,7 +17,10 @@
 #include "fleet/deployment.h"
 #include "generate/batched_generate.h"
 #include "generate/generate.h"
+#include "chat/chat.h"
 #include "grammar/response_format.h"
+#include "grammar/tool_call_grammar.h"
+#include "tools/tool_calls.h"
 #include "metrics/prometheus_parse.h"
 #include "state/membership.h"
 #include "state/redis_client.h"
@@ -33,7 +39,20 @@ struct Request {
   json response_format;
   double temperature = 0;
   uint64_t seed = 0;
+  json messages, tools, tool_choice;  // chat requests with tools
 };
+
+const json kTools = json::parse(R"([
+  {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30},
+                   "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"], "additionalProperties": false}}},
+  {"type": "function", "function": {"name": "add", "description": "Adds two integers",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                   "required": ["a", "b"], "additionalProperties": false}}},
+  {"type": "function", "function": {"name": "search", "description": "Searches the web",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string", "maxLength": 60}},
+                   "required": ["query"], "additionalProperties": false}}}
+])");
 
 std::vector<Request> requests(const std::string& stem) {
   const json schemas = json::parse(read_file(fixture("structured_outputs/schemas.json")));
@@ -50,14 +69,32 @@ std::vector<Request> requests(const std::string& stem) {
     out.push_back({stem + name + "-sampled", prompt, rf, 0.8, 42});
   }
   out.push_back({stem + "json-object", "Some facts about the moon, as a JSON object:", {{"type", "json_object"}}, 0, 0});
+  const json ask = json::array({{{"role", "user"}, {"content", "What is the weather in Paris?"}}});
+  const json named = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  out.push_back({stem + "tools-named", "", nullptr, 0, 0, ask, kTools, named});
+  out.push_back({stem + "tools-required-sampled", "", nullptr, 0.8, 42,
+                 json::array({{{"role", "user"}, {"content", "What is 17 plus 25?"}}}), kTools, "required"});
+  out.push_back({stem + "tools-auto", "", nullptr, 0, 0, ask, kTools, "auto"});
+  const json history = json::parse(R"([{"role": "user", "content": "What is the weather in Paris?"},
+    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+      "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"celsius\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 18, \"sky\": \"clear\"}"}])");
+  out.push_back({stem + "tools-history", "", nullptr, 0, 0, history, kTools, "auto"});
   return out;
 }
 
 constexpr int kMaxTokens = 80;
 
 std::pair<std::string, std::string> record_of(const Request& r) {
-  json j = {{"id", r.id}, {"prompt", r.prompt}, {"max_tokens", kMaxTokens}, {"temperature", r.temperature},
-            {"response_format", r.response_format}};
+  json j = {{"id", r.id}, {"max_tokens", kMaxTokens}, {"temperature", r.temperature}};
+  if (r.tools.is_null()) {
+    j["prompt"] = r.prompt;
+    j["response_format"] = r.response_format;
+  } else {
+    j["messages"] = r.messages;
+    j["tools"] = r.tools;
+    j["tool_choice"] = r.tool_choice;
+  }
   if (r.temperature > 0) j["seed"] = r.seed;
   return {r.id, j.dump()};
 }
@@ -67,16 +104,50 @@ std::map<std::string, GenerateResult> in_process(const std::vector<Request>& rs)
   ModelSource src = open_model(smollm2_gguf());
   StageEngine engine(std::make_shared<StageWeights>(load_stage_weights(src, LoadOptions{})), 1);
   auto tok = Tokenizer::load(smollm2_gguf());
+  const ChatTemplate tmpl = chat_template_for(*tok, smollm2_gguf());
   std::map<std::string, GenerateResult> out;
   for (const Request& r : rs) {
     GenerateParams gp;
     gp.max_tokens = kMaxTokens;
     gp.sampling.temperature = static_cast<float>(r.temperature);
     gp.sampling.seed = r.seed;
-    gp.grammar = grammar_for_response_format(r.response_format);
-    out[r.id] = generate(engine, *tok, encode_prompt(*tok, r.prompt), gp);
+    if (r.tools.is_null()) {
+      gp.grammar = grammar_for_response_format(r.response_format);
+      out[r.id] = generate(engine, *tok, encode_prompt(*tok, r.prompt), gp);
+      continue;
+    }
+    // As stage 0 renders it (fleet's Hermes block: SmolLM2's template ignores tools) and as the
+    // last stage constrains it.
+    std::vector<ChatMessage> msgs;
+    for (const json& m : r.messages)
+      msgs.push_back(chat_message(m.at("role"), m.at("content").is_string() ? m.at("content").get<std::string>() : "", m));
+    ChatInput in = chat_input_with_tools(tmpl, msgs, r.tools);
+    ChatRenderOptions opt;
+    opt.tools = in.tools;
+    gp.grammar = grammar_for_tool_choice(r.tools, r.tool_choice, true, tool_call_format(tmpl));
+    out[r.id] = generate(engine, *tok, tok->encode(tmpl.render(in.messages, opt), {.allow_special = true}), gp);
   }
   return out;
+}
+
+// Tool requests: the same text, and the done event's calls are what the parser reads from it.
+void expect_same_calls(const std::string& id, const Completion& c, const GenerateResult& w) {
+  const ParsedToolCalls p = parse_tool_calls(w.text, tool_names(kTools), id);
+  EXPECT_EQ(c.finish_reason, p.calls.empty() ? w.finish_reason : "tool_calls") << id << ": " << c.text;
+  ASSERT_EQ(c.tool_calls.has_value(), !p.calls.empty()) << id << ": " << c.text;
+  if (c.tool_calls) {
+    EXPECT_EQ(c.tool_calls->calls, p.calls) << id;
+    EXPECT_EQ(c.tool_calls->content, p.content) << id;
+  }
+  if (id.find("tools-named") != std::string::npos || id.find("tools-required") != std::string::npos) {
+    ASSERT_TRUE(c.tool_calls) << id << " (a forced call): " << c.text;
+    for (const ToolCall& call : c.tool_calls->calls) {
+      if (id.find("named") != std::string::npos) {
+        EXPECT_EQ(call.name, "get_weather");
+      }
+      EXPECT_TRUE(json::parse(call.arguments).is_object()) << call.arguments;
+    }
+  }
 }
 
 void expect_same_json(const std::map<std::string, Completion>& got, const std::map<std::string, GenerateResult>& want) {
@@ -85,6 +156,10 @@ void expect_same_json(const std::map<std::string, Completion>& got, const std::m
     const Completion& c = got.at(id);
     EXPECT_EQ(c.error_code, "") << id;
     EXPECT_EQ(c.text, w.text) << id;
+    if (id.find("-tools-") != std::string::npos) {
+      expect_same_calls(id, c, w);
+      continue;
+    }
     EXPECT_EQ(c.finish_reason, w.finish_reason) << id;
     if (id.find("json-object") != std::string::npos && c.finish_reason == "length") continue;  // unbounded by its grammar
     EXPECT_EQ(c.finish_reason, "stop") << id << ": " << c.text;
@@ -108,10 +183,11 @@ TEST(FleetStructuredOutputs, JsonSchemasThroughThePromptsTopicEqualTheInProcessE
   const auto got_first = d.run(records, 300s);
   expect_same_json(got_first, want_first);
   for (const auto& [id, w] : want_first) std::printf("%s: %s\n", id.c_str(), w.text.c_str());
-  // Every token of these requests was chosen under a mask: the last stage's replicas observed at
-  // least that many masks (fleet_grammar_mask_seconds).
+  // Every token of the requests with a grammar was chosen under a mask: the last stage's replicas
+  // observed at least that many masks (fleet_grammar_mask_seconds).
   int tokens = 0;
-  for (const auto& [id, c] : got_first) tokens += c.completion_tokens;
+  for (const auto& [id, c] : got_first)  // tool_choice "auto" has no grammar
+    if (id.find("tools-auto") == std::string::npos && id.find("tools-history") == std::string::npos) tokens += c.completion_tokens;
   RedisClient redis(d.config().redis.url);
   Membership members(redis, std::chrono::seconds(10));
   double masks = 0, mask_seconds = 0;
