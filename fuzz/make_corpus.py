@@ -27,7 +27,8 @@ def contract(target, kind, picks):
 
 
 contract("prompt_record", "prompt", [("valid", "chat.json"), ("valid", "full.json"), ("valid", "minimal.json"),
-                                      ("valid", "json-schema.json"),
+                                      ("valid", "json-schema.json"), ("valid", "tools.json"), ("valid", "tool-history.json"),
+                                      ("invalid", "tool-choice-unknown-function.json"),
                                       ("valid", "nulls-read-as-absent.json"), ("invalid", "both-prompt-and-messages.json"),
                                       ("invalid", "too-many-stop-strings.json")])
 contract("control_record", "control", [("valid", "cancel.json"), ("invalid", "bad-id.json"),
@@ -180,3 +181,13 @@ _deep = '{"type": "string"}'
 for _ in range(200):
     _deep = '{"type": "array", "items": ' + _deep + '}'
 put("response_format", "deep-nesting", '{"type": "json_schema", "json_schema": {"schema": ' + _deep + '}}')
+# tools: {"tools", "tool_choice"}, then text (a call in the Hermes format)
+_tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+           "properties": {"city": {"type": "string", "maxLength": 20}, "unit": {"enum": ["c", "f"]}}, "required": ["city"]}}},
+          {"type": "function", "function": {"name": "now"}}]
+put("response_format", "tools-required", json.dumps({"tools": _tools, "tool_choice": "required"}) +
+    '\0<tool_call>\n{"name":"get_weather","arguments":{"city":"Oslo"}}\n</tool_call>')
+put("response_format", "tools-named", json.dumps({"tools": _tools, "tool_choice": {"type": "function", "function": {"name": "now"}}}) +
+    '\0[TOOL_CALLS][{"name":"now","arguments":{}}]')
+put("response_format", "tools-ref", json.dumps({"tools": [{"type": "function", "function": {"name": "f", "parameters":
+    {"type": "object", "properties": {"x": {"$ref": "#"}}}}}]}))

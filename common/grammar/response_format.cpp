@@ -215,6 +215,49 @@ std::string grammar_for_json_schema(const nlohmann::json& schema, const std::str
   return gbnf;
 }
 
+namespace {
+
+// `value` with each object's keys in the order in_output_order gives the schema's properties
+// (listed ones in that order, then any others by name), following "properties" and "items".
+nlohmann::ordered_json in_schema_order(const nlohmann::ordered_json& schema, const nlohmann::ordered_json& value) {
+  if (value.is_array()) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    const auto items = schema.is_object() ? schema.find("items") : schema.end();
+    for (const auto& v : value)
+      out.push_back(items != schema.end() ? in_schema_order(*items, v) : v);
+    return out;
+  }
+  if (!value.is_object()) return value;
+  const nlohmann::ordered_json none = nlohmann::ordered_json::object();
+  const auto props_it = schema.is_object() ? schema.find("properties") : schema.end();
+  const nlohmann::ordered_json& props = props_it != schema.end() && props_it->is_object() ? *props_it : none;
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& [name, sub] : props.items())
+    if (value.contains(name)) out[name] = in_schema_order(sub, value.at(name));
+  std::vector<std::string> rest;
+  for (const auto& [name, v] : value.items())
+    if (!out.contains(name)) rest.push_back(name);
+  std::sort(rest.begin(), rest.end());
+  for (const std::string& name : rest) out[name] = value.at(name);
+  return out;
+}
+
+}  // namespace
+
+bool json_matches_schema(const nlohmann::json& schema, const nlohmann::ordered_json& value) {
+  const std::string gbnf = grammar_for_json_schema(schema, "schema");
+  const std::string text = in_schema_order(in_output_order(schema), value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::unique_ptr<llama_grammar, void (*)(llama_grammar*)> g(
+      llama_grammar_init_impl(nullptr, gbnf.c_str(), "root", false, nullptr, 0, nullptr, 0), llama_grammar_free_impl);
+  if (!g) return false;
+  try {
+    llama_grammar_accept_str(*g, text);
+  } catch (const std::exception&) {
+    return false;  // a character the grammar does not allow
+  }
+  return std::any_of(g->stacks.begin(), g->stacks.end(), [](const auto& s) { return s.empty(); });
+}
+
 std::string grammar_for_response_format(const nlohmann::json& rf) {
   if (!rf.is_object()) throw std::invalid_argument("response_format must be an object");
   check_shape(rf, "response_format");

@@ -25,4 +25,11 @@ std::string grammar_for_response_format(const nlohmann::json& response_format);
 // the field in error messages ("response_format", "tools[2].function.parameters").
 std::string grammar_for_json_schema(const nlohmann::json& schema, const std::string& what);
 
+// Whether `value` is valid under `schema` as the grammar enforces it: the value is written compact
+// with each object's keys in the grammar's order (the schema's `required` first, then by name)
+// and fed to the grammar compiled from the schema. For values written without the grammar (a
+// tool call in an answer with tool_choice "auto"). Throws std::invalid_argument when the schema
+// does not compile.
+bool json_matches_schema(const nlohmann::json& schema, const nlohmann::ordered_json& value);
+
 }  // namespace fleet

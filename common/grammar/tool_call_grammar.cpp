@@ -32,14 +32,6 @@ void refuse_refs(const json& schema, const std::string& where) {
   }
 }
 
-// The tool's parameters schema: as given, or any object when absent.
-json parameters_of(const json& tool) {
-  const json& fn = tool.at("function");
-  auto it = fn.find("parameters");
-  if (it == fn.end() || it->is_null()) return {{"type", "object"}};
-  return *it;
-}
-
 // The named function of a {"type": "function", "function": {"name"}} tool_choice; "" otherwise.
 std::string chosen_name(const json& tool_choice) {
   if (!tool_choice.is_object()) return "";
@@ -47,6 +39,13 @@ std::string chosen_name(const json& tool_choice) {
 }
 
 }  // namespace
+
+json tool_parameters(const json& tool) {
+  const json& fn = tool.at("function");
+  auto it = fn.find("parameters");
+  if (it == fn.end() || it->is_null()) return {{"type", "object"}};
+  return *it;
+}
 
 const char* tool_call_format_name(ToolCallFormat f) {
   switch (f) {
@@ -81,7 +80,7 @@ void check_tools(const json& tools, const json& tool_choice) {
         refuse(where + ".function.name must be 1 to 64 characters of [A-Za-z0-9_-]");
       if (!names.insert(fn["name"].get<std::string>()).second)
         refuse(where + ".function.name \"" + fn["name"].get<std::string>() + "\" is defined twice");
-      const json params = parameters_of(t);
+      const json params = tool_parameters(t);
       if (!params.is_object() || params.value("type", json("object")) != "object")
         refuse(where + ".function.parameters must be a JSON Schema of type \"object\"");
       refuse_refs(params, where + ".function.parameters");
@@ -119,7 +118,7 @@ std::string grammar_for_tool_choice(const json& tools, const json& tool_choice, 
     const std::string name = t["function"]["name"].get<std::string>();
     if (!named.empty() && name != named) continue;
     calls.push_back({{"type", "object"},
-                     {"properties", {{"name", {{"const", name}}}, {args_key, parameters_of(t)}}},
+                     {"properties", {{"name", {{"const", name}}}, {args_key, tool_parameters(t)}}},
                      {"required", {"name", args_key}},
                      {"additionalProperties", false}});
   }

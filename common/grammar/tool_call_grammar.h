@@ -32,6 +32,9 @@ inline constexpr int kMaxParallelToolCalls = 8;
 // std::invalid_argument naming the field.
 void check_tools(const nlohmann::json& tools, const nlohmann::json& tool_choice);
 
+// A tool's parameters schema: as given, or any object when absent.
+nlohmann::json tool_parameters(const nlohmann::json& tool);
+
 // Whether the request forces a call: tools given and tool_choice "required" or a named function.
 bool tool_call_forced(const nlohmann::json& tools, const nlohmann::json& tool_choice);
 

@@ -307,7 +307,7 @@ void GenerationTail::send_next_step(const Active& a, int32_t token, int index, i
 std::optional<ToolCallsOutput> GenerationTail::tool_calls_of(const Active& a) const {
   const RequestParams& p = a.record.params;
   if (!p.tools_enabled()) return std::nullopt;
-  ParsedToolCalls parsed = parse_tool_calls(a.stream->text(), tool_names(p.tools), a.record.id);
+  ParsedToolCalls parsed = parse_tool_calls(a.stream->text(), p.tools, a.record.id);
   if (parsed.calls.empty()) return std::nullopt;
   if (!p.parallel_tool_calls && parsed.calls.size() > 1) parsed.calls.resize(1);  // at most one call asked for
   return ToolCallsOutput{std::move(parsed.content), std::move(parsed.calls)};

@@ -6,6 +6,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "grammar/response_format.h"
+
 namespace fleet {
 namespace {
 
@@ -230,9 +232,27 @@ ChatInput chat_input_with_tools(const ChatTemplate& t, std::vector<ChatMessage> 
   return in;
 }
 
-ParsedToolCalls parse_tool_calls(std::string_view text, const std::vector<std::string>& names, const std::string& id_seed) {
+namespace {
+
+// Every call's arguments valid under its tool's parameters.
+bool arguments_valid(const std::vector<ToolCall>& calls, const json& tools) {
+  for (const ToolCall& c : calls) {
+    const auto tool = std::find_if(tools.begin(), tools.end(), [&](const json& t) { return t["function"]["name"] == c.name; });
+    try {
+      if (tool == tools.end() || !json_matches_schema(tool_parameters(*tool), ordered::parse(c.arguments))) return false;
+    } catch (const std::exception&) {
+      return false;  // a schema that does not compile (check_tools refuses those before) or odd JSON
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+ParsedToolCalls parse_tool_calls(std::string_view text, const json& tools, const std::string& id_seed) {
   ParsedToolCalls out;
   out.content = std::string(text);
+  const std::vector<std::string> names = tool_names(tools);
   if (names.empty()) return out;
   const std::string_view body = trim_left(text);
   std::vector<ToolCall> calls;
@@ -247,7 +267,7 @@ ParsedToolCalls parse_tool_calls(std::string_view text, const std::vector<std::s
     ToolCall c;
     if (read_call_text(j, names, c)) calls.push_back(std::move(c));
   }
-  if (calls.empty()) return out;
+  if (calls.empty() || !arguments_valid(calls, tools)) return out;
   for (size_t i = 0; i < calls.size(); ++i) calls[i].id = call_id(id_seed, i);
   out.content = std::move(content);
   out.calls = std::move(calls);

@@ -48,16 +48,16 @@ ChatInput chat_input_with_tools(const ChatTemplate& t, std::vector<ChatMessage> 
 ChatMessage chat_message(const std::string& role, const std::string& content, const nlohmann::json& openai_fields);
 
 // The calls in a model's output, in any of the formats above, when the whole output is calls
-// (optionally after some text, in the Hermes format) whose names are among `tool_names` and whose
-// arguments are JSON objects; otherwise no calls and the whole text is content. Call ids are
-// "call_" + 16 hex digits derived from `id_seed` (the request id) and the call's place, so a
-// replayed request gets the same ones.
+// (optionally after some text, in the Hermes format) to the request's `tools` whose arguments are
+// JSON objects valid under the tool's parameters (as the grammar enforces them:
+// json_matches_schema); otherwise no calls and the whole text is content. Call ids are "call_" +
+// 16 hex digits derived from `id_seed` (the request id) and the call's place, so a replayed
+// request gets the same ones.
 struct ParsedToolCalls {
   std::string content;  // the text before the first call (the whole text when there is none)
   std::vector<ToolCall> calls;
 };
-ParsedToolCalls parse_tool_calls(std::string_view text, const std::vector<std::string>& tool_names,
-                                 const std::string& id_seed);
+ParsedToolCalls parse_tool_calls(std::string_view text, const nlohmann::json& tools, const std::string& id_seed);
 
 // The tool names of a request's `tools` (empty for null).
 std::vector<std::string> tool_names(const nlohmann::json& tools);

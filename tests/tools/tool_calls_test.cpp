@@ -30,7 +30,6 @@ const json kTools = json::parse(R"([
   {"type": "function", "function": {"name": "now", "description": "The current time"}}
 ])");
 
-const std::vector<std::string> kNames = {"get_weather", "add", "now"};
 
 std::string tools_error(const json& tools, const json& choice) {
   try {
@@ -69,32 +68,35 @@ TEST(ToolDefinitions, BadToolsAndChoicesGetErrorsNamingTheField) {
 }
 
 TEST(ToolCallParser, ReadsEveryFormatAndLeavesAnythingElseAsContent) {
-  ParsedToolCalls p = parse_tool_calls("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"b\": 2, \"a\": 1}}\n</tool_call>", kNames, "r1");
+  ParsedToolCalls p = parse_tool_calls("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"b\": 2, \"a\": 1}}\n</tool_call>", kTools, "r1");
   ASSERT_EQ(p.calls.size(), 1u);
   EXPECT_EQ(p.content, "");
   EXPECT_EQ(p.calls[0].name, "add");
   EXPECT_EQ(p.calls[0].arguments, "{\"b\":2,\"a\":1}");  // compact, in the model's order
   EXPECT_EQ(p.calls[0].id.rfind("call_", 0), 0u);
   EXPECT_EQ(p.calls[0].id.size(), 21u);
-  EXPECT_EQ(parse_tool_calls("<tool_call>\n{\"name\": \"add\", \"arguments\": {}}\n</tool_call>", kNames, "r1").calls[0].id,
-            p.calls[0].id);  // derived from the request id and the call's place
-  EXPECT_NE(parse_tool_calls("<tool_call>{\"name\":\"add\",\"arguments\":{}}</tool_call>", kNames, "r2").calls[0].id, p.calls[0].id);
+  const ParsedToolCalls again = parse_tool_calls("<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>", kTools, "r1");
+  ASSERT_EQ(again.calls.size(), 1u);
+  EXPECT_EQ(again.calls[0].id, p.calls[0].id);  // derived from the request id and the call's place
+  const ParsedToolCalls other = parse_tool_calls("<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call>", kTools, "r2");
+  ASSERT_EQ(other.calls.size(), 1u);
+  EXPECT_NE(other.calls[0].id, p.calls[0].id);
 
   p = parse_tool_calls("Let me check.\n<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>\n<tool_call>\n"
                        "{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\",\"unit\":\"celsius\"}}\n</tool_call>",
-                       kNames, "r3");
+                       kTools, "r3");
   ASSERT_EQ(p.calls.size(), 2u);
   EXPECT_EQ(p.content, "Let me check.");
   EXPECT_EQ(p.calls[1].name, "get_weather");
   EXPECT_NE(p.calls[0].id, p.calls[1].id);
 
-  p = parse_tool_calls("[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}, {\"name\": \"now\", \"arguments\": {}}]", kNames, "r");
+  p = parse_tool_calls("[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}, {\"name\": \"now\", \"arguments\": {}}]", kTools, "r");
   ASSERT_EQ(p.calls.size(), 2u);
   EXPECT_EQ(p.calls[0].arguments, "{\"a\":1,\"b\":2}");
-  p = parse_tool_calls("{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}", kNames, "r");
+  p = parse_tool_calls("{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}", kTools, "r");
   ASSERT_EQ(p.calls.size(), 1u);
   EXPECT_EQ(p.calls[0].arguments, "{\"a\":1,\"b\":2}");
-  EXPECT_EQ(parse_tool_calls("<|python_tag|>{\"name\": \"now\", \"parameters\": {}}", kNames, "r").calls.size(), 1u);
+  EXPECT_EQ(parse_tool_calls("<|python_tag|>{\"name\": \"now\", \"parameters\": {}}", kTools, "r").calls.size(), 1u);
 
   // Not calls: the whole text is content.
   for (const std::string text : {"The answer is 3.", "<tool_call>\n{\"name\": \"sub\", \"arguments\": {}}\n</tool_call>",
@@ -102,11 +104,18 @@ TEST(ToolCallParser, ReadsEveryFormatAndLeavesAnythingElseAsContent) {
                                  "<tool_call>\n{\"name\": \"add\", \"arguments\": [1, 2]}\n</tool_call>",
                                  "<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call> and then some prose",
                                  "{\"name\": \"add\"}", "{\"city\": \"Oslo\"}", "[TOOL_CALLS] not json", ""}) {
-    p = parse_tool_calls(text, kNames, "r");
+    p = parse_tool_calls(text, kTools, "r");
     EXPECT_TRUE(p.calls.empty()) << text;
     EXPECT_EQ(p.content, text);
   }
-  EXPECT_TRUE(parse_tool_calls("<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call>", {}, "r").calls.empty());
+  EXPECT_TRUE(parse_tool_calls("<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call>", nullptr, "r").calls.empty());
+  // Arguments that break the tool's schema (as its grammar enforces it) are no call either; key
+  // order and blanks do not matter.
+  for (const std::string args : {"{\"a\": 1}", "{\"a\": 1, \"b\": 1000}", "{\"a\": 1, \"b\": 2, \"c\": 3}", "{\"a\": \"1\", \"b\": 2}"})
+    EXPECT_TRUE(parse_tool_calls("<tool_call>{\"name\":\"add\",\"arguments\":" + args + "}</tool_call>", kTools, "r").calls.empty()) << args;
+  EXPECT_EQ(parse_tool_calls("<tool_call>{\"name\":\"add\",\"arguments\":{ \"b\" : 2,\n \"a\": -3 }}</tool_call>", kTools, "r").calls.size(), 1u);
+  EXPECT_EQ(parse_tool_calls("{\"name\": \"get_weather\", \"parameters\": {\"unit\": \"celsius\", \"city\": \"Oslo\"}}", kTools, "r").calls.size(), 1u);
+  EXPECT_TRUE(parse_tool_calls("{\"name\": \"get_weather\", \"parameters\": {\"unit\": \"kelvin\", \"city\": \"Oslo\"}}", kTools, "r").calls.empty());
 }
 
 ChatTemplate archive_template(const std::string& file) {
@@ -269,7 +278,7 @@ TEST(ToolCallGrammar, ForcedCallsParseAsCallsToAllowedToolsInEveryFormat) {
           const Walk w = walk(*tok, vocab, stops, gbnf, seed, 400);
           ASSERT_TRUE(w.ended);
           const std::string text = tok->decode(w.tokens);
-          const ParsedToolCalls p = parse_tool_calls(text, kNames, "id");
+          const ParsedToolCalls p = parse_tool_calls(text, kTools, "id");
           ASSERT_FALSE(p.calls.empty()) << text;
           EXPECT_EQ(p.content, "");
           if (!parallel || choice.is_object()) {
@@ -318,7 +327,7 @@ TEST(ToolCallGrammar, ForcedCallsParseAsCallsToAllowedToolsInEveryFormat) {
       }
       EXPECT_EQ(taken && m.complete(), parallel) << tool_call_format_name(f) << (parallel ? " parallel" : "");
     }
-    EXPECT_EQ(parse_tool_calls(text, kNames, "id").calls.size(), 2u);
+    EXPECT_EQ(parse_tool_calls(text, kTools, "id").calls.size(), 2u);
   }
 }
 
