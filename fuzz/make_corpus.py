@@ -28,7 +28,7 @@ def contract(target, kind, picks):
 
 contract("prompt_record", "prompt", [("valid", "chat.json"), ("valid", "full.json"), ("valid", "minimal.json"),
                                       ("valid", "json-schema.json"), ("valid", "tools.json"), ("valid", "tool-history.json"),
-                                      ("invalid", "tool-choice-unknown-function.json"),
+                                      ("invalid", "tools-without-messages.json"),
                                       ("valid", "nulls-read-as-absent.json"), ("invalid", "both-prompt-and-messages.json"),
                                       ("invalid", "too-many-stop-strings.json")])
 contract("control_record", "control", [("valid", "cancel.json"), ("invalid", "bad-id.json"),

@@ -163,6 +163,39 @@ TEST(PromptRecord, MessagesSayWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(message_of(R"([1])").find("must be a JSON object, got an array"), std::string::npos);
   EXPECT_NE(message_of(R"({"id": 5, "prompt": "x"})").find("id must be a string, got an integer"), std::string::npos);
+  // Tools: what the schema cannot say.
+  const std::string tool = R"("tools": [{"type": "function", "function": {"name": "f"}}])";
+  EXPECT_NE(message_of(R"({"messages": [{"role": "user", "content": "y"}], )" + tool +
+                       R"(, "tool_choice": {"type": "function", "function": {"name": "g"}}})")
+                .find("names the function \"g\", which is not among the tools"),
+            std::string::npos);
+  EXPECT_NE(message_of(R"({"messages": [{"role": "user", "content": "y"}], "tool_choice": "auto"})").find("needs tools"),
+            std::string::npos);
+  EXPECT_NE(message_of(R"({"messages": [{"role": "user", "content": "y", "tool_call_id": "c"}]})").find("in a tool message"),
+            std::string::npos);
+  EXPECT_NE(message_of(R"({"messages": [{"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": 3}}]}]})")
+                .find("arguments must be JSON text"),
+            std::string::npos);
+}
+
+TEST(PromptRecord, ToolsRoundTripThroughRedisParams) {
+  const PromptParseResult r = parse_prompt_record(test::read_file(examples_dir() + "/valid/tools.json"));
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_TRUE(r.request->tools_enabled());
+  EXPECT_EQ(r.request->tool_choice, "required");
+  EXPECT_FALSE(r.request->parallel_tool_calls);
+  const RequestParams back = RequestParams::from_json(r.request->RequestParams::to_json());
+  EXPECT_EQ(back, static_cast<const RequestParams&>(*r.request));
+  const PromptParseResult h = parse_prompt_record(test::read_file(examples_dir() + "/valid/tool-history.json"));
+  ASSERT_TRUE(h.ok()) << h.error->message;
+  EXPECT_EQ(h.request->tool_choice, "auto");  // the default with tools
+  ASSERT_EQ(h.request->messages.size(), 3u);
+  EXPECT_TRUE(h.request->messages[1].fields.at("content").is_null());
+  EXPECT_EQ(h.request->messages[2].fields.at("tool_call_id"), "call_1");
+  // The canonical JSON parses back to the same request.
+  const PromptParseResult again = parse_prompt_record(h.request->to_json().dump());
+  ASSERT_TRUE(again.ok()) << again.error->message;
+  EXPECT_EQ(again.request->messages[1].fields, h.request->messages[1].fields);
 }
 
 TEST(PromptRecord, LimitsAreEnforced) {
