@@ -1,5 +1,6 @@
-"""What bench/fleet-throughput and bench/stage-startup share: the build's binaries, a private
-stack (scripts/stack.sh) and the compute-balanced cut of a model (`fleet plan --balance compute`)."""
+"""What the fleet benches share (fleet-throughput, stage-startup, structured-outputs, tool-calls):
+the build's binaries, a private stack (scripts/stack.sh), the compute-balanced cut of a model
+(`fleet plan --balance compute`), a fleet of workers, and requests through the topics with kcat."""
 import json, os, pathlib, re, subprocess, time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -34,6 +35,24 @@ def stack_up(directory):
 def stack_down(directory):
     subprocess.run([str(ROOT / "scripts/stack.sh"), "down", str(directory)], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
+
+
+def kcat_requests(brokers, tag, records, timeout_s=600):
+    """Produces `records` (dicts with an "id") to <tag>.prompts with kcat and reads <tag>.results
+    with kcat until each has its terminal event; returns {id: done or error event}."""
+    lines = "".join(f"{r['id']}\t{json.dumps(r)}\n" for r in records)
+    subprocess.run(["kcat", "-P", "-b", brokers, "-t", f"{tag}.prompts", "-K", "\t"], input=lines, text=True, check=True)
+    ids = {r["id"] for r in records}
+    done, deadline = {}, time.time() + timeout_s
+    while len(ids & done.keys()) < len(ids) and time.time() < deadline:
+        out = subprocess.run(["kcat", "-C", "-b", brokers, "-t", f"{tag}.results", "-o", "beginning", "-e", "-q"],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            ev = json.loads(line)
+            if ev.get("type") in ("done", "error"):
+                done[ev["id"]] = ev
+        time.sleep(1)
+    return done
 
 
 class Fleet:

@@ -304,10 +304,10 @@ void GenerationTail::send_next_step(const Active& a, int32_t token, int index, i
   next_steps_.push_back(std::move(next));
 }
 
-std::optional<ToolCallsOutput> GenerationTail::tool_calls_of(const Active& a) const {
+std::optional<ToolCallsOutput> GenerationTail::tool_calls_of(const Active& a, const std::string& reason) const {
   const RequestParams& p = a.record.params;
-  if (!p.tools_enabled()) return std::nullopt;
-  ParsedToolCalls parsed = parse_tool_calls(a.stream->text(), p.tools, a.record.id);
+  if (!p.tools_enabled() || (reason != "stop" && reason != "tool_calls" && reason != "length")) return std::nullopt;
+  ParsedToolCalls parsed = parse_tool_calls(a.stream->text(), p.tools, a.record.id, reason == "length");
   if (parsed.calls.empty()) return std::nullopt;
   if (!p.parallel_tool_calls && parsed.calls.size() > 1) parsed.calls.resize(1);  // at most one call asked for
   return ToolCallsOutput{std::move(parsed.content), std::move(parsed.calls)};
@@ -315,7 +315,7 @@ std::optional<ToolCallsOutput> GenerationTail::tool_calls_of(const Active& a) co
 
 void GenerationTail::publish_done(Active& a, const std::string& reason) {
   a.stream->flush();
-  const std::optional<ToolCallsOutput> calls = reason == "tool_calls" ? tool_calls_of(a) : std::nullopt;
+  const std::optional<ToolCallsOutput> calls = tool_calls_of(a, reason);
   const RequestRecord& r = a.record;
   const double now_ms_d = static_cast<double>(now_us()) / 1000.0;
   RequestTimings t;
@@ -335,7 +335,7 @@ void GenerationTail::publish_done(Active& a, const std::string& reason) {
 void GenerationTail::finish(Active& a, const std::string& stop_reason) {
   const std::string id = a.record.id;
   a.stream->flush();
-  const std::string reason = stop_reason == "stop" && tool_calls_of(a) ? "tool_calls" : stop_reason;
+  const std::string reason = stop_reason == "stop" && tool_calls_of(a, stop_reason) ? "tool_calls" : stop_reason;
   ctx_.requests->finish(id, reason);
   ctx_.metrics->request_ended(reason);
   publish_done(a, reason);

@@ -81,8 +81,9 @@ class GenerationTail {
   void send_next_step(const Active& a, int32_t token, int index, int next_pos);
   // The token event's logprob fields: the values with each token's text.
   TokenLogprobs event_logprobs(int32_t token, const TokenLogprobValues& values) const;
-  // The output read as calls to the request's tools (nullopt: none, or tools not in use).
-  std::optional<ToolCallsOutput> tool_calls_of(const Active& a) const;
+  // The output read as calls to the request's tools (nullopt: none, or tools not in use); after
+  // `reason` "length", the complete calls before the cut.
+  std::optional<ToolCallsOutput> tool_calls_of(const Active& a, const std::string& reason) const;
   // Ends the request; a "stop" whose output is calls ends as "tool_calls".
   void finish(Active& a, const std::string& reason);
   void publish_done(Active& a, const std::string& reason);

@@ -249,7 +249,7 @@ bool arguments_valid(const std::vector<ToolCall>& calls, const json& tools) {
 
 }  // namespace
 
-ParsedToolCalls parse_tool_calls(std::string_view text, const json& tools, const std::string& id_seed) {
+ParsedToolCalls parse_tool_calls(std::string_view text, const json& tools, const std::string& id_seed, bool cut) {
   ParsedToolCalls out;
   out.content = std::string(text);
   const std::vector<std::string> names = tool_names(tools);
@@ -258,7 +258,12 @@ ParsedToolCalls parse_tool_calls(std::string_view text, const json& tools, const
   std::vector<ToolCall> calls;
   std::string content;
   if (const size_t open = text.find(kOpen); open != std::string_view::npos) {
-    calls = hermes_calls(trim(text.substr(open)), names);
+    std::string_view blocks = text.substr(open);
+    if (cut) {  // up to the end of the last complete call
+      const size_t last = blocks.rfind(kClose);
+      blocks = last == std::string_view::npos ? std::string_view() : blocks.substr(0, last + kClose.size());
+    }
+    calls = hermes_calls(trim(blocks), names);
     content = std::string(trim(text.substr(0, open)));
   } else if (body.substr(0, kMistral.size()) == kMistral) {
     calls = mistral_calls(body.substr(kMistral.size()), names);

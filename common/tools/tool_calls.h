@@ -52,12 +52,14 @@ ChatMessage chat_message(const std::string& role, const std::string& content, co
 // JSON objects valid under the tool's parameters (as the grammar enforces them:
 // json_matches_schema); otherwise no calls and the whole text is content. Call ids are "call_" +
 // 16 hex digits derived from `id_seed` (the request id) and the call's place, so a replayed
-// request gets the same ones.
+// request gets the same ones. `cut`: the output ended at max_tokens; the complete Hermes calls
+// before the cut are read (the unfinished last one is dropped).
 struct ParsedToolCalls {
   std::string content;  // the text before the first call (the whole text when there is none)
   std::vector<ToolCall> calls;
 };
-ParsedToolCalls parse_tool_calls(std::string_view text, const nlohmann::json& tools, const std::string& id_seed);
+ParsedToolCalls parse_tool_calls(std::string_view text, const nlohmann::json& tools, const std::string& id_seed,
+                                 bool cut = false);
 
 // The tool names of a request's `tools` (empty for null).
 std::vector<std::string> tool_names(const nlohmann::json& tools);

@@ -98,6 +98,14 @@ TEST(ToolCallParser, ReadsEveryFormatAndLeavesAnythingElseAsContent) {
   EXPECT_EQ(p.calls[0].arguments, "{\"a\":1,\"b\":2}");
   EXPECT_EQ(parse_tool_calls("<|python_tag|>{\"name\": \"now\", \"parameters\": {}}", kTools, "r").calls.size(), 1u);
 
+  // Cut at max_tokens: the complete calls before the cut.
+  const std::string two = "<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>\n<tool_call>\n{\"name\":\"add\",\"argu";
+  EXPECT_TRUE(parse_tool_calls(two, kTools, "r").calls.empty());
+  p = parse_tool_calls(two, kTools, "r", /*cut=*/true);
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.calls[0].name, "now");
+  EXPECT_TRUE(parse_tool_calls("<tool_call>\n{\"name\":\"now\",\"argu", kTools, "r", true).calls.empty());
+
   // Not calls: the whole text is content.
   for (const std::string text : {"The answer is 3.", "<tool_call>\n{\"name\": \"sub\", \"arguments\": {}}\n</tool_call>",
                                  "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1\n</tool_call>",
