@@ -23,6 +23,18 @@ std::string json_type_name(const nlohmann::json& v) {
   return "null";
 }
 
+bool json_deeper_than(const nlohmann::json& root, size_t max_depth) {
+  std::vector<std::pair<const nlohmann::json*, size_t>> todo = {{&root, 1}};
+  while (!todo.empty()) {
+    const auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (!v->is_structured()) continue;
+    if (depth > max_depth) return true;
+    for (const auto& child : *v) todo.push_back({&child, depth + 1});
+  }
+  return false;
+}
+
 namespace {
 
 using json = nlohmann::json;
@@ -231,11 +243,19 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
     }
     if (body.at("response_format").value("type", "") != "text") r.response_format = body.at("response_format");
   }
+  if (present(body, "parallel_tool_calls")) {
+    if (!body.at("parallel_tool_calls").is_boolean())
+      throw Invalid{"parallel_tool_calls must be a boolean, got " + json_type_name(body.at("parallel_tool_calls"))};
+    r.parallel_tool_calls = body.at("parallel_tool_calls").get<bool>();
+  }
   if (present(body, "tools") || present(body, "tool_choice")) {
     const json tools = present(body, "tools") ? body.at("tools") : json();
     const json choice = present(body, "tool_choice") ? body.at("tool_choice") : json();
     try {
       check_tools(tools, choice);
+      // A forced call's grammar (every allowed tool in one) compiles here, not first at the last
+      // stage; the format only changes the markup around it.
+      if (tool_call_forced(tools, choice)) grammar_for_tool_choice(tools, choice, r.parallel_tool_calls, ToolCallFormat::kHermes);
     } catch (const std::invalid_argument& e) {
       throw Invalid{e.what()};
     }
@@ -243,11 +263,6 @@ PromptRequest parse_fields(const json& body, const PromptLimits& limits) {
       r.tools = tools;
       r.tool_choice = choice.is_null() ? json("auto") : choice;
     }
-  }
-  if (present(body, "parallel_tool_calls")) {
-    if (!body.at("parallel_tool_calls").is_boolean())
-      throw Invalid{"parallel_tool_calls must be a boolean, got " + json_type_name(body.at("parallel_tool_calls"))};
-    r.parallel_tool_calls = body.at("parallel_tool_calls").get<bool>();
   }
   if (r.tools_enabled() && !r.is_chat()) throw Invalid{"tools need 'messages' (a chat request)"};
   if (r.tools_enabled() && !r.response_format.is_null())
@@ -338,6 +353,8 @@ PromptParseResult parse_prompt_record(std::string_view value, std::optional<std:
     return fail(error_code::kInvalidJson, std::string("the record is not valid JSON: ") + e.what());
   }
   if (!body.is_object()) return fail(error_code::kInvalidRequest, "the record must be a JSON object, got " + json_type_name(body));
+  if (json_deeper_than(body, kMaxJsonDepth))
+    return fail(error_code::kInvalidRequest, "the record nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
 
   // Recover the id first so that every later error can be keyed by it.
   if (present(body, "id")) {

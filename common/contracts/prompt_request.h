@@ -33,6 +33,12 @@ namespace fleet {
 // errors about bad JSON input name what they got.
 std::string json_type_name(const nlohmann::json& v);
 
+// Whether `v` nests arrays and objects deeper than `max_depth` levels (counted without recursion:
+// copying or dumping a deeper value would recurse that deep). Records and request bodies deeper
+// than kMaxJsonDepth are refused before anything copies them.
+bool json_deeper_than(const nlohmann::json& v, size_t max_depth);
+inline constexpr size_t kMaxJsonDepth = 64;
+
 // Codes of the "error" result events and dead-letter records.
 namespace error_code {
 inline constexpr const char* kInvalidJson = "invalid_json";        // the record is not JSON

@@ -217,34 +217,124 @@ std::string grammar_for_json_schema(const nlohmann::json& schema, const std::str
 
 namespace {
 
-// `value` with each object's keys in the order in_output_order gives the schema's properties
-// (listed ones in that order, then any others by name), following "properties" and "items".
-nlohmann::ordered_json in_schema_order(const nlohmann::ordered_json& schema, const nlohmann::ordered_json& value) {
+using ojson = nlohmann::ordered_json;
+
+bool json_value_deeper_than(const ojson& root, size_t max_depth) {
+  std::vector<std::pair<const ojson*, size_t>> todo = {{&root, 1}};
+  while (!todo.empty()) {
+    const auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (!v->is_structured()) continue;
+    if (depth > max_depth) return true;
+    for (const auto& child : *v) todo.push_back({&child, depth + 1});
+  }
+  return false;
+}
+
+bool has_type(const ojson& schema, const ojson& value) {
+  const auto t = schema.find("type");
+  auto one = [&](const ojson& name) {
+    if (name == "object") return value.is_object();
+    if (name == "array") return value.is_array();
+    if (name == "string") return value.is_string();
+    if (name == "integer") return value.is_number_integer();
+    if (name == "number") return value.is_number();
+    if (name == "boolean") return value.is_boolean();
+    if (name == "null") return value.is_null();
+    return false;
+  };
+  if (t == schema.end()) return !value.is_object() || schema.contains("properties") || !schema.contains("items");
+  if (t->is_array()) return std::any_of(t->begin(), t->end(), one);
+  return one(*t);
+}
+
+// The alternative of an "anyOf" a value was written under: the first whose type fits and, for an
+// object, that lists all its keys; else the first whose type fits (json_matches_schema checks the
+// result, so a wrong pick can only refuse a value, never admit one).
+const ojson& alternative_for(const ojson& schema, const ojson& value) {
+  const auto any = schema.is_object() ? schema.find("anyOf") : schema.end();
+  if (any == schema.end() || !any->is_array()) return schema;
+  for (int pass = 0; pass < 2; ++pass)
+    for (const ojson& alt : *any) {
+      if (!alt.is_object() || !has_type(alt, value)) continue;
+      if (pass == 0 && value.is_object()) {
+        const auto props = alt.find("properties");
+        if (props == alt.end() || !std::all_of(value.items().begin(), value.items().end(),
+                                               [&](const auto& kv) { return props->contains(kv.key()); }))
+          continue;
+      }
+      return alt;
+    }
+  return schema;
+}
+
+// An object schema's properties as the converter lays them out: required ones first, each group
+// in the order listed; "allOf" merges its parts (an object part's properties all required, an
+// "anyOf" part's optional), as the converter does.
+std::vector<std::pair<std::string, const ojson*>> object_layout(const ojson& schema) {
+  std::vector<std::pair<std::string, const ojson*>> props;
+  std::set<std::string> required;
+  auto add = [&](const ojson& part, bool all_required) {
+    const auto p = part.is_object() ? part.find("properties") : part.end();
+    if (p == part.end() || !p->is_object()) return;
+    std::set<std::string> req;
+    if (auto r = part.find("required"); r != part.end() && r->is_array())
+      for (const ojson& n : *r)
+        if (n.is_string()) req.insert(n.get<std::string>());
+    for (const auto& [name, sub] : p->items()) {
+      if (std::any_of(props.begin(), props.end(), [&](const auto& e) { return e.first == name; })) continue;
+      props.emplace_back(name, &sub);
+      if (all_required || req.count(name)) required.insert(name);
+    }
+  };
+  if (auto all = schema.is_object() ? schema.find("allOf") : schema.end(); all != schema.end() && all->is_array()) {
+    for (const ojson& part : *all) {
+      if (auto any = part.is_object() ? part.find("anyOf") : part.end(); any != part.end() && any->is_array())
+        for (const ojson& alt : *any) add(alt, false);
+      else
+        add(part, true);
+    }
+  } else {
+    add(schema, false);
+  }
+  std::stable_partition(props.begin(), props.end(), [&](const auto& e) { return required.count(e.first) > 0; });
+  return props;
+}
+
+// `value` with each object's keys in the order the grammar of `schema` (after in_output_order)
+// writes them, following "properties", "allOf", "anyOf", "items" and "prefixItems"; keys the
+// schema does not list come after, by name.
+ojson in_schema_order(const ojson& schema_in, const ojson& value) {
+  const ojson& schema = alternative_for(schema_in, value);
   if (value.is_array()) {
-    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    ojson out = ojson::array();
     const auto items = schema.is_object() ? schema.find("items") : schema.end();
-    for (const auto& v : value)
-      out.push_back(items != schema.end() ? in_schema_order(*items, v) : v);
+    const auto prefix = schema.is_object() ? schema.find("prefixItems") : schema.end();
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (prefix != schema.end() && prefix->is_array() && i < prefix->size()) out.push_back(in_schema_order((*prefix)[i], value[i]));
+      else if (items != schema.end()) out.push_back(in_schema_order(*items, value[i]));
+      else out.push_back(value[i]);
+    }
     return out;
   }
   if (!value.is_object()) return value;
-  const nlohmann::ordered_json none = nlohmann::ordered_json::object();
-  const auto props_it = schema.is_object() ? schema.find("properties") : schema.end();
-  const nlohmann::ordered_json& props = props_it != schema.end() && props_it->is_object() ? *props_it : none;
-  nlohmann::ordered_json out = nlohmann::ordered_json::object();
-  for (const auto& [name, sub] : props.items())
-    if (value.contains(name)) out[name] = in_schema_order(sub, value.at(name));
+  ojson out = ojson::object();
+  for (const auto& [name, sub] : object_layout(schema))
+    if (value.contains(name)) out[name] = in_schema_order(*sub, value.at(name));
   std::vector<std::string> rest;
   for (const auto& [name, v] : value.items())
     if (!out.contains(name)) rest.push_back(name);
   std::sort(rest.begin(), rest.end());
-  for (const std::string& name : rest) out[name] = value.at(name);
+  const auto extra = schema.is_object() ? schema.find("additionalProperties") : schema.end();
+  for (const std::string& name : rest)
+    out[name] = extra != schema.end() && extra->is_object() ? in_schema_order(*extra, value.at(name)) : value.at(name);
   return out;
 }
 
 }  // namespace
 
 bool json_matches_schema(const nlohmann::json& schema, const nlohmann::ordered_json& value) {
+  if (json_value_deeper_than(value, 64)) return false;  // in_schema_order and dump() recurse
   const std::string gbnf = grammar_for_json_schema(schema, "schema");
   const std::string text = in_schema_order(in_output_order(schema), value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::unique_ptr<llama_grammar, void (*)(llama_grammar*)> g(

@@ -99,6 +99,10 @@ void check_tools(const json& tools, const json& tool_choice) {
       !tool_choice["function"].is_object() || !tool_choice["function"].contains("name") ||
       !tool_choice["function"]["name"].is_string())
     refuse("tool_choice must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\"}}");
+  for (const auto& [k, v] : tool_choice.items())
+    if (k != "type" && k != "function") refuse("tool_choice: unknown field '" + k + "'");
+  for (const auto& [k, v] : tool_choice["function"].items())
+    if (k != "name") refuse("tool_choice.function: unknown field '" + k + "'");
   const std::string name = tool_choice["function"]["name"].get<std::string>();
   if (!names.count(name)) refuse("tool_choice names the function \"" + name + "\", which is not among the tools");
 }
@@ -124,14 +128,13 @@ std::string grammar_for_tool_choice(const json& tools, const json& tool_choice, 
   }
   const json call_schema = calls.size() == 1 ? calls[0] : json{{"anyOf", calls}};
   std::string gbnf = grammar_for_json_schema(call_schema, "tools");
-  // The converter's start rule becomes the call; fleet's root wraps it in the format's markup.
+  // The converter's start rule becomes the call; fleet's root wraps it in the format's markup (the
+  // converter never refers to its root itself: "$ref" is refused in tool parameters).
   const std::string call_rule = "fleet-tool-call";
   if (gbnf.find(call_rule + " ::=") != std::string::npos) refuse("tools: a parameter name collides with " + call_rule);
   const size_t root = gbnf.rfind("root ::=", 0) == 0 ? 0 : gbnf.find("\nroot ::=");
   if (root == std::string::npos) refuse("tools: the JSON schema gives a grammar without a root rule");
   gbnf.replace(root == 0 ? 0 : root + 1, 4, call_rule);
-  if (std::regex_search(gbnf, std::regex("(^|[^A-Za-z0-9-])root([^A-Za-z0-9-]|$)")))
-    refuse("tools: the JSON schema refers to its own root");
   const int more = parallel && named.empty() ? kMaxParallelToolCalls - 1 : 0;
   const std::string repeat = "{0," + std::to_string(more) + "}";
   switch (format) {

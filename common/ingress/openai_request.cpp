@@ -197,8 +197,13 @@ ApiRequest translate(Endpoint endpoint, const json& body, const std::string& ser
         fail(e.what(), k);
       }
       rec["response_format"] = v;
-    } else if (chat && (k == "tools" || k == "tool_choice" || k == "parallel_tool_calls")) {
-      rec[k] = v;  // checked by the prompts contract below
+    } else if (k == "tools" || k == "tool_choice" || k == "parallel_tool_calls") {
+      if (!chat) {  // function calling is for chat; the no-op values are accepted as before
+        if ((k == "tools" && v.is_array() && v.empty()) || (k == "tool_choice" && v == "none") || k == "parallel_tool_calls")
+          continue;
+        throw Reject{unsupported_parameter(k, "tools are supported on /v1/chat/completions only")};
+      }
+      rec[k] = v;  // checked below and by the prompts contract
     } else if (k == "stream") {
       r.stream = boolean(v, k);
     } else if (k == "stream_options") {
@@ -265,6 +270,11 @@ ApiParseOutcome parse_api_request(Endpoint endpoint, std::string_view body, cons
   if (!j.is_object()) {
     out.error = bad_request("The request body must be a JSON object, got " + json_type_name(j) + ".", std::nullopt,
                             "invalid_type");
+    return out;
+  }
+  if (json_deeper_than(j, kMaxJsonDepth)) {
+    out.error = bad_request("The request body nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels.",
+                            std::nullopt, "invalid_value");
     return out;
   }
   try {

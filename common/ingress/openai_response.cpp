@@ -7,7 +7,7 @@ using json = nlohmann::json;
 
 // Where a call may begin in the output (tools in use): text from there on is held back from the
 // streamed content until the done event says whether it was a call.
-constexpr std::string_view kCallOpeners[] = {"[TOOL_CALLS]", "<|python_tag|>", "{"};  // at the start only
+constexpr std::string_view kCallOpeners[] = {"[", "<|python_tag|>", "{"};  // at the start only ("[": [TOOL_CALLS] or its array)
 constexpr std::string_view kHermesOpen = "<tool_call>";                               // anywhere
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }

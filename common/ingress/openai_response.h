@@ -7,7 +7,7 @@
 // stage held back until the end (an unfinished stop-string prefix) is only in the done event
 // and goes out as the last content chunk, so the streamed text always equals the done text.
 // With tools in use, content is streamed only up to where a call may begin (a "<tool_call>", or
-// "{", "[TOOL_CALLS]", "<|python_tag|>" at the start); when the done event carries tool_calls,
+// "{", "[", "<|python_tag|>" at the start); when the done event carries tool_calls,
 // the content is the text before them and each call follows as two delta.tool_calls chunks
 // (id, type, name; then the arguments), with finish_reason "tool_calls".
 #include <cstdint>

@@ -114,7 +114,8 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
         ctx_.log_at(log::Level::Info, id,
                     "request %s taken over: its terminal event was not on the results topic; published it", id.c_str());
         if (r.status == RequestStatus::Done) {
-          publish_done(a, r.finish_reason);
+          a.stream->flush();  // the whole text, as when it finished, before reading calls from it
+          publish_done(a, r.finish_reason, tool_calls_of(a, r.finish_reason));
         } else {
           const size_t colon = r.error.find(": ");
           ContractError e{colon == std::string::npos ? error_code::kInternal : r.error.substr(0, colon),
@@ -313,9 +314,8 @@ std::optional<ToolCallsOutput> GenerationTail::tool_calls_of(const Active& a, co
   return ToolCallsOutput{std::move(parsed.content), std::move(parsed.calls)};
 }
 
-void GenerationTail::publish_done(Active& a, const std::string& reason) {
+void GenerationTail::publish_done(Active& a, const std::string& reason, const std::optional<ToolCallsOutput>& calls) {
   a.stream->flush();
-  const std::optional<ToolCallsOutput> calls = tool_calls_of(a, reason);
   const RequestRecord& r = a.record;
   const double now_ms_d = static_cast<double>(now_us()) / 1000.0;
   RequestTimings t;
@@ -335,10 +335,11 @@ void GenerationTail::publish_done(Active& a, const std::string& reason) {
 void GenerationTail::finish(Active& a, const std::string& stop_reason) {
   const std::string id = a.record.id;
   a.stream->flush();
-  const std::string reason = stop_reason == "stop" && tool_calls_of(a, stop_reason) ? "tool_calls" : stop_reason;
+  const std::optional<ToolCallsOutput> calls = tool_calls_of(a, stop_reason);
+  const std::string reason = stop_reason == "stop" && calls ? "tool_calls" : stop_reason;
   ctx_.requests->finish(id, reason);
   ctx_.metrics->request_ended(reason);
-  publish_done(a, reason);
+  publish_done(a, reason, calls);
   active_.erase(id);
   mark_finished(id);
 }

@@ -86,7 +86,7 @@ class GenerationTail {
   std::optional<ToolCallsOutput> tool_calls_of(const Active& a, const std::string& reason) const;
   // Ends the request; a "stop" whose output is calls ends as "tool_calls".
   void finish(Active& a, const std::string& reason);
-  void publish_done(Active& a, const std::string& reason);
+  void publish_done(Active& a, const std::string& reason, const std::optional<ToolCallsOutput>& calls);
 
   StageContext& ctx_;
   std::vector<int32_t> stop_tokens_;

@@ -1,5 +1,6 @@
 #include "stage/prompt_intake.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
@@ -17,7 +18,11 @@ std::vector<int32_t> PromptIntake::tokenize(const PromptRequest& req) {
   if (req.tools_enabled()) ctx_.tool_call_format();  // refuses a template whose calls fleet cannot read
   std::vector<ChatMessage> messages;
   for (const auto& m : req.messages) messages.push_back(chat_message(m.role, m.content, m.fields));
-  ChatInput in = chat_input_with_tools(tmpl, std::move(messages), req.tools_enabled() ? req.tools : nlohmann::json());
+  const bool tools_in_history = std::any_of(req.messages.begin(), req.messages.end(), [](const PromptMessage& m) {
+    return m.role == "tool" || m.fields.contains("tool_calls");
+  });
+  const bool renders_tools = (req.tools_enabled() || tools_in_history) && ctx_.chat_template_renders_tools();
+  ChatInput in = chat_input_with_tools(std::move(messages), req.tools_enabled() ? req.tools : nlohmann::json(), renders_tools);
   ChatRenderOptions opt;
   opt.add_generation_prompt = true;
   opt.tools = std::move(in.tools);

@@ -30,8 +30,13 @@ const ChatTemplate& StageContext::chat_template() {
   return *chat_template_;
 }
 
+bool StageContext::chat_template_renders_tools() {
+  if (!renders_tools_) renders_tools_ = template_renders_tools(chat_template());
+  return *renders_tools_;
+}
+
 ToolCallFormat StageContext::tool_call_format() {
-  if (!tool_call_format_) tool_call_format_ = fleet::tool_call_format(chat_template());
+  if (!tool_call_format_) tool_call_format_ = fleet::tool_call_format(chat_template(), chat_template_renders_tools());
   return *tool_call_format_;
 }
 

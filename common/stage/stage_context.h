@@ -55,8 +55,10 @@ struct StageContext {
   // The model's chat template (model.chat_template, else the model's own or a built-in family:
   // chat_template_for), found on first use; throws std::runtime_error when there is none.
   const ChatTemplate& chat_template();
-  // The format the model calls tools in (tools/tool_calls.h), decided once; throws
-  // std::runtime_error when the template's format is not one fleet reads.
+  // Whether that template renders tools, and the format the model calls them in
+  // (tools/tool_calls.h), decided once; tool_call_format throws std::runtime_error when the
+  // template's format is not one fleet reads.
+  bool chat_template_renders_tools();
   ToolCallFormat tool_call_format();
   // A dead-letter record for a consumed record that could not be processed (keyed by `key`).
   void dead_letter(const bus::Message& record, const std::string& key, const ContractError& error);
@@ -70,6 +72,7 @@ struct StageContext {
 
  private:
   std::optional<ChatTemplate> chat_template_;
+  std::optional<bool> renders_tools_;
   std::optional<ToolCallFormat> tool_call_format_;
 };
 

@@ -69,7 +69,7 @@ StageMetrics::StageMetrics(metrics::Labels const_labels)
           registry.gauge("fleet_admission_paused", "1 while stage 0 stops reading prompts (kv.max_requests or budget)")
               .get()),
       info(registry.gauge("fleet_worker_info", "Always 1: the worker's identity", {"worker_id", "layers", "kernel"})) {
-  for (const char* outcome : {"stop", "length", "cancelled", "error"}) requests.labels({outcome});  // 0 from the start
+  for (const char* outcome : {"stop", "length", "cancelled", "tool_calls", "error"}) requests.labels({outcome});  // 0 from the start
 }
 
 void StageMetrics::request_failed(const std::string& code) {

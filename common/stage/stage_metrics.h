@@ -20,7 +20,7 @@ struct StageMetrics {
 
   metrics::MetricsRegistry registry;
 
-  // A request ended here: outcome is its finish reason ("stop", "length", "cancelled") or "error".
+  // A request ended here: outcome is its finish reason ("stop", "length", "cancelled", "tool_calls") or "error".
   void request_ended(const std::string& outcome) { requests.labels({outcome}).inc(); }
   // An error event published for a request (code as in the event): errors by code, and one
   // request ended with outcome "error".

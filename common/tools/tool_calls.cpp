@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "contracts/prompt_request.h"
 #include "grammar/response_format.h"
 
 namespace fleet {
@@ -104,7 +105,9 @@ std::vector<ChatMessage> with_fleet_block(std::vector<ChatMessage> in, const jso
 
 std::optional<ordered> parse_json(std::string_view s) {
   try {
-    return ordered::parse(s.begin(), s.end());
+    ordered j = ordered::parse(s.begin(), s.end());
+    if (json_deeper_than(j, kMaxJsonDepth)) return std::nullopt;  // dump() would recurse that deep
+    return j;
   } catch (const ordered::exception&) {
     return std::nullopt;
   }
@@ -127,9 +130,13 @@ std::vector<ToolCall> hermes_calls(std::string_view rest, const std::vector<std:
   while (!rest.empty()) {
     if (rest.substr(0, kOpen.size()) != kOpen) return {};
     rest.remove_prefix(kOpen.size());
-    const size_t close = rest.find(kClose);
+    // The call ends at the first closing tag after which the JSON is whole (an argument string
+    // may hold the tag itself); without one, the call runs to the end.
     ToolCall c;
-    if (!read_call_text(rest.substr(0, close), names, c)) return {};
+    size_t close = rest.find(kClose);
+    while (close != std::string_view::npos && !read_call_text(rest.substr(0, close), names, c))
+      close = rest.find(kClose, close + 1);
+    if (close == std::string_view::npos && !read_call_text(rest, names, c)) return {};
     calls.push_back(std::move(c));
     rest = close == std::string_view::npos ? std::string_view() : trim_left(rest.substr(close + kClose.size()));
   }
@@ -160,7 +167,8 @@ std::string call_id(const std::string& seed, size_t index) {
 
 bool template_renders_tools(const ChatTemplate& t) {
   const std::vector<ChatMessage> probe = {{"user", "Hi"}};
-  ChatRenderOptions with;
+  ChatRenderOptions with, without;
+  with.now = without.now = std::tm{};  // a fixed date: the answer must not depend on the clock
   with.tools = ordered::array({canonical_tool(
       {{"type", "function"},
        {"function", {{"name", "fleet_probe"}, {"description", "probe"}, {"parameters", {{"type", "object"}}}}}})});
@@ -171,14 +179,14 @@ bool template_renders_tools(const ChatTemplate& t) {
     return false;  // a template that cannot render the probe is not trusted with tools
   }
   try {
-    return with_tools != t.render(probe, {});
+    return with_tools != t.render(probe, without);
   } catch (const ChatTemplateError&) {
     return true;  // it needs tools
   }
 }
 
-ToolCallFormat tool_call_format(const ChatTemplate& t) {
-  if (!template_renders_tools(t)) return ToolCallFormat::kHermes;  // fleet's block
+ToolCallFormat tool_call_format(const ChatTemplate& t, bool renders_tools) {
+  if (!renders_tools) return ToolCallFormat::kHermes;  // fleet's block
   const std::string& src = t.source();
   if (src.find(kMistral) != std::string::npos) return ToolCallFormat::kMistral;
   if (src.find(kOpen) != std::string::npos) return ToolCallFormat::kHermes;
@@ -211,7 +219,7 @@ ChatMessage chat_message(const std::string& role, const std::string& content, co
   return m;
 }
 
-ChatInput chat_input_with_tools(const ChatTemplate& t, std::vector<ChatMessage> messages, const json& tools) {
+ChatInput chat_input_with_tools(std::vector<ChatMessage> messages, const json& tools, bool renders_tools) {
   ChatInput in;
   const bool has_tools = tools.is_array() && !tools.empty();
   bool history_has_tools = false;
@@ -220,7 +228,7 @@ ChatInput chat_input_with_tools(const ChatTemplate& t, std::vector<ChatMessage> 
     in.messages = std::move(messages);
     return in;
   }
-  if (template_renders_tools(t)) {
+  if (renders_tools) {
     in.messages = std::move(messages);
     if (has_tools) {
       in.tools = ordered::array();
@@ -257,20 +265,28 @@ ParsedToolCalls parse_tool_calls(std::string_view text, const json& tools, const
   const std::string_view body = trim_left(text);
   std::vector<ToolCall> calls;
   std::string content;
-  if (const size_t open = text.find(kOpen); open != std::string_view::npos) {
+  // The whole output as Mistral's array (its [TOOL_CALLS] marker is a control token, which may
+  // decode to nothing) or as one Llama 3 JSON call; else Hermes blocks, after some text.
+  if (body.substr(0, kMistral.size()) == kMistral) {
+    calls = mistral_calls(body.substr(kMistral.size()), names);
+  } else if (body.substr(0, 1) == "[") {
+    calls = mistral_calls(body, names);
+  } else {
+    ToolCall c;
+    if (read_call_text(body.substr(0, kPythonTag.size()) == kPythonTag ? body.substr(kPythonTag.size()) : body, names, c))
+      calls.push_back(std::move(c));
+  }
+  const size_t open = text.find(kOpen);
+  if (calls.empty() && open != std::string_view::npos) {
     std::string_view blocks = text.substr(open);
     if (cut) {  // up to the end of the last complete call
       const size_t last = blocks.rfind(kClose);
       blocks = last == std::string_view::npos ? std::string_view() : blocks.substr(0, last + kClose.size());
     }
     calls = hermes_calls(trim(blocks), names);
-    content = std::string(trim(text.substr(0, open)));
-  } else if (body.substr(0, kMistral.size()) == kMistral) {
-    calls = mistral_calls(body.substr(kMistral.size()), names);
-  } else {
-    std::string_view j = body.substr(0, kPythonTag.size()) == kPythonTag ? body.substr(kPythonTag.size()) : body;
-    ToolCall c;
-    if (read_call_text(j, names, c)) calls.push_back(std::move(c));
+    std::string_view before = text.substr(0, open);  // the text before the call, without its trailing blanks
+    while (!before.empty() && std::isspace(static_cast<unsigned char>(before.back()))) before.remove_suffix(1);
+    content = std::string(before);
   }
   if (calls.empty() || !arguments_valid(calls, tools)) return out;
   for (size_t i = 0; i < calls.size(); ++i) calls[i].id = call_id(id_seed, i);

@@ -24,14 +24,14 @@
 
 namespace fleet {
 
+// Whether the template writes `tools` into the prompt: a user turn renders with one tool, and
+// differently (or not at all) without it (at a fixed date). Two renders: callers keep the answer.
+bool template_renders_tools(const ChatTemplate& t);
 // The format the model writes calls in: the template's own when it renders tools (it must be one
 // fleet reads: <tool_call> (Hermes), [TOOL_CALLS] (Mistral), Llama 3's ipython JSON), else
 // kHermes (fleet's block). Throws std::runtime_error for a template that renders tools in
 // another format (set model.chat_template to one that does not).
-ToolCallFormat tool_call_format(const ChatTemplate& t);
-// Whether the template writes `tools` into the prompt: a user turn renders with one tool, and
-// differently (or not at all) without it.
-bool template_renders_tools(const ChatTemplate& t);
+ToolCallFormat tool_call_format(const ChatTemplate& t, bool renders_tools);
 
 // The conversation as the template should see it: OpenAI message fields (tool_calls with
 // "arguments" as JSON text, tool_call_id, name) turned into what templates read (arguments as
@@ -42,7 +42,8 @@ struct ChatInput {
   std::vector<ChatMessage> messages;
   nlohmann::ordered_json tools;  // for ChatRenderOptions::tools (null when the block carries them)
 };
-ChatInput chat_input_with_tools(const ChatTemplate& t, std::vector<ChatMessage> messages, const nlohmann::json& tools);
+// renders_tools: template_renders_tools of the template the input is for.
+ChatInput chat_input_with_tools(std::vector<ChatMessage> messages, const nlohmann::json& tools, bool renders_tools);
 
 // One assistant message's OpenAI fields (content, tool_calls, tool_call_id, name) as ChatMessage.
 ChatMessage chat_message(const std::string& role, const std::string& content, const nlohmann::json& openai_fields);

@@ -163,6 +163,10 @@ TEST(PromptRecord, MessagesSayWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(message_of(R"([1])").find("must be a JSON object, got an array"), std::string::npos);
   EXPECT_NE(message_of(R"({"id": 5, "prompt": "x"})").find("id must be a string, got an integer"), std::string::npos);
+  EXPECT_NE(message_of(R"({"messages": [{"role": "user", "content": "y"}], "tools": )" + std::string(200, '[') +
+                       std::string(200, ']') + "}")
+                .find("nests JSON deeper than 64 levels"),
+            std::string::npos);
   // Tools: what the schema cannot say.
   const std::string tool = R"("tools": [{"type": "function", "function": {"name": "f"}}])";
   EXPECT_NE(message_of(R"({"messages": [{"role": "user", "content": "y"}], )" + tool +

@@ -3,8 +3,10 @@
 #include <array>
 #include <cctype>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <stdexcept>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -206,7 +208,7 @@ void prompts_fields(Gen& g) {
     g.prompt_json("wrong-type", "messages = " + v.dump(), [&, &v = v](json& j) { j.erase("prompt"); j["messages"] = v; },
                   kInvalidRequest, says);
 
-  for (const std::string f : {"max_token", "Prompt", "model", "stream", "n", "temperatur", "", "id ", "tools", "\xc3\xa9"})
+  for (const std::string f : {"max_token", "Prompt", "model", "stream", "n", "temperatur", "", "id ", "tool", "\xc3\xa9"})
     g.prompt_json("unknown-field", "field '" + f + "'", [&](json& j) { j[f] = 1; }, kInvalidRequest,
                   "unknown field '" + f + "'");
 
@@ -248,13 +250,37 @@ void prompts_fields(Gen& g) {
   for (const json& m : {json::array({{{"role", "user"}, {"content", "hi"}}}), json::array(), json("x")})
     g.prompt_json("prompt-and-messages", "prompt and messages " + m.dump(), [&](json& j) { j["messages"] = m; },
                   kInvalidRequest, kExactlyOne);
-  for (const std::string role : {"robot", "", "USER", "tool", "function", "System"})
+  for (const std::string role : {"robot", "", "USER", "developer", "function", "System"})
     g.prompt_json("bad-role", "role '" + role + "'",
                   [&](json& j) { j.erase("prompt"); j["messages"] = {{{"role", role}, {"content", "hi"}}}; },
-                  kInvalidRequest, ".role must be \"system\", \"user\" or \"assistant\"");
-  g.prompt_json("bad-role", "extra field 'name' in a message",
-                [](json& j) { j.erase("prompt"); j["messages"] = {{{"role", "user"}, {"content", "hi"}, {"name", "x"}}}; },
-                kInvalidRequest, "has the unknown field 'name'");
+                  kInvalidRequest, ".role must be \"system\", \"user\", \"assistant\" or \"tool\"");
+  g.prompt_json("bad-role", "extra field 'mood' in a message",
+                [](json& j) { j.erase("prompt"); j["messages"] = {{{"role", "user"}, {"content", "hi"}, {"mood", "x"}}}; },
+                kInvalidRequest, "has the unknown field 'mood'");
+
+  // Tools: malformed definitions and choices, tool turns in the wrong place, tools without
+  // messages or beside a response_format, nesting too deep to copy.
+  const json tool = {{"type", "function"}, {"function", {{"name", "f"}}}};
+  const json chat = json::array({{{"role", "user"}, {"content", "hi"}}});
+  const std::vector<std::tuple<std::string, std::function<void(json&)>, std::string>> bad_tools = {
+      {"tools = 1", [&](json& j) { j.erase("prompt"); j["messages"] = chat; j["tools"] = 1; }, "tools must be an array"},
+      {"a tool without a name", [&](json& j) { j.erase("prompt"); j["messages"] = chat; j["tools"] = {{{"type", "function"}, {"function", json::object()}}}; },
+       "tools[0].function.name must be"},
+      {"tool_choice 'sometimes'", [&](json& j) { j.erase("prompt"); j["messages"] = chat; j["tools"] = {tool}; j["tool_choice"] = "sometimes"; },
+       "tool_choice must be"},
+      {"tool_choice names an unknown function",
+       [&](json& j) { j.erase("prompt"); j["messages"] = chat; j["tools"] = {tool}; j["tool_choice"] = {{"type", "function"}, {"function", {{"name", "g"}}}}; },
+       "which is not among the tools"},
+      {"tools with a prompt", [&](json& j) { j["tools"] = {tool}; }, "tools need 'messages'"},
+      {"tools and a response_format", [&](json& j) { j.erase("prompt"); j["messages"] = chat; j["tools"] = {tool}; j["response_format"] = {{"type", "json_object"}}; },
+       "response_format cannot be combined with tools"},
+      {"tool_calls in a user turn", [&](json& j) { j.erase("prompt"); j["messages"] = {{{"role", "user"}, {"content", nullptr}, {"tool_calls", {{{"function", {{"name", "f"}}}}}}}}; },
+       "tool_calls is only for assistant messages"},
+      {"tool parameters with $ref", [&](json& j) { j.erase("prompt"); j["messages"] = chat; j["tools"] = {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", {{"x", {{"$ref", "#"}}}}}}}}}}}; },
+       "\"$ref\" is not supported"},
+      {"tools nested 100 deep", [&](json& j) { json v = json::array(); for (int i = 0; i < 100; ++i) v = json::array({v}); j["tools"] = v; },
+       "nests JSON deeper than 64 levels"}};
+  for (const auto& [what, edit, says] : bad_tools) g.prompt_json("tools", what, edit, kInvalidRequest, says);
 
   const size_t ctx = static_cast<size_t>(g.spec_.context);
   for (size_t n : {ctx + 20, ctx * 2, size_t{3000}, size_t{20000}}) {

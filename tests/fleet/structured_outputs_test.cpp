@@ -121,10 +121,10 @@ std::map<std::string, GenerateResult> in_process(const std::vector<Request>& rs)
     std::vector<ChatMessage> msgs;
     for (const json& m : r.messages)
       msgs.push_back(chat_message(m.at("role"), m.at("content").is_string() ? m.at("content").get<std::string>() : "", m));
-    ChatInput in = chat_input_with_tools(tmpl, msgs, r.tools);
+    ChatInput in = chat_input_with_tools(msgs, r.tools, template_renders_tools(tmpl));
     ChatRenderOptions opt;
     opt.tools = in.tools;
-    gp.grammar = grammar_for_tool_choice(r.tools, r.tool_choice, true, tool_call_format(tmpl));
+    gp.grammar = grammar_for_tool_choice(r.tools, r.tool_choice, true, tool_call_format(tmpl, template_renders_tools(tmpl)));
     out[r.id] = generate(engine, *tok, tok->encode(tmpl.render(in.messages, opt), {.allow_special = true}), gp);
   }
   return out;

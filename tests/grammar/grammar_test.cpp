@@ -301,6 +301,53 @@ TEST_P(GrammarOnVocabulary, ATokenThatDoesNotFitIsRefusedAndStopWaitsForAComplet
   for (int32_t s : stops_) EXPECT_TRUE(m.allows(s));
 }
 
+// json_matches_schema (the check of tool-call arguments written without the grammar) accepts
+// every value the grammar writes, whatever the key order and blanks, and refuses values outside
+// the schema: the fixture's schemas without $ref (tool parameters cannot hold one), plus anyOf and
+// allOf objects.
+TEST_P(GrammarOnVocabulary, JsonMatchesSchemaAcceptsWhatTheGrammarWritesInAnyKeyOrder) {
+  json schemas = json::parse(test::read_file(test::fixture("structured_outputs/schemas.json")));
+  schemas.erase("defs_ref");
+  schemas["any_of_object"] = json::parse(R"({"type": "object", "properties": {"opt": {"anyOf": [
+      {"type": "object", "properties": {"limit": {"type": "integer"}, "query": {"type": "string", "maxLength": 8}},
+       "required": ["query"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["opt"], "additionalProperties": false})");
+  schemas["all_of"] = json::parse(R"({"allOf": [{"type": "object", "properties": {"b": {"type": "integer"}}},
+      {"type": "object", "properties": {"a": {"type": "string", "maxLength": 5}}}]})");
+  auto reversed = [](const nlohmann::ordered_json& v, auto&& self) -> nlohmann::ordered_json {
+    if (v.is_array()) {
+      nlohmann::ordered_json out = nlohmann::ordered_json::array();
+      for (const auto& e : v) out.push_back(self(e, self));
+      return out;
+    }
+    if (!v.is_object()) return v;
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    std::vector<std::string> keys;
+    for (const auto& [k, e] : v.items()) keys.push_back(k);
+    for (auto it = keys.rbegin(); it != keys.rend(); ++it) out[*it] = self(v.at(*it), self);
+    return out;
+  };
+  int checked = 0;
+  for (const auto& [name, schema] : schemas.items()) {
+    const std::string gbnf = grammar_for_json_schema(schema, name);
+    for (uint32_t seed = 1; seed <= 3; ++seed) {
+      const Walk w = walk(*tok_, *vocab_, stops_, gbnf, seed);
+      if (!w.ended) continue;
+      const auto v = nlohmann::ordered_json::parse(tok_->decode(w.tokens));
+      EXPECT_TRUE(json_matches_schema(schema, v)) << name << ": " << v.dump();
+      EXPECT_TRUE(json_matches_schema(schema, reversed(v, reversed))) << name << ": " << reversed(v, reversed).dump();
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 25);
+  const json any_of = schemas["any_of_object"];
+  EXPECT_TRUE(json_matches_schema(any_of, nlohmann::ordered_json::parse(R"({"opt": {"limit": 3, "query": "x"}})")));
+  EXPECT_TRUE(json_matches_schema(any_of, nlohmann::ordered_json::parse(R"({"opt": null})")));
+  EXPECT_FALSE(json_matches_schema(any_of, nlohmann::ordered_json::parse(R"({"opt": {"limit": "3", "query": "x"}})")));
+  EXPECT_FALSE(json_matches_schema(any_of, nlohmann::ordered_json::parse(R"({"opt": {"query": "much too long"}})")));
+  EXPECT_FALSE(json_matches_schema(any_of, nlohmann::ordered_json::parse(R"({})")));
+  EXPECT_TRUE(json_matches_schema(schemas["all_of"], nlohmann::ordered_json::parse(R"({"a": "x", "b": 2})")));
+}
+
 INSTANTIATE_TEST_SUITE_P(Vocabularies, GrammarOnVocabulary, ::testing::Values("smollm2", "stories260K"));
 
 }  // namespace

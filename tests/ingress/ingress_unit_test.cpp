@@ -122,6 +122,10 @@ TEST(IngressRequest, ErrorsNameTheField) {
        400, "tools"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]})", 400,
        "functions"},
+      {Endpoint::ChatCompletions,
+       R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"},"x":1}})",
+       400, "tool_choice"},
+      {Endpoint::Completions, R"({"model":"m","prompt":"x","tools":[{"type":"function","function":{"name":"f"}}]})", 400, "tools"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})", 400,
        "messages[0].content[0].type"},
       {Endpoint::ChatCompletions, R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":9})", 400, "n"},
@@ -157,6 +161,15 @@ TEST(IngressRequest, ErrorsNameTheField) {
       EXPECT_EQ(j["error"]["param"], c.param) << r.error->message;
     }
   }
+  // Deep nesting is refused before anything copies the body (copies and dumps recurse).
+  const std::string deep = R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":)" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}";
+  auto d = parse_api_request(Endpoint::ChatCompletions, deep, "m");
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.error->message.find("deeper than 64"), std::string::npos) << d.error->message;
+  // On /v1/completions the no-op values of the tool fields are accepted, as before tools existed.
+  EXPECT_TRUE(parse(Endpoint::Completions, {{"model", "m"}, {"prompt", "x"}, {"tools", json::array()}, {"tool_choice", "none"},
+                                            {"parallel_tool_calls", true}}).ok());
   // The contract's own limits hold too (a stop string longer than 256 bytes).
   auto r = parse(Endpoint::Completions, {{"model", "m"}, {"prompt", "x"}, {"stop", std::string(300, 'a')}});
   ASSERT_FALSE(r.ok());

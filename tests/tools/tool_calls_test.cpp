@@ -106,6 +106,17 @@ TEST(ToolCallParser, ReadsEveryFormatAndLeavesAnythingElseAsContent) {
   EXPECT_EQ(p.calls[0].name, "now");
   EXPECT_TRUE(parse_tool_calls("<tool_call>\n{\"name\":\"now\",\"argu", kTools, "r", true).calls.empty());
 
+  // A closing tag inside an argument string does not end the call; a Mistral array whose
+  // [TOOL_CALLS] control token decoded to nothing is still calls; content keeps its leading blanks.
+  p = parse_tool_calls("<tool_call>\n{\"name\":\"get_weather\",\"arguments\":{\"city\":\"a</tool_call>b\",\"unit\":\"celsius\"}}\n</tool_call>",
+                       kTools, "r");
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.calls[0].arguments, "{\"city\":\"a</tool_call>b\",\"unit\":\"celsius\"}");
+  EXPECT_EQ(parse_tool_calls("[{\"name\": \"now\", \"arguments\": {}}]", kTools, "r").calls.size(), 1u);
+  EXPECT_EQ(parse_tool_calls("\n Hi \n<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call>", kTools, "r").content, "\n Hi");
+  std::string deep = "{\"name\":\"now\",\"arguments\":{\"x\":" + std::string(5000, '[') + std::string(5000, ']') + "}}";
+  EXPECT_TRUE(parse_tool_calls(deep, kTools, "r").calls.empty());  // refused before anything recurses
+
   // Not calls: the whole text is content.
   for (const std::string text : {"The answer is 3.", "<tool_call>\n{\"name\": \"sub\", \"arguments\": {}}\n</tool_call>",
                                  "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1\n</tool_call>",
@@ -131,18 +142,20 @@ ChatTemplate archive_template(const std::string& file) {
                                   "<s>", "</s>");
 }
 
+ToolCallFormat format_of(const ChatTemplate& t) { return tool_call_format(t, template_renders_tools(t)); }
+
 TEST(ToolCallFormat, EachTemplateCallsToolsInItsOwnFormatOrFleetsHermesBlock) {
-  EXPECT_EQ(tool_call_format(archive_template("templates/Qwen-Qwen2.5-7B-Instruct.jinja")), ToolCallFormat::kHermes);
-  EXPECT_EQ(tool_call_format(archive_template("templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja")), ToolCallFormat::kHermes);
-  EXPECT_EQ(tool_call_format(archive_template("templates/meta-llama-Llama-3.1-8B-Instruct.jinja")), ToolCallFormat::kLlama3Json);
-  EXPECT_EQ(tool_call_format(archive_template("templates/meta-llama-Llama-3.3-70B-Instruct.jinja")), ToolCallFormat::kLlama3Json);
-  EXPECT_EQ(tool_call_format(archive_template("templates/mistralai-Mistral-Nemo-Instruct-2407.jinja")), ToolCallFormat::kMistral);
+  EXPECT_EQ(format_of(archive_template("templates/Qwen-Qwen2.5-7B-Instruct.jinja")), ToolCallFormat::kHermes);
+  EXPECT_EQ(format_of(archive_template("templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja")), ToolCallFormat::kHermes);
+  EXPECT_EQ(format_of(archive_template("templates/meta-llama-Llama-3.1-8B-Instruct.jinja")), ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(format_of(archive_template("templates/meta-llama-Llama-3.3-70B-Instruct.jinja")), ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(format_of(archive_template("templates/mistralai-Mistral-Nemo-Instruct-2407.jinja")), ToolCallFormat::kMistral);
   const ChatTemplate smol = archive_template("extra/SmolLM2-135M-Instruct.jinja");
   EXPECT_FALSE(template_renders_tools(smol));
-  EXPECT_EQ(tool_call_format(smol), ToolCallFormat::kHermes);  // fleet's block
-  EXPECT_EQ(tool_call_format(ChatTemplate::from_builtin(BuiltinChatFamily::kChatML)), ToolCallFormat::kHermes);
+  EXPECT_EQ(tool_call_format(smol, false), ToolCallFormat::kHermes);  // fleet's block
+  EXPECT_EQ(tool_call_format(ChatTemplate::from_builtin(BuiltinChatFamily::kChatML), template_renders_tools(ChatTemplate::from_builtin(BuiltinChatFamily::kChatML))), ToolCallFormat::kHermes);
   try {
-    tool_call_format(archive_template("templates/openai-gpt-oss-120b.jinja"));  // its own channel format
+    format_of(archive_template("templates/openai-gpt-oss-120b.jinja"));  // its own channel format
     FAIL() << "no exception";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("model.chat_template"), std::string::npos) << e.what();
@@ -162,7 +175,7 @@ TEST(ToolPrompt, TemplatesThatIgnoreToolsGetFleetsHermesBlock) {
                                                       {"function", {{"name", "add"}, {"arguments", "{\"a\": 2, \"b\": 3}"}}}}}}}),
       chat_message("tool", "5", {{"tool_call_id", "call_1"}}),
   };
-  ChatInput in = chat_input_with_tools(smol, msgs, one_tool);
+  ChatInput in = chat_input_with_tools(msgs, one_tool, template_renders_tools(smol));
   EXPECT_TRUE(in.tools.is_null());
   ChatRenderOptions opt;
   opt.tools = in.tools;
@@ -179,7 +192,7 @@ TEST(ToolPrompt, TemplatesThatIgnoreToolsGetFleetsHermesBlock) {
             "<|im_start|>user\n<tool_response>\n5\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
   // A template that renders tools gets them itself, and the messages as they are.
   const ChatTemplate qwen = archive_template("templates/Qwen-Qwen2.5-7B-Instruct.jinja");
-  in = chat_input_with_tools(qwen, msgs, one_tool);
+  in = chat_input_with_tools(msgs, one_tool, template_renders_tools(qwen));
   ASSERT_TRUE(in.tools.is_array());
   EXPECT_EQ(in.tools[0]["function"]["name"], "add");
   EXPECT_EQ(in.messages.size(), msgs.size());
@@ -236,7 +249,7 @@ TEST(ToolPrompt, ToolAwareTemplatesRenderLikeTransformers) {
       std::optional<std::string> got;
       std::string error;
       try {
-        ChatInput in = chat_input_with_tools(tmpl, msgs, ref.at("tools"));
+        ChatInput in = chat_input_with_tools(msgs, ref.at("tools"), template_renders_tools(tmpl));
         ChatRenderOptions opt;
         opt.now = test::pinned_now();
         opt.tools = in.tools;
@@ -274,6 +287,15 @@ TEST(ToolCallGrammar, ForcedCallsParseAsCallsToAllowedToolsInEveryFormat) {
   GrammarVocabulary vocab(*tok, stops);
   const json named = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
   EXPECT_EQ(grammar_for_tool_choice(kTools, "auto", true, ToolCallFormat::kHermes), "");
+  // Names that spell "root" are no problem for the wrapper around the converter's grammar.
+  const json rooted = json::parse(R"([{"type": "function", "function": {"name": "get_root", "parameters": {"type": "object",
+      "properties": {"root": {"enum": ["/root"]}, "root_dir": {"type": "string"}}, "required": ["root"]}}}])");
+  GrammarMatcher rm(grammar_for_tool_choice(rooted, "required", false, ToolCallFormat::kHermes), vocab);
+  for (int32_t t : tok->encode("<tool_call>\n{\"name\":\"get_root\",\"arguments\":{\"root\":\"/root\"}}\n</tool_call>", {})) {
+    ASSERT_TRUE(rm.allows(t));
+    rm.accept(t);
+  }
+  EXPECT_TRUE(rm.complete());
   EXPECT_EQ(grammar_for_tool_choice(kTools, "none", true, ToolCallFormat::kHermes), "");
   int calls_seen = 0, multi = 0;
   for (ToolCallFormat f : {ToolCallFormat::kHermes, ToolCallFormat::kLlama3Json, ToolCallFormat::kMistral}) {
