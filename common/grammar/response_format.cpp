@@ -281,9 +281,10 @@ std::vector<std::pair<std::string, const ojson*>> object_layout(const ojson& sch
     if (auto r = part.find("required"); r != part.end() && r->is_array())
       for (const ojson& n : *r)
         if (n.is_string()) req.insert(n.get<std::string>());
-    for (const auto& [name, sub] : p->items()) {
+    for (auto it = p->begin(); it != p->end(); ++it) {
+      const std::string& name = it.key();  // not a structured binding: clang 14 cannot capture one
       if (std::any_of(props.begin(), props.end(), [&](const auto& e) { return e.first == name; })) continue;
-      props.emplace_back(name, &sub);
+      props.emplace_back(name, &it.value());
       if (all_required || req.count(name)) required.insert(name);
     }
   };
