@@ -127,7 +127,9 @@ def main():
             text, n = re.subn(r"(?m)^(metrics:\n  port:) \d+", r"\1 0", text)
             if n != 1:
                 fail("compose/fleet.yaml: no metrics.port to make free")
-            local_config = os.path.join(work, "fleet.yaml")
+            # One file per process, never rewritten: a worker started earlier may still be
+            # reading its own (a shared file truncated by the next start read as empty once).
+            local_config = os.path.join(work, f"{name}-{replica}.yaml")
             with open(local_config, "w") as f:
                 f.write(text)
             cmd = [BINARIES.get(svc["command"][0], svc["command"][0])] + [
