@@ -23,18 +23,6 @@ std::string json_type_name(const nlohmann::json& v) {
   return "null";
 }
 
-bool json_deeper_than(const nlohmann::json& root, size_t max_depth) {
-  std::vector<std::pair<const nlohmann::json*, size_t>> todo = {{&root, 1}};
-  while (!todo.empty()) {
-    const auto [v, depth] = todo.back();
-    todo.pop_back();
-    if (!v->is_structured()) continue;
-    if (depth > max_depth) return true;
-    for (const auto& child : *v) todo.push_back({&child, depth + 1});
-  }
-  return false;
-}
-
 namespace {
 
 using json = nlohmann::json;

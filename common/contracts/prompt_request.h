@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "contracts/request_params.h"
+#include "util/json_depth.h"
 
 namespace fleet {
 
@@ -33,10 +34,8 @@ namespace fleet {
 // errors about bad JSON input name what they got.
 std::string json_type_name(const nlohmann::json& v);
 
-// Whether `v` nests arrays and objects deeper than `max_depth` levels (counted without recursion:
-// copying or dumping a deeper value would recurse that deep). Records and request bodies deeper
-// than kMaxJsonDepth are refused before anything copies them.
-bool json_deeper_than(const nlohmann::json& v, size_t max_depth);
+// Records and request bodies nesting deeper than this are refused before anything copies them
+// (json_deeper_than, util/json_depth.h).
 inline constexpr size_t kMaxJsonDepth = 64;
 
 // Codes of the "error" result events and dead-letter records.

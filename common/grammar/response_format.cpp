@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "json-schema-to-grammar.h"
+#include "util/json_depth.h"
 #include "llama-grammar.h"
 
 namespace fleet {
@@ -219,18 +220,6 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-bool json_value_deeper_than(const ojson& root, size_t max_depth) {
-  std::vector<std::pair<const ojson*, size_t>> todo = {{&root, 1}};
-  while (!todo.empty()) {
-    const auto [v, depth] = todo.back();
-    todo.pop_back();
-    if (!v->is_structured()) continue;
-    if (depth > max_depth) return true;
-    for (const auto& child : *v) todo.push_back({&child, depth + 1});
-  }
-  return false;
-}
-
 bool has_type(const ojson& schema, const ojson& value) {
   const auto t = schema.find("type");
   auto one = [&](const ojson& name) {
@@ -335,7 +324,7 @@ ojson in_schema_order(const ojson& schema_in, const ojson& value) {
 }  // namespace
 
 bool json_matches_schema(const nlohmann::json& schema, const nlohmann::ordered_json& value) {
-  if (json_value_deeper_than(value, 64)) return false;  // in_schema_order and dump() recurse
+  if (json_deeper_than(value, 64)) return false;  // in_schema_order and dump() recurse
   const std::string gbnf = grammar_for_json_schema(schema, "schema");
   const std::string text = in_schema_order(in_output_order(schema), value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::unique_ptr<llama_grammar, void (*)(llama_grammar*)> g(
