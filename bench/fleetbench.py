@@ -45,7 +45,7 @@ def kcat_requests(brokers, tag, records, timeout_s=600):
     ids = {r["id"] for r in records}
     done, deadline = {}, time.time() + timeout_s
     while len(ids & done.keys()) < len(ids) and time.time() < deadline:
-        out = subprocess.run(["kcat", "-C", "-b", brokers, "-t", f"{tag}.results", "-o", "beginning", "-e", "-q"],
+        out = subprocess.run(["kcat", "-C", "-b", brokers, "-X", "isolation.level=read_uncommitted", "-t", f"{tag}.results", "-o", "beginning", "-e", "-q"],
                              capture_output=True, text=True).stdout
         for line in out.splitlines():
             ev = json.loads(line)

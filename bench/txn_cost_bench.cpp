@@ -3,7 +3,7 @@
 // One message in flight at a time. A driver produces a record to topic A; a worker thread
 // (group consumer on A + producer to B) consumes it and produces one 100-byte record to B;
 // a reader on B (assigned, no group) receives it. Latency = driver's produce to A -> reader
-// holds the record from B. Two worker variants, same loop otherwise:
+// holds the record from B. Three worker variants, same loop otherwise:
 //
 //   plain: today's stage-worker path: produce (acks=all, idempotent, linger.ms=0), flush()
 //          (wait for delivery), commitAsync(consumed offset + 1). Reader: read_uncommitted.
@@ -11,10 +11,13 @@
 //          begin_transaction, produce, send_offsets_to_transaction(consumed offset + 1,
 //          consumer group metadata), commit_transaction. Reader: read_committed (it sees
 //          the record only once the commit marker is written).
+//   fence: the last stage's path since fencing (common/stage/fenced_outbox.h): plain's loop
+//          through a transactional producer whose transaction stays open and is committed
+//          once a second. Reader: read_uncommitted.
 //
 //   scripts/stack.sh up /tmp/st && . /tmp/st/stack.env
 //   build/bench/fleet_bench_txn_cost --brokers $FLEET_KAFKA_BROKERS [--n 1000] [--warmup 100]
-//       [--mode both|plain|txn] [--size 100] [--fetch-wait-ms 100] [-X name=value ...]
+//       [--mode all|plain|txn|fence] [--size 100] [--fetch-wait-ms 100] [-X name=value ...]
 //
 // The broker must allow transactions on one node (transaction.state.log.replication.factor=1,
 // transaction.state.log.min.isr=1): scripts/stack.sh sets both.
@@ -46,7 +49,7 @@ struct Options {
   std::string brokers;
   int n = 1000, warmup = 100;
   std::size_t size = 100;
-  std::string mode = "both";
+  std::string mode = "all";
   std::string fetch_wait = "100";
   fleet::bus::Config extra;  // -X: applied to every client
 };
@@ -96,15 +99,18 @@ class DeliveryErrors : public RdKafka::DeliveryReportCb {
   int failed = 0;
 };
 
+enum class Mode { Plain, Txn, Fence };
+const char* name_of(Mode m) { return m == Mode::Plain ? "plain" : m == Mode::Txn ? "txn" : "fence"; }
+
 // The consume-transform-produce worker: group consumer on `in`, producer to `out`.
 class Worker {
  public:
-  Worker(const Options& o, bool txn, const std::string& in, const std::string& out, const std::string& suffix)
-      : txn_(txn), in_(in), out_(out) {
+  Worker(const Options& o, Mode mode, const std::string& in, const std::string& out, const std::string& suffix)
+      : txn_(mode == Mode::Txn), fence_(mode == Mode::Fence), in_(in), out_(out) {
     std::unique_ptr<RdKafka::Conf> cc(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     // As fleet::bus::consumer_defaults() (range assignor: no rebalance callback needed here).
     set(cc.get(), "bootstrap.servers", o.brokers);
-    set(cc.get(), "group.id", std::string(txn ? "bench-txn-w-" : "bench-plain-w-") + suffix);
+    set(cc.get(), "group.id", std::string("bench-") + name_of(mode) + "-w-" + suffix);
     set(cc.get(), "enable.auto.commit", "false");
     set(cc.get(), "enable.auto.offset.store", "false");
     set(cc.get(), "auto.offset.reset", "earliest");
@@ -130,15 +136,17 @@ class Worker {
     set(pc.get(), "socket.nagle.disable", "true");
     set(pc.get(), "compression.type", "none");
     set(pc.get(), "message.timeout.ms", "30000");
-    if (txn_) set(pc.get(), "transactional.id", "bench-txn-" + suffix);
+    if (txn_ || fence_) set(pc.get(), "transactional.id", std::string("bench-") + name_of(mode) + "-" + suffix);
     for (const auto& [k, v] : o.extra) set(pc.get(), k, v);
     std::string errstr;
     if (pc->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&dr_), errstr) != RdKafka::Conf::CONF_OK)
       throw std::runtime_error("dr_cb: " + errstr);
     producer_.reset(RdKafka::Producer::create(pc.get(), err));
     if (!producer_) throw std::runtime_error("worker producer: " + err);
-    if (txn_) {
-      check(producer_->init_transactions(30000), "init_transactions");
+    if (txn_ || fence_) check(producer_->init_transactions(30000), "init_transactions");
+    if (fence_) {
+      check(producer_->begin_transaction(), "begin_transaction");
+      begun_ = Clock::now();
     }
 
     // Own the partition before the driver starts (bounded).
@@ -217,6 +225,11 @@ class Worker {
         check(producer_->commit_transaction(10000), "commit_transaction");
         phase_b_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t2).count());
       } else {
+        if (fence_ && Clock::now() - begun_ >= std::chrono::seconds(1)) {  // as FencedOutbox::commit_due
+          check(producer_->commit_transaction(10000), "commit_transaction");
+          check(producer_->begin_transaction(), "begin_transaction");
+          begun_ = Clock::now();
+        }
         rc = producer_->flush(10000);
         if (rc != RdKafka::ERR_NO_ERROR) throw std::runtime_error("flush: " + RdKafka::err2str(rc));
         phase_a_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t1).count());
@@ -233,7 +246,8 @@ class Worker {
     }
   }
 
-  bool txn_;
+  bool txn_, fence_;
+  Clock::time_point begun_;
   std::string in_, out_;
   DeliveryErrors dr_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
@@ -251,11 +265,12 @@ struct Result {
   Stats hop, cycle, phase_a, phase_b;
 };
 
-Result run_mode(const Options& o, bool txn) {
+Result run_mode(const Options& o, Mode mode) {
+  const bool txn = mode == Mode::Txn;
   std::mt19937_64 rng{std::random_device{}()};
   const std::string suffix = std::to_string(rng() % 1000000000);
-  const std::string a = std::string("bench-txn-a-") + (txn ? "txn-" : "plain-") + suffix;
-  const std::string b = std::string("bench-txn-b-") + (txn ? "txn-" : "plain-") + suffix;
+  const std::string a = std::string("bench-txn-a-") + name_of(mode) + "-" + suffix;
+  const std::string b = std::string("bench-txn-b-") + name_of(mode) + "-" + suffix;
   fleet::bus::ensure_topics(o.brokers, {{a, 1}, {b, 1}});
 
   fleet::bus::Config dconf = o.extra;
@@ -265,7 +280,7 @@ Result run_mode(const Options& o, bool txn) {
   rconf["fetch.wait.max.ms"] = o.fetch_wait;
   auto reader = fleet::bus::Consumer::from_end(o.brokers, b, rconf);
 
-  Worker worker(o, txn, a, b, suffix);
+  Worker worker(o, mode, a, b, suffix);
   worker.start(o.size);
 
   std::string msg(o.size, 'x');
@@ -318,7 +333,7 @@ void print(const char* name, int n, const Result& r, bool txn) {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s --brokers HOST:PORT [--n N] [--warmup N] [--mode both|plain|txn] [--size BYTES]\n"
+               "usage: %s --brokers HOST:PORT [--n N] [--warmup N] [--mode all|plain|txn|fence] [--size BYTES]\n"
                "          [--fetch-wait-ms MS] [-X name=value]...\n",
                argv0);
   return 2;
@@ -352,22 +367,28 @@ int main(int argc, char** argv) {
     } else return usage(argv[0]);
   }
   if (o.brokers.empty() || o.n <= 0 || o.warmup < 0 || o.size < 16 ||
-      (o.mode != "both" && o.mode != "plain" && o.mode != "txn"))
+      (o.mode != "all" && o.mode != "plain" && o.mode != "txn" && o.mode != "fence"))
     return usage(argv[0]);
 
   try {
     std::printf("consume-transform-produce hop, one in flight, %zu B records, %d after %d warmup, "
                 "fetch.wait.max.ms=%s\n"
                 "  plain: produce (acks=all, idempotent, linger.ms=0), flush, commitAsync; reader read_uncommitted\n"
-                "  txn:   begin, produce, send_offsets_to_transaction, commit_transaction; reader read_committed\n",
+                "  txn:   begin, produce, send_offsets_to_transaction, commit_transaction; reader read_committed\n"
+                "  fence: plain's loop in a transaction committed once a second; reader read_uncommitted\n",
                 o.size, o.n, o.warmup, o.fetch_wait.c_str());
     std::fflush(stdout);
-    Result plain, txn;
-    if (o.mode != "txn") print("plain", o.n, plain = run_mode(o, false), false);
-    if (o.mode != "plain") print("txn", o.n, txn = run_mode(o, true), true);
-    if (o.mode == "both")
+    Result plain, txn, fence;
+    const bool all = o.mode == "all";
+    if (all || o.mode == "plain") print("plain", o.n, plain = run_mode(o, Mode::Plain), false);
+    if (all || o.mode == "fence") print("fence", o.n, fence = run_mode(o, Mode::Fence), false);
+    if (all || o.mode == "txn") print("txn", o.n, txn = run_mode(o, Mode::Txn), true);
+    if (all) {
+      std::printf("fence - plain: hop p50 %+.3f ms  p99 %+.3f ms\n", fence.hop.p50 - plain.hop.p50,
+                  fence.hop.p99 - plain.hop.p99);
       std::printf("ratio txn/plain: hop p50 %.2fx  p99 %.2fx  worker cycle p50 %.2fx\n", txn.hop.p50 / plain.hop.p50,
                   txn.hop.p99 / plain.hop.p99, txn.cycle.p50 / plain.cycle.p50);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "txn_cost_bench: %s\n", e.what());
     return 1;

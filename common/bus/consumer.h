@@ -56,7 +56,7 @@ class Consumer {
   // Subscribes to topics in group group_id. Defaults (see consumer_defaults()):
   //   enable.auto.commit=false, enable.auto.offset.store=false,
   //   auto.offset.reset=earliest, fetch.wait.max.ms=100, fetch.error.backoff.ms=50,
-  //   socket.nagle.disable=true, enable.partition.eof=false,
+  //   socket.nagle.disable=true, enable.partition.eof=false, isolation.level=read_uncommitted,
   //   partition.assignment.strategy=cooperative-sticky (a rebalance moves only the
   //   partitions that change owner; the others keep being consumed),
   //   session.timeout.ms=3000, heartbeat.interval.ms=500 (a member that dies without

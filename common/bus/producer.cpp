@@ -165,8 +165,8 @@ uint64_t Producer::settled() const {
 
 void Producer::poll_deliveries() {
   impl_->handle->poll(0);
+  impl_->check_fatal();  // first: a fatal error (a fenced producer) explains the failed deliveries
   throw_if_failed();
-  impl_->check_fatal();
 }
 
 void Producer::throw_if_failed() {
@@ -185,11 +185,11 @@ void Producer::throw_if_failed() {
 
 void Producer::flush(int timeout_ms) {
   RdKafka::ErrorCode rc = impl_->handle->flush(timeout_ms);
+  impl_->check_fatal();
   throw_if_failed();
   std::unique_lock lock(impl_->mu);
   std::string last_error = impl_->last_error;
   lock.unlock();
-  impl_->check_fatal();
   if (rc == RdKafka::ERR__TIMED_OUT) {
     throw BusError("bus: flush: " + std::to_string(impl_->handle->outq_len()) + " message(s) still undelivered after " +
                        std::to_string(timeout_ms) + " ms" +
@@ -199,6 +199,53 @@ void Producer::flush(int timeout_ms) {
 }
 
 void Producer::poll(int timeout_ms) { impl_->handle->poll(timeout_ms); }
+
+namespace {
+
+// Throws the BusError for a transactional call's error (and frees it); does nothing for none.
+void throw_txn_error(const char* call, RdKafka::Error* error) {
+  if (!error) return;
+  std::unique_ptr<RdKafka::Error> e(error);
+  throw BusError(std::string("bus: ") + call + ": " + e->str() + " (" + e->name() + ")", e->code(), e->is_retriable(),
+                 e->is_fatal());
+}
+
+}  // namespace
+
+void Producer::init_transactions(int timeout_ms) {
+  throw_txn_error("init_transactions", impl_->handle->init_transactions(timeout_ms));
+}
+
+void Producer::begin_transaction() { throw_txn_error("begin_transaction", impl_->handle->begin_transaction()); }
+
+bool Producer::commit_transaction(int timeout_ms) {
+  RdKafka::Error* error = impl_->handle->commit_transaction(timeout_ms);
+  if (error && error->txn_requires_abort() && !error->is_fatal()) {
+    delete error;
+    abort_transaction(timeout_ms);
+    return false;
+  }
+  throw_txn_error("commit_transaction", error);
+  return true;
+}
+
+void Producer::abort_transaction(int timeout_ms) {
+  throw_txn_error("abort_transaction", impl_->handle->abort_transaction(timeout_ms));
+}
+
+int Producer::partition_count(const std::string& topic, int timeout_ms) {
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(impl_->handle.get(), topic, nullptr, err));
+  if (!t) throw BusError("bus: topic handle for '" + topic + "': " + err, RdKafka::ERR__INVALID_ARG);
+  RdKafka::Metadata* raw = nullptr;
+  RdKafka::ErrorCode rc = impl_->handle->metadata(false, t.get(), &raw, timeout_ms);
+  std::unique_ptr<RdKafka::Metadata> md(raw);
+  if (rc != RdKafka::ERR_NO_ERROR)
+    throw BusError("bus: metadata of topic '" + topic + "': " + detail::describe(rc), rc, detail::is_retriable(rc));
+  for (const RdKafka::TopicMetadata* tm : *md->topics())
+    if (tm->topic() == topic && tm->err() == RdKafka::ERR_NO_ERROR) return static_cast<int>(tm->partitions()->size());
+  throw BusError("bus: topic '" + topic + "' not in the brokers' metadata", RdKafka::ERR_UNKNOWN_TOPIC_OR_PART, true);
+}
 
 std::size_t Producer::in_flight() const { return static_cast<std::size_t>(impl_->handle->outq_len()); }
 

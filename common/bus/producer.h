@@ -53,6 +53,20 @@ class Producer {
   uint64_t settled() const;
   void poll_deliveries();
 
+  // Transactions, for a producer made with a "transactional.id" property. fleet uses them as a
+  // fence: init_transactions() with the id of a live producer elsewhere aborts that one's open
+  // transaction and makes the brokers refuse its later writes (it gets a fatal error). Records
+  // are visible to read_uncommitted readers as soon as they are written, committed or not.
+  // Each throws BusError; fatal() when this producer was fenced (or hit another fatal error).
+  void init_transactions(int timeout_ms);
+  void begin_transaction();
+  // Commits the open transaction (flushing it first). When a write in it failed the
+  // transaction is aborted instead and false is returned; begin the next one either way.
+  bool commit_transaction(int timeout_ms);
+  void abort_transaction(int timeout_ms);
+  // Partitions of a topic, from the brokers' metadata.
+  int partition_count(const std::string& topic, int timeout_ms);
+
   // Messages queued or in flight.
   std::size_t in_flight() const;
   // Successful / failed deliveries so far.

@@ -11,7 +11,7 @@
 //   stages:   [{layers: [0, 3]}, {layers: [3, 5]}]       # half-open [first, end), contiguous
 //   batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}
 //   kv:       {budget_bytes: 1GiB, max_requests: 256}     # integer or with KB/KiB/MB/MiB/GB/GiB
-//   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600}
+//   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600, shutdown_s: 10}
 //   metrics:  {port: 0, host: 0.0.0.0}    # a stage worker's GET /metrics (docs/metrics.md)
 //   log:      {level: info, format: text} # or FLEET_LOG_LEVEL / FLEET_LOG_FORMAT (common/log/log.h)
 //
@@ -107,6 +107,9 @@ struct TimeoutsConfig {
   double step_s = 60;
   double heartbeat_ttl_s = 10;         // TTL of fleet:worker:<id>
   double finished_request_ttl_s = 3600;  // finished requests expire from Redis after this
+  // From SIGTERM to the process's end at most: the graceful exit (outputs delivered, offsets
+  // committed, group left, deregistered) is abandoned past it, with a log line (exit status 2).
+  double shutdown_s = 10;
 };
 
 struct MetricsConfig {

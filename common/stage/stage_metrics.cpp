@@ -68,6 +68,11 @@ StageMetrics::StageMetrics(metrics::Labels const_labels)
       admission_paused(
           registry.gauge("fleet_admission_paused", "1 while stage 0 stops reading prompts (kv.max_requests or budget)")
               .get()),
+      fenced_partitions(registry
+                            .counter("fleet_fenced_partitions_total",
+                                     "Input partitions this last-stage worker found taken over only when the brokers "
+                                     "refused its writes (it was a zombie: paused, or its assignment lost)")
+                            .get()),
       info(registry.gauge("fleet_worker_info", "Always 1: the worker's identity", {"worker_id", "layers", "kernel"})) {
   for (const char* outcome : {"stop", "length", "cancelled", "tool_calls", "error"}) requests.labels({outcome});  // 0 from the start
 }

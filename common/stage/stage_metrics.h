@@ -43,6 +43,7 @@ struct StageMetrics {
   metrics::Family<metrics::Counter>& dead_letters;         // fleet_dead_letter_records_total{code}
   metrics::Family<metrics::Gauge>& consumer_lag;           // fleet_consumer_lag_records{topic}
   metrics::Gauge& admission_paused;                        // fleet_admission_paused (stage 0)
+  metrics::Counter& fenced_partitions;                     // fleet_fenced_partitions_total (last stage)
   metrics::Family<metrics::Gauge>& info;                   // fleet_worker_info{worker_id,layers,kernel}
 };
 

@@ -14,11 +14,14 @@
 #include "stage/worker_identity.h"
 #include "state/weight_manifest.h"
 #include "util/process_memory.h"
+#include "util/shutdown_signals.h"
 
 namespace fleet {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kCommitInterval = std::chrono::milliseconds(500);
+// The last stage's transactions exist only to fence (FencedOutbox): committed about once a second.
+constexpr auto kFenceCommitInterval = std::chrono::milliseconds(1000);
 
 namespace {
 
@@ -124,7 +127,14 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   std::vector<bus::TopicSpec> topics;
   for (const std::string& t : cfg.all_topics()) topics.push_back({t, cfg.kafka.partitions, cfg.kafka.replication_factor});
   bus::ensure_topics(cfg.kafka.brokers, topics, 30000, cfg.kafka.properties);
-  ctx_.outbox = std::make_unique<KafkaOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes, cfg.kafka.properties);
+  if (ctx_.is_last) {  // what it publishes per request is fenced by the input partition's next owner
+    auto out = std::make_unique<FencedOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes, cfg.kafka.properties,
+                                              cfg.stage_topic(o.stage), cfg.stage_consumer_group(o.stage));
+    fenced_outbox_ = out.get();
+    ctx_.outbox = std::move(out);
+  } else {
+    ctx_.outbox = std::make_unique<KafkaOutbox>(cfg.kafka.brokers, cfg.kafka.max_message_bytes, cfg.kafka.properties);
+  }
   startup.mark("topics");
   processor_ = std::make_unique<StageProcessor>(ctx_);
   ctx_.metrics->watch([p = processor_.get()] { return p->stats(); }, static_cast<double>(cfg.kv.budget_bytes));
@@ -196,6 +206,7 @@ WorkerInfo StageWorker::worker_info() const {
 }
 
 void StageWorker::run(const std::atomic<bool>& stop) {
+  ShutdownSignals::phase("running");
   while (!stop) {
     try {
       run_until(stop);
@@ -211,10 +222,15 @@ void StageWorker::run(const std::atomic<bool>& stop) {
   // Graceful exit: everything processed is delivered and committed; leaving the group hands
   // the partitions to the other replicas at once (no session timeout to wait for).
   ctx_.log("stopping: committing and leaving the group");
+  ShutdownSignals::phase("delivering the last outputs");
   deliver_all();
+  ShutdownSignals::phase("committing offsets");
   commit(processor_->offsets().commit_points(), true);
+  ShutdownSignals::phase("leaving the consumer group");
   consumer_->close();
+  ShutdownSignals::phase("deregistering from Redis");
   heartbeat_->deregister();
+  ShutdownSignals::phase("closing");
   ctx_.log("stopped");
 }
 
@@ -250,10 +266,12 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     if (records.empty()) {
       try {
         confirm_delivered();
+        if (fenced_outbox_) fenced_outbox_->commit_due(std::chrono::milliseconds(0));  // idle: commit what is open
       } catch (const bus::BusError& e) {
         if (e.fatal()) throw;
         rewind({}, e.what());
       }
+      drop_fenced();
       continue;
     }
     if (window_ms > 0) {  // collect what else arrives within the batching window
@@ -286,9 +304,21 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     // again after a crash (and absorbed).
     if (Clock::now() - last_commit >= kCommitInterval) {
       commit(processor_->offsets().commit_points(), false);
+      if (fenced_outbox_) fenced_outbox_->commit_due(kFenceCommitInterval);
       last_commit = Clock::now();
     }
+    drop_fenced();
   }
+}
+
+void StageWorker::drop_fenced() {
+  if (!fenced_outbox_) return;
+  std::vector<bus::TopicPartition> gone;
+  for (int p : fenced_outbox_->take_fenced())
+    if (owned_.count({ctx_.config.stage_topic(ctx_.stage), p})) gone.push_back({ctx_.config.stage_topic(ctx_.stage), p});
+  if (gone.empty()) return;
+  ctx_.metrics->fenced_partitions.inc(static_cast<double>(gone.size()));
+  on_revoked(gone, true);
 }
 
 void StageWorker::confirm_delivered() {
@@ -396,6 +426,17 @@ void StageWorker::on_assigned(const std::vector<bus::TopicPartition>& added) {
   owned_.insert(added.begin(), added.end());
   if (admission_paused_) consumer_->pause(prompts_among(added));  // a partition assigned anew starts unpaused
   ctx_.log("assigned%s", describe(added).c_str());
+  if (fenced_outbox_) {
+    const auto t0 = Clock::now();
+    int n = 0;
+    for (const auto& tp : added)
+      if (tp.topic == ctx_.config.stage_topic(ctx_.stage)) {
+        fenced_outbox_->own(tp.partition);  // fences the partition's previous owner
+        ++n;
+      }
+    if (n) ctx_.log("fenced the previous owners of %d partition(s) in %.1f ms", n,
+                    std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
   std::vector<bus::TopicPartition> all(owned_.begin(), owned_.end());
   ctx_.log("assignment%s", describe(all).c_str());
 }
@@ -416,7 +457,10 @@ void StageWorker::on_revoked(const std::vector<bus::TopicPartition>& removed, bo
                   describe(removed).c_str(), e.what());
     }
   }
-  for (const auto& tp : removed) owned_.erase(tp);
+  for (const auto& tp : removed) {
+    owned_.erase(tp);
+    if (fenced_outbox_ && tp.topic == ctx_.config.stage_topic(ctx_.stage)) fenced_outbox_->disown(tp.partition, !lost);
+  }
   processor_->drop_partitions(removed);
   std::vector<bus::TopicPartition> all(owned_.begin(), owned_.end());
   ctx_.log("assignment%s", describe(all).c_str());

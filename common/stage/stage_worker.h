@@ -15,6 +15,7 @@
 
 #include "bus/consumer.h"
 #include "metrics/metrics_server.h"
+#include "stage/fenced_outbox.h"
 #include "stage/heartbeat.h"
 #include "stage/stage_context.h"
 #include "stage/stage_processor.h"
@@ -69,12 +70,16 @@ class StageWorker : public bus::RebalanceListener {
   WorkerInfo worker_info() const;
   // Consumer lag per input topic into the metrics (every second, from the polling thread).
   void publish_lag();
+  // The last stage: partitions whose producer was fenced (another worker took them over while
+  // this one could not hear of it) are dropped like lost ones.
+  void drop_fenced();
 
   StageContext ctx_;
   std::unique_ptr<StageProcessor> processor_;
   std::unique_ptr<bus::Consumer> consumer_;
   std::unique_ptr<Heartbeat> heartbeat_;
   std::set<bus::TopicPartition> owned_;
+  FencedOutbox* fenced_outbox_ = nullptr;  // the last stage's ctx_.outbox; null on other stages
   // Batches computed whose outputs are not all delivered yet, oldest first: the records, and
   // the outbox's produced() count after them. The loop does not wait for the broker's acks
   // (flush): it computes the next batch while they travel (docs/pipelining.md).

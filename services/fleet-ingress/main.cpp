@@ -1,12 +1,10 @@
 // fleet-ingress --config FILE [--host H] [--port P]: the OpenAI-compatible HTTP server of a
 // deployment (common/ingress/, docs/openai-api.md). Prints "fleet-ingress: listening on
 // http://H:P" (a log line) once it serves; SIGINT / SIGTERM stop it.
-#include <pthread.h>
-
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <string>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +12,7 @@
 #include "ingress/ingress_server.h"
 #include "ingress/ingress_settings.h"
 #include "log/log.h"
+#include "util/shutdown_signals.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"fleet-ingress: OpenAI-compatible HTTP server in front of a fleet deployment"};
@@ -25,40 +24,39 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   CLI11_PARSE(app, argc, argv);
 
-  // Signals are taken by one thread (sigwait), never by the HTTP or Kafka threads.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);  // a write to a client that went away is an error, not an exit
-
   fleet::log::setup({}, "fleet-ingress");
   auto log = [](const std::string& line) { fleet::log::logf(fleet::log::Level::Info, "%s", line.c_str()); };
+  // Signals are taken by one thread, never by the HTTP or Kafka threads (created after it): the
+  // first stops the server, within timeouts.shutdown_s; a second exits at once.
+  std::atomic<fleet::ingress::IngressServer*> serving{nullptr};
+  std::atomic<bool> stop_asked{false};
+  fleet::ShutdownSignals signals(
+      [&] {
+        stop_asked = true;
+        if (auto* server = serving.load()) server->stop();
+      },
+      log);
+  std::signal(SIGPIPE, SIG_IGN);  // a write to a client that went away is an error, not an exit
   try {
     fleet::DeploymentConfig config = fleet::load_config(config_path);
     fleet::log::setup({config.log.level, config.log.format}, "fleet-ingress");
+    signals.set_deadline(config.timeouts.shutdown_s);
     fleet::ingress::IngressSettings settings = fleet::ingress::load_ingress_settings(config_path);
     if (!host.empty()) settings.host = host;
     if (port >= 0) settings.port = port;
     fleet::ingress::IngressServer server(config, settings, log);
     const int bound = server.bind(settings.host, settings.port);
-    std::thread waiter([&] {
-      int sig = 0;
-      sigwait(&signals, &sig);
-      log("signal " + std::to_string(sig) + ": stopping");
-      server.stop();
-    });
+    serving = &server;
+    if (stop_asked) return 0;  // a signal during start-up
     fleet::log::logf(fleet::log::Level::Info, "model %s, %d stage(s), %s; %d HTTP threads, at most %d in flight%s",
                  config.model.name.c_str(), config.stage_count(), config.endpoints_text().c_str(),
                  settings.http_threads(), settings.max_in_flight,
                  settings.api_keys.empty() ? "" : ", API keys required");
     fleet::log::logf(fleet::log::Level::Info, "listening on http://%s:%d", settings.host.c_str(), bound);
+    fleet::ShutdownSignals::phase("serving HTTP");
     const bool ok = server.serve();
-    if (waiter.joinable()) {
-      pthread_kill(waiter.native_handle(), SIGTERM);  // ends its sigwait when serve() ended on its own
-      waiter.join();
-    }
+    fleet::ShutdownSignals::phase("closing the server");
+    serving = nullptr;
     return ok ? 0 : 1;
   } catch (const std::exception& e) {
     fleet::log::logf(fleet::log::Level::Error, "%s", e.what());

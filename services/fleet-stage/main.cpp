@@ -1,6 +1,5 @@
 // fleet-stage --config FILE --stage K: one stage worker of a deployment (see common/stage/).
 // Start several with the same K for replicas; they share the stage's partitions.
-#include <csignal>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -10,10 +9,10 @@
 #include "plan/plan_config.h"
 #include "stage/stage_worker.h"
 #include "stage/worker_identity.h"
+#include "util/shutdown_signals.h"
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
 
 void log_error(const std::string& worker, const std::string& text) {
   fleet::log::write(fleet::log::Level::Error, worker, "", "fleet-stage: " + text);
@@ -49,12 +48,14 @@ int main(int argc, char** argv) {
     log_error("", "--stage is required (or --check)");
     return 1;
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  // Before any thread starts: SIGINT / SIGTERM stop the worker, within timeouts.shutdown_s.
+  fleet::ShutdownSignals signals([] { g_stop = true; },
+                                 [](const std::string& line) { fleet::log::write(fleet::log::Level::Warn, "", "", line); });
   try {
     fleet::StageWorkerOptions o;
     o.config = fleet::load_config(config_path);
     if (metrics_port >= -1) o.config.metrics.port = metrics_port;
+    signals.set_deadline(o.config.timeouts.shutdown_s);
     o.stage = stage;
     o.worker_id = worker_id.empty() ? fleet::make_worker_id(stage) : worker_id;
     fleet::log::setup({o.config.log.level, o.config.log.format}, o.worker_id);

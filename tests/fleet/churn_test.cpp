@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -70,7 +71,7 @@ std::string record(const std::string& id, const Request& r) {
 }
 
 
-enum class Fault { None, KillAndRestart, AddReplica, RemoveBySigterm, RemoveByKill };
+enum class Fault { None, KillAndRestart, AddReplica, RemoveBySigterm, RemoveByKill, Zombie };
 
 struct Scenario {
   std::string name;
@@ -81,6 +82,12 @@ struct Scenario {
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
 }
 
 // The first running worker of a stage.
@@ -129,7 +136,8 @@ void run_scenario(const Scenario& s) {
   o.model_path = stories_bin();
   o.tokenizer = stories_tok();
   o.stages = {{0, 2, 1}, {2, 4, 1}, {4, 5, 1}};
-  if (s.fault == Fault::RemoveBySigterm || s.fault == Fault::RemoveByKill) o.stages[static_cast<size_t>(s.stage)].replicas = 2;
+  if (s.fault == Fault::RemoveBySigterm || s.fault == Fault::RemoveByKill || s.fault == Fault::Zombie)
+    o.stages[static_cast<size_t>(s.stage)].replicas = 2;
   o.wait_ready = false;  // wait_ready() reads assignment lines; this test relies on "ready" and results only
   Deployment d(o);
   ASSERT_NO_FATAL_FAILURE(d.wait_workers_ready());
@@ -179,6 +187,27 @@ void run_scenario(const Scenario& s) {
       const size_t victim = worker_of(d, s.stage);
       d.signal_worker(victim, SIGKILL);
       EXPECT_EQ(d.wait_exit(victim, 10s), 128 + SIGKILL) << "worker " << victim << " should die of SIGKILL";
+      break;
+    }
+    case Fault::Zombie: {
+      // One replica stops (SIGSTOP) past its consumer session (3 s): the other takes its
+      // partitions over, fencing their producers. Then it resumes, still believing it owns
+      // them, with steps in hand: whatever it tries to publish for them must not get out.
+      const size_t zombie = worker_of(d, s.stage);
+      size_t other = zombie;
+      for (size_t i = 0; i < d.workers().size(); ++i)
+        if (i != zombie && d.workers()[i].running && d.workers()[i].stage == s.stage) other = i;
+      ASSERT_NE(other, zombie) << "the zombie scenario needs two replicas";
+      const std::string took_over = "fenced the previous owners of";
+      const size_t before = occurrences(d.worker_log(other), took_over);
+      d.signal_worker(zombie, SIGSTOP);
+      const auto until = Clock::now() + 60s;
+      while (occurrences(d.worker_log(other), took_over) == before && Clock::now() < until)
+        std::this_thread::sleep_for(50ms);  // polling the other replica's log for the takeover
+      const bool taken = occurrences(d.worker_log(other), took_over) > before;
+      d.signal_worker(zombie, SIGCONT);
+      ASSERT_TRUE(taken) << "the other replica did not take the stopped one's partitions over within 60 s\n"
+                         << d.log_tails(40);
       break;
     }
   }
@@ -281,6 +310,16 @@ void run_scenario(const Scenario& s) {
     ADD_FAILURE() << s.name << ": results topic breaks \"each token index once, one terminal event\" (read until "
                   << kGrace.count() << " s without a record):\n" << listing(delivery);
   if (n_errors && unfinished.empty()) std::printf("%s", d.log_tails(15).c_str());
+  if (s.fault == Fault::Zombie) {  // what the zombie met when it resumed (informational)
+    size_t fenced = 0, lost = 0;
+    for (size_t i = 0; i < d.workers().size(); ++i)
+      if (d.workers()[i].stage == s.stage) {
+        fenced += occurrences(d.worker_log(i), "this worker's producer was fenced");
+        lost += occurrences(d.worker_log(i), "(lost: another member may own them already)");
+      }
+    std::printf("  zombie: %zu partition(s) found fenced by a refused write, %zu revocation(s) reported lost\n", fenced,
+                lost);
+  }
 }
 
 // The workload and checks with no fault (passes without elastic stages): the harness's baseline.
@@ -292,6 +331,9 @@ TEST(FleetChurn, AddAReplicaToStage0InFlight) { run_scenario({"add-stage0", Faul
 TEST(FleetChurn, AddAReplicaToStage1InFlight) { run_scenario({"add-stage1", Fault::AddReplica, 1}); }
 TEST(FleetChurn, AddAReplicaToStage2InFlight) { run_scenario({"add-stage2", Fault::AddReplica, 2}); }
 TEST(FleetChurn, RemoveAStage2ReplicaWithSigterm) { run_scenario({"sigterm-replica-stage2", Fault::RemoveBySigterm, 2}); }
+// A last-stage replica paused past its session, resumed after the other took over: it publishes
+// nothing (its writes are fenced), so every token index still reaches the results topic once.
+TEST(FleetChurn, ZombieLastStageReplicaIsFenced) { run_scenario({"zombie-stage2", Fault::Zombie, 2}); }
 TEST(FleetChurn, RemoveAStage0ReplicaWithKill) { run_scenario({"kill-replica-stage0", Fault::RemoveByKill, 0}); }
 
 }  // namespace

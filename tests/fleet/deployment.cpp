@@ -78,7 +78,8 @@ Deployment::Deployment(DeploymentOptions o) : options_(std::move(o)) {
   y << "batching: {max_batch_tokens: " << options_.max_batch_tokens
     << ", window_ms: 0, prefill_chunk: " << options_.prefill_chunk << "}\n"
     << "kv: {budget_bytes: " << options_.kv_budget << ", max_requests: " << options_.max_requests << "}\n"
-    << "timeouts: {request_s: 600, heartbeat_ttl_s: " << options_.heartbeat_ttl_s << ", finished_request_ttl_s: 3600}\n";
+    << "timeouts: {request_s: 600, heartbeat_ttl_s: " << options_.heartbeat_ttl_s
+    << ", finished_request_ttl_s: 3600, shutdown_s: " << options_.shutdown_s << "}\n";
   config_path_ = dir_ + "/deployment.yaml";
   std::ofstream(config_path_) << y.str();
   config_ = load_config(config_path_);
@@ -142,6 +143,8 @@ int Deployment::wait_exit(size_t i, std::chrono::seconds timeout) {
   }
   return -1;
 }
+
+std::string Deployment::worker_log(size_t i) const { return log_of(workers_[i].log); }
 
 std::string Deployment::worker_id(size_t i) const {
   std::string log = log_of(workers_[i].log);

@@ -46,6 +46,7 @@ struct DeploymentOptions {
   std::string model_path, tokenizer, model_name = "stories260K";
   std::vector<StageSpec> stages;
   double heartbeat_ttl_s = 3;
+  double shutdown_s = 10;  // timeouts.shutdown_s
   std::string kv_budget = "64MiB";
   int max_requests = 256;  // kv.max_requests
   std::string weights = "auto";
@@ -162,6 +163,7 @@ class Deployment {
   void signal_worker(size_t i, int sig);
   int wait_exit(size_t i, std::chrono::seconds timeout);  // exit status (128+signal when killed), -1 on timeout
   std::string worker_id(size_t i) const;                   // from its log
+  std::string worker_log(size_t i) const;                  // its whole log so far
   // The last `lines` lines of every worker's log, each under a header naming the worker.
   std::string log_tails(size_t lines = 30) const;
 

@@ -88,7 +88,7 @@ wait_ready 0
 wait_ready 1
 
 # Reads a whole topic with kcat (-e: stop at its end) into FILE.
-read_topic() { kcat -C -b "$B" -t "$1" -o beginning -e -q -f '%s\n' >"$2" 2>"$2.err" || true; }
+read_topic() { kcat -C -b "$B" -X isolation.level=read_uncommitted -t "$1" -o beginning -e -q -f '%s\n' >"$2" 2>"$2.err" || true; }
 # Polls TOPIC into FILE until `events.py CHECK ARGS... FILE` succeeds.
 poll_topic() {
   local topic=$1 file=$2 deadline=$((SECONDS + WAIT_S))
