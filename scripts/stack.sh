@@ -19,6 +19,9 @@
 #   scripts/stack.sh redis-stop DIR / redis-start DIR / redis-restart DIR   SHUTDOWN
 #                                 redis-server (the append-only file keeps its data), start it
 #                                 again on the same port
+#   scripts/stack.sh redis-kill DIR     kill -9 redis-server (no SHUTDOWN: the append-only file,
+#                                 fsynced every second, may lose its last second); redis-start
+#                                 brings it back
 #   scripts/stack.sh topics DIR ARGS...  kafka-topics against it, e.g.
 #                                 topics DIR --create --topic T --partitions 8
 #   scripts/stack.sh groups DIR ARGS...  kafka-consumer-groups, e.g.
@@ -449,6 +452,19 @@ redis_stop() {
   echo "$(date -Is) redis-stop" >>"$dir/stack.log"
 }
 
+redis_kill() {
+  local dir rport pid
+  dir=$(abs_dir "$1")
+  [ -f "$dir/stack.env" ] || die "no stack in $dir"
+  rport=$(redis_port "$dir")
+  pid=$(pid_is "$dir/redis.pid" redis-server) || die "no redis-server running in $dir"
+  kill -9 "$pid"
+  while alive "$pid"; do sleep 0.02; done
+  rm -f "$dir/redis.pid"
+  wait_port_closed "$rport" 30
+  echo "$(date -Is) redis-kill" >>"$dir/stack.log"
+}
+
 redis_start() {
   local dir
   dir=$(abs_dir "$1")
@@ -493,5 +509,6 @@ case "$cmd" in
   redis-stop)    [ $# -eq 2 ] || usage; redis_stop "$2" ;;
   redis-start)   [ $# -eq 2 ] || usage; redis_start "$2" ;;
   redis-restart) [ $# -eq 2 ] || usage; redis_stop "$2"; redis_start "$2" ;;
+  redis-kill)    [ $# -eq 2 ] || usage; redis_kill "$2" ;;
   *)      usage ;;
 esac

@@ -13,8 +13,8 @@
 namespace fleet {
 
 namespace {
-// How far before the request's last Redis update its last events may have been written
-// (the worker's clock; the same host's clock on every worker of a deployment is assumed).
+// Clock skew allowed between the workers that wrote a request's events and the one scanning
+// for them (wall clocks of the same deployment are assumed to agree within it).
 constexpr int64_t kPublishedSlackMs = 10000;
 }  // namespace
 
@@ -78,7 +78,10 @@ std::unique_ptr<GrammarMatcher> GenerationTail::grammar_for(const RequestParams&
 
 void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
   int64_t since = INT64_MAX;
-  for (const std::string& id : ids) since = std::min(since, active_.at(id)->record.updated_ms - kPublishedSlackMs);
+  // From the request's admission: an event lost in flight may be older than any later one,
+  // however long the request stalled since (a window before its last update missed them: two
+  // requests of a chaos run lost an index each after replays that stalled them for 10+ s).
+  for (const std::string& id : ids) since = std::min(since, active_.at(id)->record.created_ms - kPublishedSlackMs);
   std::optional<std::map<std::string, PublishedResults>> published;
   try {
     published = ctx_.outbox->published_results(ctx_.config.results_topic(), ids, since);
@@ -95,11 +98,9 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
     const int n = static_cast<int>(r.generated.size());
     const bool unknown = !published;
     // The previous worker does not wait for its outputs' delivery between batches, so it may
-    // have died with the events of its last batches in flight: every index missing after the
-    // first one found in the scanned window, or the last one when none was found, is published
-    // (an index before the first one found may lie outside the window: not republished).
-    const int from = out.token_indices.empty() ? n - 1 : *out.token_indices.begin();
-    for (int i = std::max(0, from); i < n && !unknown; ++i) {
+    // have died with the events of its last batches in flight: every index missing from the
+    // scan (which starts at the request's admission) is published.
+    for (int i = 0; i < n && !unknown; ++i) {
       if (out.token_indices.count(i)) continue;
       ctx_.outbox->produce(ctx_.config.results_topic(), id,
                            token_event(id, i, r.generated[static_cast<size_t>(i)], a.replayed_texts.at(static_cast<size_t>(i))));

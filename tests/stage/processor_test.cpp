@@ -202,6 +202,28 @@ TEST(StageTail, ATailThatDiedWithSeveralBatchesOfEventsInFlightRepublishesThemAl
   EXPECT_GE(f.processor(2).stats().republished, 2);
 }
 
+// The same before any of the requests' events got out: the new tail finds none of them on the
+// results topic and must publish every index, not only the last (a chaos run lost index 5 of a
+// request that way: its earlier events lay before the scanned window).
+TEST(StageTail, ATailThatDiedBeforeAnyEventGotOutPublishesEveryIndex) {
+  MemoryFleet f;
+  submit(f, 40);
+  auto& tail_out = static_cast<MemoryOutbox&>(*f.context(2).outbox);
+  const std::string results = f.config().results_topic();
+  int held_batches = 0;
+  for (int round = 0; round < 100 && held_batches < 2; ++round) {
+    f.deliver_once();
+    const size_t before = tail_out.pending.size();
+    std::erase_if(tail_out.pending, [&](const MemoryOutbox::Record& r) { return r.topic == results; });
+    if (tail_out.pending.size() != before) ++held_batches;
+  }
+  ASSERT_EQ(held_batches, 2);
+  f.restart_stage(2, /*lose_pending=*/true);
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_GE(f.processor(2).stats().republished, 2);
+}
+
 // A tail taking over may read old duplicates of a request's steps (a re-read batch, a replay)
 // before the step of its last token: they must not cancel the resend of the next step that the
 // old tail never delivered (fleet_outage_test once stranded 4 of 20 requests that way).
