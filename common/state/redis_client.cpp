@@ -235,7 +235,13 @@ std::string RedisClient::describe(const RedisArgs& args) const {
 }
 
 void RedisClient::throw_if_error(const RedisReply& reply, const RedisArgs& args) const {
-  if (reply.is_error()) throw RedisError("redis " + describe(args) + " on " + url_.str() + ": " + reply.str);
+  if (!reply.is_error()) return;
+  const std::string what = "redis " + describe(args) + " on " + url_.str() + ": " + reply.str;
+  // A server that is up but cannot answer yet: loading its append-only file after a restart
+  // (a chaos run failed 12 requests on it), or busy with a long script. It will answer later.
+  for (const char* transient : {"LOADING ", "BUSY ", "TRYAGAIN "})
+    if (reply.str.rfind(transient, 0) == 0) throw RedisUnavailable(what);
+  throw RedisError(what);
 }
 
 std::vector<RedisReply> RedisClient::pipeline(const std::vector<RedisArgs>& commands) {

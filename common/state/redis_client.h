@@ -37,8 +37,9 @@ class RedisError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The server cannot be reached (connect refused, connection lost and not re-established): the
-// command may succeed later. Workers wait and retry instead of failing requests.
+// The server cannot be reached (connect refused, connection lost and not re-established) or
+// cannot answer yet (LOADING its data after a restart, BUSY, TRYAGAIN): the command may succeed
+// later. Workers wait and retry instead of failing requests.
 class RedisUnavailable : public RedisError {
  public:
   using RedisError::RedisError;

@@ -62,6 +62,7 @@ TEST(DeploymentConfig, MinimalFileGetsDefaults) {
   EXPECT_EQ(c.kv.budget_bytes, uint64_t{1} << 30);
   EXPECT_EQ(c.timeouts.heartbeat_ttl_s, 10);
   EXPECT_EQ(c.timeouts.finished_request_ttl_s, 3600);
+  EXPECT_EQ(c.timeouts.shutdown_s, 10);
   EXPECT_GT(c.timeouts.request_s, 0);
   EXPECT_NO_THROW(c.validate(5));
 }
@@ -105,7 +106,7 @@ model: {name: tiny, path: /m, tokenizer: tok/t.json, weights: BF16, activations:
 stages: [{layers: [0, 22]}]
 batching: {max_batch_tokens: 1024, window_ms: 0, prefill_chunk: 128}
 kv: {budget_bytes: 1.5GB}
-timeouts: {request_s: 30.5, heartbeat_ttl_s: 3, finished_request_ttl_s: 60}
+timeouts: {request_s: 30.5, heartbeat_ttl_s: 3, finished_request_ttl_s: 60, shutdown_s: 2.5}
 )");
   EXPECT_EQ(c.kafka.topic_prefix, "my-fleet.v1");
   EXPECT_EQ(c.kafka.max_message_bytes, 2u * 1024 * 1024);
@@ -124,6 +125,7 @@ timeouts: {request_s: 30.5, heartbeat_ttl_s: 3, finished_request_ttl_s: 60}
   EXPECT_DOUBLE_EQ(c.timeouts.request_s, 30.5);
   EXPECT_DOUBLE_EQ(c.timeouts.heartbeat_ttl_s, 3);
   EXPECT_DOUBLE_EQ(c.timeouts.finished_request_ttl_s, 60);
+  EXPECT_DOUBLE_EQ(c.timeouts.shutdown_s, 2.5);
   EXPECT_EQ(c.stage_topic(0), "my-fleet.v1.stage.0");
   EXPECT_NO_THROW(c.validate(22));
 }

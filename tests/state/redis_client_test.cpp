@@ -126,6 +126,26 @@ TEST_F(RedisClientTest, ErrorsNameTheCommandAndKey) {
   EXPECT_EQ(c.get("plain"), "v");
 }
 
+// A server that answers "not yet" (LOADING after a restart, BUSY, TRYAGAIN) is unavailable, so
+// workers wait and retry; any other error reply is an error. The replies come from a script, as
+// a real server sends them while it loads its append-only file.
+TEST_F(RedisClientTest, LoadingAndBusyRepliesAreUnavailableOtherErrorsAreNot) {
+  RedisClient c(server_->url());
+  for (const char* reply : {"LOADING Redis is loading the dataset in memory", "BUSY Redis is busy running a script",
+                            "TRYAGAIN Multiple keys request during rehashing of slot"}) {
+    const std::string script = std::string("return redis.error_reply('") + reply + "')";
+    EXPECT_THROW(c.command({"EVAL", script, "0"}), RedisUnavailable) << reply;
+  }
+  c.set("plain", "v");
+  try {
+    c.hgetall("plain");
+    ADD_FAILURE() << "WRONGTYPE expected";
+  } catch (const RedisUnavailable& e) {
+    ADD_FAILURE() << "WRONGTYPE is not a transient condition: " << e.what();
+  } catch (const RedisError&) {
+  }
+}
+
 TEST_F(RedisClientTest, PipelineReturnsRepliesInOrderAndSurvivesAnError) {
   RedisClient c(server_->url());
   std::vector<RedisArgs> cmds;
