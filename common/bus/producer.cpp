@@ -4,6 +4,7 @@
 #include <chrono>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
@@ -234,17 +235,32 @@ void Producer::abort_transaction(int timeout_ms) {
 }
 
 int Producer::partition_count(const std::string& topic, int timeout_ms) {
+  // Retried until the deadline: a topic created a moment ago may not be in every broker's
+  // metadata yet (a 3-broker cluster answered "not there" right after the creation).
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string err;
   std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(impl_->handle.get(), topic, nullptr, err));
   if (!t) throw BusError("bus: topic handle for '" + topic + "': " + err, RdKafka::ERR__INVALID_ARG);
-  RdKafka::Metadata* raw = nullptr;
-  RdKafka::ErrorCode rc = impl_->handle->metadata(false, t.get(), &raw, timeout_ms);
-  std::unique_ptr<RdKafka::Metadata> md(raw);
-  if (rc != RdKafka::ERR_NO_ERROR)
-    throw BusError("bus: metadata of topic '" + topic + "': " + detail::describe(rc), rc, detail::is_retriable(rc));
-  for (const RdKafka::TopicMetadata* tm : *md->topics())
-    if (tm->topic() == topic && tm->err() == RdKafka::ERR_NO_ERROR) return static_cast<int>(tm->partitions()->size());
-  throw BusError("bus: topic '" + topic + "' not in the brokers' metadata", RdKafka::ERR_UNKNOWN_TOPIC_OR_PART, true);
+  RdKafka::ErrorCode last = RdKafka::ERR_UNKNOWN_TOPIC_OR_PART;
+  for (;;) {
+    RdKafka::Metadata* raw = nullptr;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    last = impl_->handle->metadata(false, t.get(), &raw, static_cast<int>(std::max<int64_t>(left, 1)));
+    std::unique_ptr<RdKafka::Metadata> md(raw);
+    if (last == RdKafka::ERR_NO_ERROR) {
+      last = RdKafka::ERR_UNKNOWN_TOPIC_OR_PART;
+      for (const RdKafka::TopicMetadata* tm : *md->topics())
+        if (tm->topic() == topic) {
+          last = tm->err();
+          if (last == RdKafka::ERR_NO_ERROR && !tm->partitions()->empty()) return static_cast<int>(tm->partitions()->size());
+        }
+    }
+    if (clock::now() >= deadline)
+      throw BusError("bus: partitions of topic '" + topic + "': " + detail::describe(last), last,
+                     detail::is_retriable(last));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // metadata propagating
+  }
 }
 
 std::size_t Producer::in_flight() const { return static_cast<std::size_t>(impl_->handle->outq_len()); }

@@ -6,7 +6,6 @@
 #include <set>
 #include <utility>
 
-#include "bus/topic_scan.h"
 #include "log/log.h"
 
 namespace fleet {
@@ -185,13 +184,7 @@ void FencedOutbox::flush() {
 std::map<std::string, PublishedResults> FencedOutbox::published_results(const std::string& results_topic,
                                                                         const std::set<std::string>& ids,
                                                                         int64_t since_ms) {
-  std::map<std::string, PublishedResults> out;
-  bus::scan_topic_since(brokers_, results_topic, since_ms,
-                        [&](const bus::Message& m) {
-                          if (ids.count(m.key)) note_published_result(m.value, ids, out);
-                        },
-                        10000, properties_);
-  return out;
+  return scan_published_results(brokers_, properties_, results_topic, ids, since_ms);
 }
 
 }  // namespace fleet

@@ -26,16 +26,23 @@ void KafkaOutbox::produce(const std::string& topic, const std::string& key, cons
 
 void KafkaOutbox::flush() { producer_.flush(30000); }
 
-std::map<std::string, PublishedResults> KafkaOutbox::published_results(const std::string& results_topic,
-                                                                       const std::set<std::string>& ids,
-                                                                       int64_t since_ms) {
+std::map<std::string, PublishedResults> scan_published_results(const std::string& brokers,
+                                                               const bus::Config& properties,
+                                                               const std::string& results_topic,
+                                                               const std::set<std::string>& ids, int64_t since_ms) {
   std::map<std::string, PublishedResults> out;
-  bus::scan_topic_since(brokers_, results_topic, since_ms,
+  bus::scan_topic_since(brokers, results_topic, since_ms,
                         [&](const bus::Message& m) {
                           if (ids.count(m.key)) note_published_result(m.value, ids, out);
                         },
-                        10000, properties_);
+                        10000, properties);
   return out;
+}
+
+std::map<std::string, PublishedResults> KafkaOutbox::published_results(const std::string& results_topic,
+                                                                       const std::set<std::string>& ids,
+                                                                       int64_t since_ms) {
+  return scan_published_results(brokers_, properties_, results_topic, ids, since_ms);
 }
 
 std::map<std::string, PublishedResults> MemoryOutbox::published_results(const std::string& results_topic,

@@ -89,6 +89,13 @@ class MemoryOutbox : public Outbox {
   uint64_t flushed_ = 0;
 };
 
+// What the results topic holds for `ids` among records written since since_ms (a scan of
+// the topic: KafkaOutbox and FencedOutbox).
+std::map<std::string, PublishedResults> scan_published_results(const std::string& brokers,
+                                                               const bus::Config& properties,
+                                                               const std::string& results_topic,
+                                                               const std::set<std::string>& ids, int64_t since_ms);
+
 // Reads one result event record into `out` (by id); false when it is not one.
 bool note_published_result(const std::string& value, const std::set<std::string>& ids,
                            std::map<std::string, PublishedResults>& out);

@@ -178,6 +178,21 @@ TEST(StageTail, ATailThatDiedBeforeDeliveringRepublishesTheMissingTokenOnce) {
   EXPECT_GE(f.processor(2).stats().republished, 1);
 }
 
+// Delivery rounds in which the tail's token events are lost in flight (its next steps go on),
+// until `batches` of them lost such events; returns how many did.
+int lose_tail_events(MemoryFleet& f, int batches) {
+  auto& tail_out = static_cast<MemoryOutbox&>(*f.context(2).outbox);
+  const std::string results = f.config().results_topic();
+  int held = 0;
+  for (int round = 0; round < 100 && held < batches; ++round) {
+    f.deliver_once();
+    const size_t before = tail_out.pending.size();
+    std::erase_if(tail_out.pending, [&](const MemoryOutbox::Record& r) { return r.topic == results; });
+    if (tail_out.pending.size() != before) ++held;
+  }
+  return held;
+}
+
 // A worker does not wait for its outputs' delivery between batches: a tail may die with the token
 // events of several batches in flight while their next steps went on. The new tail publishes
 // every missing index, once.
@@ -185,17 +200,7 @@ TEST(StageTail, ATailThatDiedWithSeveralBatchesOfEventsInFlightRepublishesThemAl
   MemoryFleet f;
   submit(f, 40);
   run_until_tokens(f, 20);
-  auto& tail_out = static_cast<MemoryOutbox&>(*f.context(2).outbox);
-  const std::string results = f.config().results_topic();
-  int held_batches = 0;
-  for (int round = 0; round < 100 && held_batches < 2; ++round) {
-    f.deliver_once();
-    // This round's token events from the tail stay in flight for ever; its next steps go on.
-    const size_t before = tail_out.pending.size();
-    std::erase_if(tail_out.pending, [&](const MemoryOutbox::Record& r) { return r.topic == results; });
-    if (tail_out.pending.size() != before) ++held_batches;
-  }
-  ASSERT_EQ(held_batches, 2);
+  ASSERT_EQ(lose_tail_events(f, 2), 2);
   f.restart_stage(2, /*lose_pending=*/true);
   f.deliver_all();
   expect_exact(f, 40);
@@ -208,16 +213,7 @@ TEST(StageTail, ATailThatDiedWithSeveralBatchesOfEventsInFlightRepublishesThemAl
 TEST(StageTail, ATailThatDiedBeforeAnyEventGotOutPublishesEveryIndex) {
   MemoryFleet f;
   submit(f, 40);
-  auto& tail_out = static_cast<MemoryOutbox&>(*f.context(2).outbox);
-  const std::string results = f.config().results_topic();
-  int held_batches = 0;
-  for (int round = 0; round < 100 && held_batches < 2; ++round) {
-    f.deliver_once();
-    const size_t before = tail_out.pending.size();
-    std::erase_if(tail_out.pending, [&](const MemoryOutbox::Record& r) { return r.topic == results; });
-    if (tail_out.pending.size() != before) ++held_batches;
-  }
-  ASSERT_EQ(held_batches, 2);
+  ASSERT_EQ(lose_tail_events(f, 2), 2);
   f.restart_stage(2, /*lose_pending=*/true);
   f.deliver_all();
   expect_exact(f, 40);
