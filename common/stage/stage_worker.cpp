@@ -431,8 +431,13 @@ void StageWorker::on_assigned(const std::vector<bus::TopicPartition>& added) {
     int n = 0;
     for (const auto& tp : added)
       if (tp.topic == ctx_.config.stage_topic(ctx_.stage)) {
-        fenced_outbox_->own(tp.partition);  // fences the partition's previous owner
-        ++n;
+        try {
+          fenced_outbox_->own(tp.partition);  // fences the partition's previous owner
+          ++n;
+        } catch (const bus::BusError& e) {  // the broker away for the whole init timeout
+          ctx_.log_at(log::Level::Warn, "", "partition %d: no fenced producer (%s); what this worker publishes for its "
+                      "requests goes out unfenced until the partition is assigned again", tp.partition, e.what());
+        }
       }
     if (n) ctx_.log("fenced the previous owners of %d partition(s) in %.1f ms", n,
                     std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
