@@ -79,19 +79,23 @@ void FencedOutbox::fenced(int partition, const std::string& why) {
 
 std::vector<int> FencedOutbox::take_fenced() { return std::exchange(fenced_, {}); }
 
+void FencedOutbox::next_transaction(int partition) {
+  Owned& o = owned_.at(partition);
+  if (!o.producer->commit_transaction(kTxnTimeoutMs))
+    log::logf(log::Level::Warn, "partition %d of %s: a write in its transaction failed; aborted it", partition,
+              input_topic_.c_str());
+  o.producer->begin_transaction();
+  o.begun = std::chrono::steady_clock::now();
+  o.written = false;
+}
+
 void FencedOutbox::commit_due(std::chrono::milliseconds age) {
   const auto now = std::chrono::steady_clock::now();
   std::vector<int> due;
   for (const auto& [p, o] : owned_)
     if (o.written && now - o.begun >= age) due.push_back(p);
   for (int p : due) {
-    guarded(p, [&](bus::Producer& pr) {
-      if (!pr.commit_transaction(kTxnTimeoutMs))
-        log::logf(log::Level::Warn, "partition %d of %s: a write in its transaction failed; aborted it", p, input_topic_.c_str());
-      pr.begin_transaction();
-      owned_.at(p).begun = std::chrono::steady_clock::now();
-      owned_.at(p).written = false;
-    });
+    guarded(p, [&](bus::Producer&) { next_transaction(p); });
   }
 }
 
@@ -115,11 +119,7 @@ void FencedOutbox::produce(const std::string& topic, const std::string& key, con
       if (e.code() != RD_KAFKA_RESP_ERR__STATE) throw;
       // No transaction takes writes: an earlier commit timed out (this one finishes it), or a
       // write failed (this aborts the transaction). Either way the next one begins.
-      if (!pr.commit_transaction(kTxnTimeoutMs))
-        log::logf(log::Level::Warn, "partition %d of %s: a write in its transaction failed; aborted it", p,
-                  input_topic_.c_str());
-      pr.begin_transaction();
-      owned_.at(p).begun = std::chrono::steady_clock::now();
+      next_transaction(p);
       pr.produce(topic, key, value);
     }
     owned_.at(p).written = true;

@@ -77,6 +77,8 @@ class FencedOutbox : public Outbox {
   // Runs f on partition p's producer; a fatal error there fences p instead of propagating.
   template <typename F>
   bool guarded(int partition, F&& f);
+  // Commits partition p's transaction (aborts it when a write in it failed) and begins the next.
+  void next_transaction(int partition);
   void settle();
   void drop();  // a record not sent (its partition was fenced)
 
