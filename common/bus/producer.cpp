@@ -23,11 +23,12 @@ Config producer_defaults() {
       {"partitioner", "murmur2_random"},
       {"message.max.bytes", "1000000"},
       {"compression.type", "none"},
-      // librdkafka's default: a record waits out a broker outage of up to 5 min instead of being
-      // dropped. A stage's flush still gives up after 30 s and re-reads its batch (duplicates are
-      // harmless), but a dropped loop-back step would leave its request waiting for ever: with
-      // 30 s, a 20 s outage plus a slow broker restart lost 4 of 20 requests once in CI.
-      {"message.timeout.ms", "300000"},
+      // A record waits out a broker outage of up to a minute, then is dropped (its delivery
+      // fails): a stage re-reads its batch from its commit points, and a request whose step was
+      // dropped is re-driven by stage 0 after timeouts.stall_s (stage/stall_redrive.h), rather
+      // than the record arriving minutes late. (Before the re-drive, 300 s: a dropped loop-back
+      // step stranded its request; 4 of 20 once in CI with 30 s.)
+      {"message.timeout.ms", "60000"},
   };
 }
 
@@ -38,7 +39,7 @@ constexpr std::size_t kMaxReportedFailures = 5;
 struct Producer::Impl : RdKafka::DeliveryReportCb, RdKafka::EventCb {
   std::unique_ptr<RdKafka::Producer> handle;
   int64_t message_max_bytes = 1000000;
-  int queue_full_wait_ms = 300000;
+  int queue_full_wait_ms = 60000;
 
   mutable std::mutex mu;
   std::size_t delivered = 0;

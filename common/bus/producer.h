@@ -23,7 +23,7 @@ class Producer {
   // Defaults (each replaceable through overrides, see producer_defaults()):
   //   acks=all, enable.idempotence=true, linger.ms=0, socket.nagle.disable=true,
   //   partitioner=murmur2_random, message.max.bytes=1000000 (under the broker's
-  //   1048588), compression.type=none, message.timeout.ms=30000.
+  //   1048588), compression.type=none, message.timeout.ms=60000.
   explicit Producer(const std::string& brokers, const Config& overrides = {});
   ~Producer();  // flushes for up to 5 s; undelivered messages are then dropped
   Producer(const Producer&) = delete;

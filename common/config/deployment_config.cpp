@@ -358,13 +358,14 @@ DeploymentConfig parse_config(const std::string& yaml_text, const std::string& s
 
     const YAML::Node timeouts = Reader::child(top, "timeouts");
     rd.check_map(timeouts, "timeouts",
-                 {"request_s", "step_s", "heartbeat_ttl_s", "finished_request_ttl_s", "shutdown_s"});
+                 {"request_s", "step_s", "heartbeat_ttl_s", "finished_request_ttl_s", "shutdown_s", "stall_s"});
     rd.seconds_field(timeouts, "request_s", "timeouts.request_s", c.timeouts.request_s);
     rd.seconds_field(timeouts, "step_s", "timeouts.step_s", c.timeouts.step_s);
     rd.seconds_field(timeouts, "heartbeat_ttl_s", "timeouts.heartbeat_ttl_s", c.timeouts.heartbeat_ttl_s);
     rd.seconds_field(timeouts, "finished_request_ttl_s", "timeouts.finished_request_ttl_s",
                      c.timeouts.finished_request_ttl_s);
     rd.seconds_field(timeouts, "shutdown_s", "timeouts.shutdown_s", c.timeouts.shutdown_s);
+    rd.seconds_field(timeouts, "stall_s", "timeouts.stall_s", c.timeouts.stall_s);
 
     const YAML::Node metrics = Reader::child(top, "metrics");
     rd.check_map(metrics, "metrics", {"port", "host"});

@@ -11,7 +11,7 @@
 //   stages:   [{layers: [0, 3]}, {layers: [3, 5]}]       # half-open [first, end), contiguous
 //   batching: {max_batch_tokens: 512, window_ms: 0, prefill_chunk: 256}
 //   kv:       {budget_bytes: 1GiB, max_requests: 256}     # integer or with KB/KiB/MB/MiB/GB/GiB
-//   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600, shutdown_s: 10}
+//   timeouts: {request_s: 600, heartbeat_ttl_s: 10, finished_request_ttl_s: 3600, shutdown_s: 10, stall_s: 30}
 //   metrics:  {port: 0, host: 0.0.0.0}    # a stage worker's GET /metrics (docs/metrics.md)
 //   log:      {level: info, format: text} # or FLEET_LOG_LEVEL / FLEET_LOG_FORMAT (common/log/log.h)
 //
@@ -110,6 +110,12 @@ struct TimeoutsConfig {
   // From SIGTERM to the process's end at most: the graceful exit (outputs delivered, offsets
   // committed, group left, deregistered) is abandoned past it, with a log line (exit status 2).
   double shutdown_s = 10;
+  // An unfinished request without progress (no token stored) for this long is re-driven by a
+  // stage-0 worker: its next step is asked for again (common/stage/stall_redrive.h). Above the
+  // longest stall a takeover or replay causes (measured up to ~12 s for one fault) and the
+  // slowest prefill, so that a slow request is not re-driven; a re-drive of a request that
+  // was only slow costs a recomputation, never its text.
+  double stall_s = 30;
 };
 
 struct MetricsConfig {

@@ -73,6 +73,11 @@ StageMetrics::StageMetrics(metrics::Labels const_labels)
                                      "Input partitions this last-stage worker found taken over only when the brokers "
                                      "refused its writes (it was a zombie: paused, or its assignment lost)")
                             .get()),
+      requests_redriven(registry
+                            .counter("fleet_requests_redriven_total",
+                                     "Requests this stage-0 worker asked to step again after timeouts.stall_s "
+                                     "without progress (their step was lost)")
+                            .get()),
       info(registry.gauge("fleet_worker_info", "Always 1: the worker's identity", {"worker_id", "layers", "kernel"})) {
   for (const char* outcome : {"stop", "length", "cancelled", "tool_calls", "error"}) requests.labels({outcome});  // 0 from the start
 }

@@ -44,6 +44,7 @@ struct StageMetrics {
   metrics::Family<metrics::Gauge>& consumer_lag;           // fleet_consumer_lag_records{topic}
   metrics::Gauge& admission_paused;                        // fleet_admission_paused (stage 0)
   metrics::Counter& fenced_partitions;                     // fleet_fenced_partitions_total (last stage)
+  metrics::Counter& requests_redriven;                     // fleet_requests_redriven_total (stage 0)
   metrics::Family<metrics::Gauge>& info;                   // fleet_worker_info{worker_id,layers,kernel}
 };
 

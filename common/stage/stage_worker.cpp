@@ -148,6 +148,7 @@ StageWorker::StageWorker(StageWorkerOptions o) {
   if (ctx_.is_first) inputs.insert(inputs.end(), {cfg.prompts_topic(), cfg.control_topic()});
   consumer_ = std::make_unique<bus::Consumer>(cfg.kafka.brokers, cfg.stage_consumer_group(o.stage), inputs,
                                               cfg.kafka.properties, this);
+  if (ctx_.is_first) stall_redrive_ = std::make_unique<StallRedrive>(ctx_);
   heartbeat_ = std::make_unique<Heartbeat>(cfg.redis.url, seconds_ms(cfg.timeouts.heartbeat_ttl_s),
                                            [this] { return worker_info(); });
   startup.mark("consumer");
@@ -251,7 +252,7 @@ void StageWorker::commit(const std::map<bus::TopicPartition, int64_t>& next, boo
 
 void StageWorker::run_until(const std::atomic<bool>& stop) {
   const int window_ms = ctx_.config.batching.window_ms;
-  auto last_sweep = Clock::now(), last_commit = Clock::now(), last_lag = Clock::now();
+  auto last_sweep = Clock::now(), last_commit = Clock::now(), last_lag = Clock::now(), last_redrive = Clock::now();
   while (!stop) {
     apply_admission();
     std::vector<bus::Message> records = consumer_->poll_batch(256, 100);
@@ -262,6 +263,14 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     if (Clock::now() - last_sweep > std::chrono::seconds(5)) {
       processor_->sweep();
       last_sweep = Clock::now();
+    }
+    if (stall_redrive_ && Clock::now() - last_redrive > std::chrono::milliseconds(stall_redrive_->interval_ms())) {
+      try {
+        stall_redrive_->sweep(now_ms());
+      } catch (const std::exception& e) {  // Redis or the broker away: the next sweep tries again
+        ctx_.log_at(log::Level::Warn, "", "cannot re-drive stalled requests: %s", e.what());
+      }
+      last_redrive = Clock::now();
     }
     if (records.empty()) {
       try {

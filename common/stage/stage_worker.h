@@ -19,6 +19,7 @@
 #include "stage/heartbeat.h"
 #include "stage/stage_context.h"
 #include "stage/stage_processor.h"
+#include "stage/stall_redrive.h"
 
 namespace fleet {
 
@@ -78,6 +79,7 @@ class StageWorker : public bus::RebalanceListener {
   std::unique_ptr<StageProcessor> processor_;
   std::unique_ptr<bus::Consumer> consumer_;
   std::unique_ptr<Heartbeat> heartbeat_;
+  std::unique_ptr<StallRedrive> stall_redrive_;  // stage 0
   std::set<bus::TopicPartition> owned_;
   FencedOutbox* fenced_outbox_ = nullptr;  // the last stage's ctx_.outbox; null on other stages
   // Batches computed whose outputs are not all delivered yet, oldest first: the records, and

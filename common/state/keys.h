@@ -11,6 +11,10 @@ inline constexpr std::string_view kPrefix = "fleet:";
 inline std::string request(std::string_view id) { return std::string(kPrefix) + "req:" + std::string(id); }
 // LIST: the generated token ids of a request, one element (decimal) per token, in order.
 inline std::string request_tokens(std::string_view id) { return request(id) + ":tokens"; }
+// ZSET: the requests not finished yet, member = request id, score = when it last made progress
+// (admitted, a token stored, re-driven; Unix ms). Stage 0 re-drives those stalled past
+// timeouts.stall_s (common/stage/stall_redrive.h).
+inline std::string progress() { return std::string(kPrefix) + "progress"; }
 // HASH: KV cache handles of a request, field = stage index, value = {worker, epoch, cached_len}.
 inline std::string kv(std::string_view id) { return std::string(kPrefix) + "kv:" + std::string(id); }
 // HASH with a TTL refreshed by heartbeats: one live worker.

@@ -8,12 +8,14 @@
 namespace fleet {
 namespace {
 
-// KEYS: req, tokens. ARGV: field/value pairs. Creates the hash only if it is absent,
-// dropping a stale token list left by an earlier request with the same id.
+// KEYS: req, tokens, progress. ARGV: id, progress score ("" = finished: not indexed), field/value
+// pairs. Creates the hash only if it is absent, dropping a stale token list left by an earlier
+// request with the same id.
 const char* kCreateScript = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1]) end
 return 1
 )lua";
 
@@ -24,15 +26,16 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 )lua";
 
-// KEYS: req, tokens. ARGV: index, now_ms, token... Idempotent append at a position.
+// KEYS: req, tokens, progress. ARGV: index, now_ms, id, token... Idempotent append at a position;
+// an unfinished request's progress score becomes now_ms.
 // Returns {0, new_len} | {-1, len} gap | {-2, pos, stored} conflict | {-3} no request.
 const char* kAppendScript = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-3} end
 local n = redis.call('LLEN', KEYS[2])
 local idx = tonumber(ARGV[1])
 if idx > n then return {-1, n} end
-for i = 3, #ARGV do
-  local pos = idx + i - 3
+for i = 4, #ARGV do
+  local pos = idx + i - 4
   if pos < n then
     local cur = redis.call('LINDEX', KEYS[2], pos)
     if cur ~= ARGV[i] then return {-2, pos, cur} end
@@ -42,18 +45,30 @@ for i = 3, #ARGV do
   end
 end
 redis.call('HSET', KEYS[1], 'updated_ms', ARGV[2])
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'done' and status ~= 'error' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return {0, redis.call('LLEN', KEYS[2])}
 )lua";
 
-// KEYS: req, tokens, kv. ARGV: ttl_ms, field/value pairs. Final fields, then expiry of
-// every key of the request.
+// KEYS: req, tokens, kv, progress. ARGV: ttl_ms, id, field/value pairs. Final fields, then
+// expiry of every key of the request, and out of the progress index.
 const char* kFinalizeScript = R"lua(
+redis.call('ZREM', KEYS[4], ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
 return 1
+)lua";
+
+// KEYS: progress. ARGV: stalled_before_ms, now_ms, limit. Claims the requests whose progress
+// score is older than stalled_before_ms (at most limit): their score becomes now_ms, so that
+// whoever runs this next finds them only after another stall. Returns their ids.
+const char* kClaimStalledScript = R"lua(
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
+return ids
 )lua";
 
 std::vector<int32_t> parse_token_array(const std::string& id, const std::string& field, const std::string& text) {
@@ -100,7 +115,10 @@ bool RequestStore::create(const RequestRecord& r) {
   if (r.id.empty()) throw RedisError("RequestStore::create: empty request id");
   int64_t now = now_ms();
   nlohmann::json prompt_tokens(r.prompt_tokens);
+  const bool finished = r.status == RequestStatus::Done || r.status == RequestStatus::Error;
+  const int64_t progress_ms = r.updated_ms ? r.updated_ms : now;
   std::vector<std::string> args = {
+      r.id, finished ? std::string() : std::to_string(progress_ms),
       "status", to_string(r.status),
       "model", r.model,
       "params", r.params.to_json().dump(),
@@ -119,7 +137,8 @@ bool RequestStore::create(const RequestRecord& r) {
   if (r.finished_ms) args.insert(args.end(), {"finished_ms", std::to_string(r.finished_ms)});
   if (!r.finish_reason.empty()) args.insert(args.end(), {"finish_reason", r.finish_reason});
   if (!r.error.empty()) args.insert(args.end(), {"error", r.error});
-  return redis_.eval(kCreateScript, {keys::request(r.id), keys::request_tokens(r.id)}, args).as_integer() == 1;
+  return redis_.eval(kCreateScript, {keys::request(r.id), keys::request_tokens(r.id), keys::progress()}, args)
+             .as_integer() == 1;
 }
 
 void RequestStore::set_status(const std::string& id, RequestStatus status) {
@@ -166,9 +185,9 @@ std::string append_problem(const RedisReply& r, const std::string& id, int64_t i
 }  // namespace
 
 void RequestStore::append_chunk(const std::string& id, int64_t index, const std::vector<int32_t>& tokens) {
-  std::vector<std::string> args = {std::to_string(index), std::to_string(now_ms())};
+  std::vector<std::string> args = {std::to_string(index), std::to_string(now_ms()), id};
   for (int32_t t : tokens) args.push_back(std::to_string(t));
-  RedisReply r = redis_.eval(kAppendScript, {keys::request(id), keys::request_tokens(id)}, args);
+  RedisReply r = redis_.eval(kAppendScript, {keys::request(id), keys::request_tokens(id), keys::progress()}, args);
   if (std::string problem = append_problem(r, id, index); !problem.empty()) throw RedisError(problem);
 }
 
@@ -176,7 +195,8 @@ std::vector<std::string> RequestStore::append_tokens_of_requests(const std::vect
   std::vector<RedisClient::ScriptCall> calls;
   const std::string now = std::to_string(now_ms());
   for (const TokenAppend& a : appends)
-    calls.push_back({{keys::request(a.id), keys::request_tokens(a.id)}, {std::to_string(a.index), now, std::to_string(a.token)}});
+    calls.push_back({{keys::request(a.id), keys::request_tokens(a.id), keys::progress()},
+                     {std::to_string(a.index), now, a.id, std::to_string(a.token)}});
   std::vector<RedisReply> replies = redis_.eval_many(kAppendScript, calls);
   std::vector<std::string> problems;
   for (size_t i = 0; i < appends.size(); ++i) problems.push_back(append_problem(replies.at(i), appends[i].id, appends[i].index));
@@ -228,15 +248,24 @@ void RequestStore::finalize(const std::string& id, RequestStatus status, const s
                             const std::string& value) {
   std::string now = std::to_string(now_ms());
   long long ok = redis_
-                     .eval(kFinalizeScript, {keys::request(id), keys::request_tokens(id), keys::kv(id)},
-                           {std::to_string(options_.finished_ttl.count()), "status", to_string(status), field, value,
-                            "finished_ms", now, "updated_ms", now})
+                     .eval(kFinalizeScript, {keys::request(id), keys::request_tokens(id), keys::kv(id), keys::progress()},
+                           {std::to_string(options_.finished_ttl.count()), id, "status", to_string(status), field,
+                            value, "finished_ms", now, "updated_ms", now})
                      .as_integer();
   if (ok != 1) {
     throw RedisError(std::string("RequestStore: cannot mark request '") + id + "' " + to_string(status) +
                      ": no such request in Redis (" + keys::request(id) + ")");
   }
 }
+
+std::vector<std::string> RequestStore::claim_stalled(int64_t now, std::chrono::milliseconds stall, size_t limit) {
+  return redis_
+      .eval(kClaimStalledScript, {keys::progress()},
+            {std::to_string(now - stall.count()), std::to_string(now), std::to_string(limit)})
+      .as_string_list();
+}
+
+void RequestStore::forget_progress(const std::string& id) { redis_.command({"ZREM", keys::progress(), id}); }
 
 bool RequestStore::request_cancel(const std::string& id) {
   return redis_.eval(kUpdateScript, {keys::request(id)}, {"cancel_requested_ms", std::to_string(now_ms())}).as_integer() == 1;

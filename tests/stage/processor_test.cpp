@@ -9,6 +9,8 @@
 #include "contracts/result_events.h"
 #include "generate/generate.h"
 #include "stage/memory_fleet.h"
+#include "stage/stall_redrive.h"
+#include "state/keys.h"
 #include "support/stories_reference.h"
 #include "test_support.h"
 
@@ -332,6 +334,96 @@ TEST(StageControl, ARequestPastItsTimeoutEndsWithATimeoutError) {
   EXPECT_EQ(got["slow"].terminals, 1);
   EXPECT_EQ(got["fine"].text, stories_reference("The little dog", 20).text);
   for (int k = 0; k < 3; ++k) EXPECT_EQ(f.processor(k).stats().requests, 0) << "stage " << k;
+}
+
+// Stalled requests. A record that never arrives (a producer dropping it after its message
+// timeout; fleet_outage_test once left 4 of 20 requests unfinished so) leaves its request with no
+// step in flight, and nothing else moves it: stage 0 finds it without progress for
+// timeouts.stall_s and asks for its next step again (StallRedrive).
+
+// Drops the records the stage produced for `topic` and has not delivered yet; returns how many.
+size_t drop_pending(MemoryFleet& f, int stage, const std::string& topic) {
+  auto& pending = static_cast<MemoryOutbox&>(*f.context(stage).outbox).pending;
+  return std::erase_if(pending, [&](const MemoryOutbox::Record& r) { return r.topic == topic; });
+}
+
+// Delivery rounds until a round's records from `stage` to `topic` could be dropped (lost).
+size_t lose_records(MemoryFleet& f, int stage, const std::string& topic) {
+  for (int round = 0; round < 50; ++round) {
+    f.deliver_once();
+    if (size_t n = drop_pending(f, stage, topic)) return n;
+  }
+  return 0;
+}
+
+size_t unfinished(const MemoryFleet& f) {
+  size_t n = 0;
+  auto got = outcomes(f);
+  for (size_t i = 0; i < kPrompts.size(); ++i) n += got["r" + std::to_string(i)].terminals == 0;
+  return n;
+}
+
+// Runs the fleet dry with some requests stranded, re-drives them one stall later, and checks
+// that they end with their text, that nothing is re-driven early and that finished requests
+// leave the index.
+void expect_redriven(MemoryFleet& f) {
+  f.deliver_all();
+  const size_t stranded = unfinished(f);
+  ASSERT_GT(stranded, 0u) << "nothing was stranded: the test lost no step";
+  StallRedrive redrive(f.context(0));
+  const int64_t now = now_ms(), stall_ms = static_cast<int64_t>(f.config().timeouts.stall_s * 1000);
+  EXPECT_EQ(redrive.sweep(now), 0) << "nothing has stalled for timeouts.stall_s yet";
+  EXPECT_EQ(redrive.sweep(now + stall_ms + 1000), static_cast<int>(stranded));
+  EXPECT_EQ(redrive.sweep(now + stall_ms + 2000), 0) << "claimed: not re-driven again before another stall";
+  f.deliver_all();
+  expect_exact(f, 40);
+  EXPECT_EQ(redrive.sweep(now + 10 * stall_ms), 0);
+  EXPECT_EQ(f.context(0).redis->command({"ZCARD", keys::progress()}).as_integer(), 0)
+      << "finished requests leave fleet:progress";
+}
+
+TEST(StageStall, ARequestWhoseLoopBackStepWasLostIsRedriven) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  ASSERT_GT(lose_records(f, 2, f.config().stage_topic(0)), 0u);
+  expect_redriven(f);
+}
+
+TEST(StageStall, ARequestWhosePrefillWasLostIsRedrivenFromItsPrompt) {
+  MemoryFleet f;
+  submit(f, 40);
+  ASSERT_GT(lose_records(f, 0, f.config().stage_topic(1)), 0u);
+  expect_redriven(f);
+}
+
+TEST(StageStall, ARequestWhoseReplayRequestWasLostIsRedriven) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  f.restart_stage(1);  // its caches gone: its next steps ask stage 0 for a replay...
+  ASSERT_GT(lose_records(f, 1, f.config().stage_topic(0)), 0u);  // ...which is lost
+  expect_redriven(f);
+}
+
+TEST(StageStall, ACancelWhoseReleaseWasLostIsSentAgain) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 10);
+  f.publish(f.config().control_topic(), "r0", R"({"id": "r0", "cancel": true})");
+  ASSERT_GT(lose_records(f, 0, f.config().stage_topic(1)), 0u);  // the release with other steps
+  f.deliver_all();
+  ASSERT_EQ(outcomes(f)["r0"].terminals, 0) << "the cancel's release was not lost";
+  StallRedrive redrive(f.context(0));
+  EXPECT_GE(redrive.sweep(now_ms() + static_cast<int64_t>(f.config().timeouts.stall_s * 1000) + 1000), 1);
+  f.deliver_all();
+  auto got = outcomes(f);
+  EXPECT_EQ(got["r0"].terminals, 1);
+  EXPECT_EQ(got["r0"].finish_reason, "cancelled");
+  for (const char* id : {"r1", "r2"}) {
+    EXPECT_EQ(got[id].terminals, 1) << id;
+    EXPECT_EQ(got[id].text, stories_reference(kPrompts[id[1] - '0'], 40).text) << id;
+  }
 }
 
 }  // namespace

@@ -167,6 +167,42 @@ TEST_F(StateTest, SetErrorRecordsTheMessageAndExpires) {
   EXPECT_GT(redis_->pttl(keys::request("r2")), 0);
 }
 
+// fleet:progress: unfinished requests scored by their last progress; claim_stalled hands each
+// stalled one to one caller per stall.
+TEST_F(StateTest, ProgressIndexTracksUnfinishedRequestsAndClaimsEachStallOnce) {
+  RequestStore store(*redis_);
+  auto score = [&](const std::string& id) { return redis_->command({"ZSCORE", keys::progress(), id}); };
+  RequestRecord a = sample_request("a"), b = sample_request("b"), failed = sample_request("failed");
+  a.updated_ms = 1000;
+  b.updated_ms = 5000;
+  failed.status = RequestStatus::Error;  // recorded as failed at admission: never indexed
+  ASSERT_TRUE(store.create(a));
+  ASSERT_TRUE(store.create(b));
+  ASSERT_TRUE(store.create(failed));
+  EXPECT_EQ(score("a").as_string(), "1000");
+  EXPECT_EQ(score("failed").type, RedisReply::Type::Nil);
+
+  EXPECT_EQ(store.claim_stalled(1500, 1000ms, 10), std::vector<std::string>{}) << "nothing older than 500";
+  EXPECT_EQ(store.claim_stalled(4000, 1000ms, 10), std::vector<std::string>{"a"});
+  EXPECT_EQ(score("a").as_string(), "4000") << "claimed: its clock starts again";
+  EXPECT_EQ(store.claim_stalled(4500, 1000ms, 10), std::vector<std::string>{}) << "a second caller finds it claimed";
+
+  store.append_generated_token("b", 0, 42);  // progress: scored now
+  EXPECT_GT(std::stoll(score("b").as_string()), 5000);
+  EXPECT_EQ(store.claim_stalled(6500, 1000ms, 10), std::vector<std::string>{"a"});
+
+  store.finish("a", "stop");
+  store.set_error("b", "internal: gone");
+  EXPECT_EQ(redis_->command({"ZCARD", keys::progress()}).as_integer(), 0) << "finished requests leave it";
+  store.append_generated_token("a", 0, 42);  // a late duplicate of a finished request's token
+  EXPECT_EQ(score("a").type, RedisReply::Type::Nil) << "a finished request is not indexed again";
+
+  ASSERT_TRUE(store.create(sample_request("c")));
+  EXPECT_EQ(redis_->pttl(keys::progress()), -1) << "the index itself never expires";
+  store.forget_progress("c");
+  EXPECT_EQ(score("c").type, RedisReply::Type::Nil);
+}
+
 TEST_F(StateTest, FinishedRequestExpires) {
   RequestStore store(*redis_, {.finished_ttl = 1s});
   KvHandleStore kv(*redis_);
