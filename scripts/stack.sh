@@ -152,15 +152,25 @@ EOF
 # --------------------------------------------------------------------------- helpers
 # Prints N distinct free loopback TCP ports. All sockets are held open until every
 # port is chosen, so the N are distinct; a race with another process is handled by
-# the retry in `up`.
+# the retry in `up`. The ports lie below the kernel's ephemeral range: a port in it,
+# freed while a test stops the broker or redis-server, can be taken meanwhile by any
+# outgoing connection's local end, and the restart on the same port would then fail.
 free_ports() {
   python3 - "$1" <<'EOF'
-import socket, sys
+import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+lo, hi = (10000, low - 1) if low > 12000 else (low, 65535)
 socks = []
-for _ in range(int(sys.argv[1])):
+while len(socks) < int(sys.argv[1]):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
+    try:
+        s.bind(("127.0.0.1", random.randint(lo, hi)))
+        socks.append(s)
+    except OSError:
+        s.close()
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks:
     s.close()
