@@ -11,7 +11,11 @@ bool note_published_result(const std::string& value, const std::set<std::string>
   if (!ev || !ids.count(ev->id)) return false;
   PublishedResults& p = out[ev->id];
   if (ev->type == ResultEvent::Type::Token) p.token_indices.insert(ev->index);
-  else p.terminal = true;
+  else {
+    p.terminal = true;
+    p.terminal_error = ev->type == ResultEvent::Type::Error;
+    p.terminal_reason = p.terminal_error ? ev->error.code + ": " + ev->error.message : ev->finish_reason;
+  }
   return true;
 }
 

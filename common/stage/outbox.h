@@ -18,6 +18,9 @@ namespace fleet {
 struct PublishedResults {
   std::set<int> token_indices;  // "token" events seen
   bool terminal = false;        // a "done" or "error" event seen
+  // The terminal event's finish_reason (done) or "<code>: <message>" (error).
+  std::string terminal_reason;
+  bool terminal_error = false;
 };
 
 class Outbox {

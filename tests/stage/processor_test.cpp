@@ -426,5 +426,29 @@ TEST(StageStall, ACancelWhoseReleaseWasLostIsSentAgain) {
   }
 }
 
+// Redis may lose its last second of writes, a request's end among them: a re-drive then brings
+// back a request whose terminal event is out. The tail finds that event and records the end
+// again instead of sampling past it.
+TEST(StageStall, ARedriveOfARequestWhoseEndRedisLostPublishesNothing) {
+  MemoryFleet f;
+  submit(f, 40);
+  f.deliver_all();
+  expect_exact(f, 40);
+  RedisClient& redis = *f.context(0).redis;
+  redis.hset(keys::request("r0"), {{"status", "running"}, {"finish_reason", ""}});
+  redis.command({"ZADD", keys::progress(), "0", "r0"});
+  const size_t events = f.results_log().size();
+  StallRedrive redrive(f.context(0));
+  EXPECT_EQ(redrive.sweep(now_ms()), 1);
+  f.deliver_all();
+  EXPECT_EQ(f.results_log().size(), events) << "something more was published for r0";
+  expect_exact(f, 40);
+  auto rec = f.requests().load("r0");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->status, RequestStatus::Done);
+  EXPECT_EQ(rec->finish_reason, stories_reference(kPrompts[0], 40).finish_reason);
+  EXPECT_EQ(redis.command({"ZCARD", keys::progress()}).as_integer(), 0);
+}
+
 }  // namespace
 }  // namespace fleet::test
