@@ -9,6 +9,7 @@
 // one terminal event, each token index exactly once before it, and the text (and tokens) of
 // fleet generate with the same seed. It prints requests, faults by kind and the longest stall
 // per request (p50 / p99 / max: gaps between a request's consecutive events, Kafka timestamps).
+// Then Redis: no request left in fleet:progress, no key of a request without its TTL.
 //
 //   FLEET_CHAOS_SEED=7 FLEET_CHAOS_MINUTES=30 build/tests/fleet/fleet_chaos_test   (bench/chaos)
 //
@@ -28,6 +29,9 @@
 #include <nlohmann/json.hpp>
 
 #include "fleet/deployment.h"
+#include "state/keys.h"
+#include "state/redis_client.h"
+#include "state/redis_server.h"
 #include "support/stack_env.h"
 #include "support/stories_reference.h"
 #include "test_support.h"
@@ -160,6 +164,17 @@ class Chaos {
   std::vector<bool> alive_;  // per worker index: started and not yet killed or SIGTERMed
 };
 
+std::vector<std::string> keys_matching(RedisClient& redis, const std::string& pattern) {
+  std::vector<std::string> out;
+  std::string cursor = "0";
+  do {
+    RedisReply r = redis.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    cursor = r.elements.at(0).as_string();
+    for (std::string& k : r.elements.at(1).as_string_list()) out.push_back(std::move(k));
+  } while (cursor != "0");
+  return out;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -260,6 +275,16 @@ TEST(FleetChaos, OverlappingRandomFaults) {
       longest = std::max(longest, t->events[k].time_ms - t->events[k - 1].time_ms);
     stalls.push_back(static_cast<double>(longest) / 1000);
   }
+  // Nothing left behind in Redis: every request out of the progress index (a request still in it
+  // would be re-driven), every key of a request expiring (a key without TTL would stay for ever).
+  RedisClient redis(d.config().redis.url);
+  if (!eventually([&] { return redis.command({"ZCARD", keys::progress()}).as_integer() == 0; }, 60s))
+    for (const std::string& id : redis.command({"ZRANGE", keys::progress(), "0", "-1"}).as_string_list())
+      problems.push_back(id + ": still in fleet:progress after it ended");
+  for (const std::string& key : keys_matching(redis, std::string(keys::kPrefix) + "*"))
+    if ((key.rfind(keys::request(""), 0) == 0 || key.rfind(keys::kv(""), 0) == 0) && redis.pttl(key) == -1)
+      problems.push_back(key + ": no TTL after its request ended");
+
   std::string kinds;
   int total = 0;
   for (const auto& [k, n] : faults) {
