@@ -90,9 +90,9 @@ std::string format_fleet_view(const FleetView& v) {
   std::snprintf(buf, sizeof buf, "%zu live worker(s)\n", v.workers.size());
   out += buf;
   if (!v.workers.empty()) {
-    std::snprintf(buf, sizeof buf, "%-5s  %-7s  %-14s  %-16s  %-7s  %9s  %9s  %10s  %9s  %5s  %8s  %8s  %s\n", "stage",
-                  "layers", "model", "host", "pid", "heartbeat", "rss", "kv", "mem", "reqs", "max_rows", "rows/s",
-                  "worker");
+    std::snprintf(buf, sizeof buf, "%-5s  %-7s  %-14s  %-16s  %-7s  %9s  %9s  %10s  %9s  %5s  %8s  %8s  %12s  %s\n",
+                  "stage", "layers", "model", "host", "pid", "heartbeat", "rss", "kv", "mem", "reqs", "max_rows",
+                  "rows/s", "recovered", "worker");
     out += buf;
     for (const WorkerInfo& w : v.workers) {
       const HardwareInfo hw = HardwareInfo::from_json(w.hardware);
@@ -100,13 +100,18 @@ std::string format_fleet_view(const FleetView& v) {
       const nlohmann::json& b = w.batch_stats;
       const long long reqs = b.is_object() ? b.value("requests", 0LL) : 0;
       const long long max_rows = b.is_object() ? b.value("max_rows", 0LL) : 0;
-      std::snprintf(buf, sizeof buf, "%-5d  %-7s  %-14s  %-16s  %-7lld  %9s  %9s  %10s  %9s  %5lld  %8lld  %8.1f  %s\n",
+      // Replays that rebuilt a cache on this worker, and the longest (fault found -> cache whole).
+      const long long recoveries = b.is_object() ? b.value("recoveries", 0LL) : 0;
+      char recovered[32] = "-";
+      if (recoveries > 0)
+        std::snprintf(recovered, sizeof recovered, "%lld, <=%.1fs", recoveries, b.value("recovery_ms_max", 0.0) / 1e3);
+      std::snprintf(buf, sizeof buf, "%-5d  %-7s  %-14s  %-16s  %-7lld  %9s  %9s  %10s  %9s  %5lld  %8lld  %8.1f  %12s  %s\n",
                     w.stage, layers.c_str(), w.model.c_str(), w.host.c_str(), static_cast<long long>(w.pid),
                     (age_text(std::max<int64_t>(0, v.now_ms - w.heartbeat_ms)) + " ago").c_str(),
                     format_bytes(static_cast<uint64_t>(w.rss_bytes)).c_str(),
                     format_bytes(static_cast<uint64_t>(w.kv_bytes)).c_str(),
                     hw.mem_total_bytes ? format_bytes(hw.mem_total_bytes).c_str() : "-", reqs, max_rows, w.rows_per_s,
-                    w.worker_id.c_str());
+                    recovered, w.worker_id.c_str());
       out += buf;
     }
   }

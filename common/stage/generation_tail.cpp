@@ -274,7 +274,7 @@ std::optional<GenerationTail::Chosen> GenerationTail::choose(Active& a, const Ac
     ctx_.metrics->time_to_first_token.observe(std::max(0.0, since_admitted_ms / 1e3));
     ctx_.requests->set_status(id, RequestStatus::Running);
   }
-  return Chosen{&a, index, next_pos, choice.token, std::move(choice.logprobs)};
+  return Chosen{&a, index, next_pos, choice.token, std::move(choice.logprobs), step.recovery_started_us()};
 }
 
 void GenerationTail::publish(Chosen& c) {
@@ -291,6 +291,8 @@ void GenerationTail::publish(Chosen& c) {
     if (c.logprobs) lp = event_logprobs(c.token, *c.logprobs);
     ctx_.outbox->produce(ctx_.config.results_topic(), id,
                          token_event(id, c.index, c.token, a.last.text, lp ? &*lp : nullptr));
+    if (c.recovery_started_us > 0)
+      ctx_.metrics->recovery_seconds.labels({"next_token"}).observe(seconds_since_us(c.recovery_started_us));
   }
   if (a.last.finished) return finish(a, a.last.finish_reason);
   if (c.next_pos >= ctx_.engine->config().max_seq_len) return finish(a, "length");  // context full

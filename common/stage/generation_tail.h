@@ -69,6 +69,7 @@ class GenerationTail {
     int index = 0, next_pos = 0;
     int32_t token = 0;
     std::optional<TokenLogprobValues> logprobs;
+    int64_t recovery_started_us = 0;  // the step ended a replay (ActivationMsg::recovery_started_us)
   };
   // Samples the step's token and pushes it into the request's text stream (nullopt: nothing to
   // publish: a duplicate step, or the request ended here).

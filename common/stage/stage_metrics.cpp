@@ -78,6 +78,11 @@ StageMetrics::StageMetrics(metrics::Labels const_labels)
                                      "Requests this stage-0 worker asked to step again after timeouts.stall_s "
                                      "without progress (their step was lost)")
                             .get()),
+      recovery_seconds(registry.histogram(
+          "fleet_recovery_seconds",
+          "From the moment a stage found a request's KV cache short (or stage 0 found it stalled) to: kv_rebuilt, "
+          "this stage's cache rebuilt by the replay; next_token (last stage), the request's next token published",
+          metrics::latency_buckets(), {"phase"})),
       info(registry.gauge("fleet_worker_info", "Always 1: the worker's identity", {"worker_id", "layers", "kernel"})) {
   for (const char* outcome : {"stop", "length", "cancelled", "tool_calls", "error"}) requests.labels({outcome});  // 0 from the start
 }

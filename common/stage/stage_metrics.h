@@ -45,6 +45,7 @@ struct StageMetrics {
   metrics::Gauge& admission_paused;                        // fleet_admission_paused (stage 0)
   metrics::Counter& fenced_partitions;                     // fleet_fenced_partitions_total (last stage)
   metrics::Counter& requests_redriven;                     // fleet_requests_redriven_total (stage 0)
+  metrics::Family<metrics::Histogram>& recovery_seconds;   // fleet_recovery_seconds{phase}
   metrics::Family<metrics::Gauge>& info;                   // fleet_worker_info{worker_id,layers,kernel}
 };
 

@@ -16,6 +16,7 @@ nlohmann::json StageStats::to_json() const {
           {"kv_bytes", kv_bytes}, {"replay_requests", replay_requests},
           {"replayed_rows", replayed_rows}, {"evictions", evictions},
           {"takeovers", takeovers}, {"republished", republished},
+          {"recoveries", recoveries}, {"recovery_ms_max", recovery_ms_max},
           {"hop_ms_p50", hop_ms_p50}, {"hop_ms_p99", hop_ms_p99}, {"busy_ms", busy_ms}};
 }
 
@@ -104,7 +105,7 @@ void StageProcessor::handle_activation(const bus::Message& record) {
   if (msg.replay_request()) {
     if (ctx_.is_first)
       return replay_from_redis(msg.request_id(), msg.start_pos(), msg.replay_end(), msg.sample(),
-                               msg.generation_index());
+                               msg.generation_index(), msg.recovery_started_us());
     return ctx_.fail_request(msg.request_id(), {error_code::kInternal, "a replay request reached stage " +
                                                                            std::to_string(ctx_.stage) + " (only stage 0 replays)"});
   }
@@ -193,15 +194,17 @@ void StageProcessor::recover(Step& lost, int cached) {
   std::erase_if(ready_, [&](const Step& s) { return s.msg.request_id() == id; });
   const int end = last.start_pos() + last.n_tokens();
   ++stats_.replay_requests;
-  if (ctx_.is_first) return replay_from_redis(id, cached, end, last.sample(), last.generation_index());
+  if (ctx_.is_first) return replay_from_redis(id, cached, end, last.sample(), last.generation_index(), now_us());
   ctx_.log_at(log::Level::Info, id,
               "request %s: step at %d but only %d positions cached here; asking stage 0 to replay [%d, %d)",
               id.c_str(), lost.msg.start_pos(), cached, cached, end);
   ActivationMsg request = replay_request(last, cached, next_nonce());
+  request.set_recovery_started_us(now_us());
   ctx_.send_to_stage(0, request);
 }
 
-void StageProcessor::replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index) {
+void StageProcessor::replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index,
+                                       int64_t recovery_started_us) {
   std::optional<RequestRecord> rec = ctx_.requests->load(id);
   if (!rec)
     return ctx_.fail_request(id, {error_code::kKvCacheMissing,
@@ -217,8 +220,10 @@ void StageProcessor::replay_from_redis(const std::string& id, int from, int end,
   const uint32_t nonce = next_nonce();
   ctx_.log_at(log::Level::Info, id, "request %s: replaying positions [%d, %d) from Redis", id.c_str(), from, end);
   for (ActivationMsg& m :
-       token_steps(id, tokens, from, end, ctx_.config.batching.prefill_chunk, sample, generation_index, nonce))
+       token_steps(id, tokens, from, end, ctx_.config.batching.prefill_chunk, sample, generation_index, nonce)) {
+    m.set_recovery_started_us(recovery_started_us);
     ready_.push_back(Step{std::move(m), {}});
+  }
 }
 
 uint32_t StageProcessor::next_nonce() {
@@ -290,6 +295,13 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
   ++stats_.batches;
   stats_.rows += rows;
   stats_.max_rows = std::max(stats_.max_rows, rows);
+  for (const Step* s : steps) {  // a replay's last step: this stage's cache is whole again
+    if (s->msg.recovery_started_us() <= 0 || !s->msg.sample()) continue;
+    const double took_s = seconds_since_us(s->msg.recovery_started_us());
+    ctx_.metrics->recovery_seconds.labels({"kv_rebuilt"}).observe(took_s);
+    ++stats_.recoveries;
+    stats_.recovery_ms_max = std::max(stats_.recovery_ms_max, took_s * 1e3);
+  }
   if (ctx_.is_last) {
     std::vector<int64_t> sample_rows;
     std::vector<Step*> sampled;
@@ -323,6 +335,7 @@ void StageProcessor::run_batch(std::vector<Step>& batch) {
     out.set_sample(s->msg.sample());
     out.set_generation_index(s->msg.generation_index());
     out.set_replayed(s->msg.replayed());
+    out.set_recovery_started_us(s->msg.recovery_started_us());
     *out.mutable_spans() = s->msg.spans();
     set_tensor_from_f32(out, hidden.data() + offset * dim, s->msg.n_tokens(), dim, fleet::wire::Tensor::F32);
     offset += s->msg.n_tokens();

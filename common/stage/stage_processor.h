@@ -44,6 +44,10 @@ struct StageStats {
   int64_t evictions = 0;         // caches dropped to stay within the KV budget
   int64_t takeovers = 0;         // last stage: requests rebuilt from Redis with tokens out
   int64_t republished = 0;       // last stage: events found missing after a takeover
+  // Replays that rebuilt a cache here, and the longest: from the moment a stage found the cache
+  // short (or stage 0 the request stalled) to this stage's cache whole again (ms).
+  int64_t recoveries = 0;
+  double recovery_ms_max = 0;
   // One hop: from the sender's produce (sent_us) to this worker holding the whole step, over
   // the last 1,024 steps received (ms; sender and receiver clocks assumed equal: one host).
   double hop_ms_p50 = 0, hop_ms_p99 = 0;
@@ -95,7 +99,9 @@ class StageProcessor {
   void update_kv_handles(const std::vector<Step*>& steps, const std::vector<SeqChunk>& chunks);
   // Steps that cannot run here because the cache is short: ask for (or, at stage 0, make) a replay.
   void recover(Step& lost, int cached);
-  void replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index);
+  // recovery_started_us: when the loss was found (carried by the replay steps; 0: not timed).
+  void replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index,
+                         int64_t recovery_started_us);
   void release(const ActivationMsg& msg);
   uint32_t next_nonce();  // nonzero, distinct per replay this worker starts
   void publish_stats();

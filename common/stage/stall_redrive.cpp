@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "stage/steps.h"
+#include "stage/worker_identity.h"
 
 namespace fleet {
 
@@ -61,6 +62,7 @@ int StallRedrive::sweep(int64_t now_ms) {
     uint32_t nonce = nonce_++;
     if (nonce == 0) nonce = nonce_++;
     ActivationMsg ask = replay_request(next, next.start_pos(), nonce);
+    ask.set_recovery_started_us(now_us());
     ctx_.send_to_stage(0, ask);
     ctx_.metrics->requests_redriven.inc();
     ctx_.log_at(log::Level::Warn, id,

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -30,5 +31,7 @@ int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+double seconds_since_us(int64_t since_us) { return std::max<int64_t>(0, now_us() - since_us) / 1e6; }
 
 }  // namespace fleet

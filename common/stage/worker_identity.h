@@ -6,4 +6,6 @@ namespace fleet {
 std::string make_worker_id(int stage);
 std::string host_name();
 int64_t now_us();  // wall clock, microseconds since the Unix epoch
+// Seconds from `since_us` (a now_us() value, possibly another worker's) to now; 0 when negative.
+double seconds_since_us(int64_t since_us);
 }  // namespace fleet

@@ -37,7 +37,9 @@ TEST(FleetView, HardwareRoundTripsAndPlansByHost) {
   Membership m(redis, 30s);
   m.register_worker(worker("w0", 0, "host-a", 16ull << 30));
   m.register_worker(worker("w1", 1, "host-b", 48ull << 30));
-  m.register_worker(worker("w1b", 1, "host-a", 16ull << 30));  // a replica on host-a
+  WorkerInfo recovered = worker("w1b", 1, "host-a", 16ull << 30);  // a replica on host-a
+  recovered.batch_stats = {{"recoveries", 3}, {"recovery_ms_max", 4230.0}};  // it rebuilt 3 caches by replay
+  m.register_worker(recovered);
   auto got = m.get("w1");
   ASSERT_TRUE(got);
   EXPECT_EQ(HardwareInfo::from_json(got->hardware).mem_total_bytes, 48ull << 30);
@@ -60,6 +62,7 @@ TEST(FleetView, HardwareRoundTripsAndPlansByHost) {
   const std::string table = format_fleet_view(v);
   EXPECT_NE(table.find("3 live worker(s)"), std::string::npos) << table;
   EXPECT_NE(table.find("2 request(s) in flight"), std::string::npos) << table;
+  EXPECT_NE(table.find("3, <=4.2s"), std::string::npos) << "recoveries and the longest\n" << table;
   EXPECT_EQ(fleet_view_json(v)["workers"][1]["layers"], nlohmann::json({3, 6}));
 
   // One plan worker per host, in the order of the lowest stage each runs.

@@ -404,6 +404,12 @@ TEST(StageStall, ARequestWhoseReplayRequestWasLostIsRedriven) {
   f.restart_stage(1);  // its caches gone: its next steps ask stage 0 for a replay...
   ASSERT_GT(lose_records(f, 1, f.config().stage_topic(0)), 0u);  // ...which is lost
   expect_redriven(f);
+  // What the recovery cost, timed from the re-drive: stage 1 rebuilt its caches, the tail
+  // published each request's next token.
+  EXPECT_EQ(f.processor(1).stats().recoveries, static_cast<int64_t>(kPrompts.size()));
+  EXPECT_GT(f.processor(1).stats().recovery_ms_max, 0);
+  const std::string exposed = f.context(2).metrics->registry.expose();
+  EXPECT_NE(exposed.find("fleet_recovery_seconds_count{phase=\"next_token\"} 3"), std::string::npos) << exposed;
 }
 
 TEST(StageStall, ACancelWhoseReleaseWasLostIsSentAgain) {
