@@ -51,6 +51,7 @@ std::map<std::string, PublishedResults> KafkaOutbox::published_results(const std
 
 std::map<std::string, PublishedResults> MemoryOutbox::published_results(const std::string& results_topic,
                                                                         const std::set<std::string>& ids, int64_t) {
+  if (scans_fail) throw bus::BusError("scan of '" + results_topic + "': the broker is away (MemoryOutbox::scans_fail)", -1);
   std::map<std::string, PublishedResults> out;
   for (const Record& r : *delivered_)
     if (r.topic == results_topic) note_published_result(r.value, ids, out);

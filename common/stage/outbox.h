@@ -86,6 +86,7 @@ class MemoryOutbox : public Outbox {
   const Log& delivered() const { return *delivered_; }
 
   Log pending;  // produced, not yet delivered (lost if the worker dies now)
+  bool scans_fail = false;  // published_results throws, as a scan does while the broker is away
 
  private:
   std::shared_ptr<Log> delivered_;
