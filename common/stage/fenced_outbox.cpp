@@ -22,9 +22,14 @@ FencedOutbox::FencedOutbox(std::string brokers, uint64_t max_message_bytes, bus:
       properties_(std::move(properties)) {
   const bus::Config sized = bus::with(properties_, {{"message.max.bytes", std::to_string(max_message_bytes)}});
   plain_ = std::make_shared<bus::Producer>(brokers_, sized);
-  // A transaction must outlive the producer's message timeout (librdkafka refuses otherwise).
-  txn_properties_ = bus::with(sized, {{"transaction.timeout.ms", bus::producer_defaults().at("message.timeout.ms")}});
-  if (properties_.count("message.timeout.ms")) txn_properties_["transaction.timeout.ms"] = properties_.at("message.timeout.ms");
+  // A transaction must outlive the producer's message timeout (librdkafka refuses otherwise),
+  // and should outlive any broker outage the workers ride out: the coordinator aborts one open
+  // longer (a transaction is committed about once a second otherwise) and bumps the epoch,
+  // which this worker would take for a fence. 5 minutes, or the message timeout if longer.
+  const std::string message_timeout = properties_.count("message.timeout.ms") ? properties_.at("message.timeout.ms")
+                                                                              : bus::producer_defaults().at("message.timeout.ms");
+  txn_properties_ = bus::with(
+      sized, {{"transaction.timeout.ms", std::to_string(std::max<long long>(300000, std::stoll(message_timeout)))}});
   partitions_ = plain_->partition_count(input_topic_, 30000);
 }
 

@@ -109,13 +109,13 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
                   id.c_str(), i);
     }
     a.replayed_texts.clear();
-    if (!unknown && out.terminal && r.status != RequestStatus::Done && r.status != RequestStatus::Error) {
+    if (!unknown && out.ended && r.status != RequestStatus::Done && r.status != RequestStatus::Error) {
       // It ended, but Redis lost the end (its last second of writes, kill -9 of the machine):
       // nothing more is sampled for it (a re-drive brings such requests back here).
       ctx_.log_at(log::Level::Warn, id, "request %s: its terminal event is on the results topic but Redis had lost "
                   "its end; recorded it again", id.c_str());
-      if (out.terminal_error) ctx_.requests->set_error(id, out.terminal_reason);
-      else ctx_.requests->finish(id, out.terminal_reason);
+      if (out.ended_by_error) ctx_.requests->set_error(id, out.ended_reason);
+      else ctx_.requests->finish(id, out.ended_reason);
       mark_finished(id);
       active_.erase(id);
       continue;

@@ -13,8 +13,15 @@ bool note_published_result(const std::string& value, const std::set<std::string>
   if (ev->type == ResultEvent::Type::Token) p.token_indices.insert(ev->index);
   else {
     p.terminal = true;
-    p.terminal_error = ev->type == ResultEvent::Type::Error;
-    p.terminal_reason = p.terminal_error ? ev->error.code + ": " + ev->error.message : ev->finish_reason;
+    const bool error = ev->type == ResultEvent::Type::Error;
+    const std::string& code = ev->error.code;
+    const bool rejection = error && (code == error_code::kDuplicateId || code == error_code::kInvalidRequest ||
+                                     code == error_code::kInvalidJson || code == error_code::kPromptTooLong);
+    if (!rejection) {
+      p.ended = true;
+      p.ended_by_error = error;
+      p.ended_reason = error ? code + ": " + ev->error.message : ev->finish_reason;
+    }
   }
   return true;
 }

@@ -18,9 +18,11 @@ namespace fleet {
 struct PublishedResults {
   std::set<int> token_indices;  // "token" events seen
   bool terminal = false;        // a "done" or "error" event seen
-  // The terminal event's finish_reason (done) or "<code>: <message>" (error).
-  std::string terminal_reason;
-  bool terminal_error = false;
+  // A terminal event that ends an admitted request: a done event, or an error other than an
+  // intake rejection (a record reusing the id gets a duplicate_id error under the same key).
+  // Its finish_reason (done) or "<code>: <message>" (error).
+  bool ended = false, ended_by_error = false;
+  std::string ended_reason;
 };
 
 class Outbox {

@@ -194,12 +194,14 @@ void StageProcessor::recover(Step& lost, int cached) {
   std::erase_if(ready_, [&](const Step& s) { return s.msg.request_id() == id; });
   const int end = last.start_pos() + last.n_tokens();
   ++stats_.replay_requests;
-  if (ctx_.is_first) return replay_from_redis(id, cached, end, last.sample(), last.generation_index(), now_us());
+  // Timed from the first loss found when this step was already a recovery's.
+  const int64_t started_us = lost.msg.recovery_started_us() > 0 ? lost.msg.recovery_started_us() : now_us();
+  if (ctx_.is_first) return replay_from_redis(id, cached, end, last.sample(), last.generation_index(), started_us);
   ctx_.log_at(log::Level::Info, id,
               "request %s: step at %d but only %d positions cached here; asking stage 0 to replay [%d, %d)",
               id.c_str(), lost.msg.start_pos(), cached, cached, end);
   ActivationMsg request = replay_request(last, cached, next_nonce());
-  request.set_recovery_started_us(now_us());
+  request.set_recovery_started_us(started_us);
   ctx_.send_to_stage(0, request);
 }
 

@@ -267,7 +267,10 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     if (stall_redrive_ && Clock::now() - last_redrive > std::chrono::milliseconds(stall_redrive_->interval_ms())) {
       try {
         stall_redrive_->sweep(now_ms());
-      } catch (const std::exception& e) {  // Redis or the broker away: the next sweep tries again
+      } catch (const bus::BusError& e) {
+        if (e.fatal()) throw;
+        ctx_.log_at(log::Level::Warn, "", "cannot re-drive stalled requests: %s", e.what());
+      } catch (const std::exception& e) {  // Redis away: the next sweep tries again
         ctx_.log_at(log::Level::Warn, "", "cannot re-drive stalled requests: %s", e.what());
       }
       last_redrive = Clock::now();

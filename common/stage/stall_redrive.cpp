@@ -28,11 +28,13 @@ int StallRedrive::sweep(int64_t now_ms) {
       rec = ctx_.requests->load(id);
     } catch (const RedisUnavailable&) {
       throw;
-    } catch (const RedisError& e) {  // a request whose state cannot be read: not ours to fix here
+    } catch (const RedisError& e) {  // a request whose state cannot be read: nothing can drive it
       ctx_.log_at(log::Level::Warn, id, "stalled request %s cannot be re-driven: %s", id.c_str(), e.what());
+      ctx_.requests->forget_progress(id);
       continue;
     }
-    if (!rec || rec->status == RequestStatus::Done || rec->status == RequestStatus::Error) {
+    if (!rec || rec->status == RequestStatus::Done || rec->status == RequestStatus::Error ||
+        rec->prompt_tokens.empty()) {  // ended, gone, or nothing to compute from
       ctx_.requests->forget_progress(id);
       continue;
     }

@@ -273,6 +273,27 @@ TEST(StageTail, ATakeoverWhoseScanFailsContinuesTheRequests) {
   EXPECT_GE(f.processor(2).stats().takeovers, 1);
 }
 
+// A record reusing a running request's id is refused with a duplicate_id error under the same
+// key: a takeover must not take that error for the request's end.
+TEST(StageTail, ADuplicateIdRejectionIsNotTakenForTheEndOfTheRunningRequest) {
+  MemoryFleet f;
+  submit(f, 40);
+  run_until_tokens(f, 20);
+  f.publish(f.config().prompts_topic(), "r0", prompt_record("r0", "The little dog", 10));
+  f.restart_stage(2);
+  f.deliver_all();
+  auto got = outcomes(f);
+  const GenerateResult& ref = stories_reference(kPrompts[0], 40);
+  EXPECT_EQ(got["r0"].error_code, error_code::kDuplicateId);
+  EXPECT_EQ(got["r0"].terminals, 2) << "the rejection, then the request's own done event";
+  EXPECT_EQ(got["r0"].tokens, ref.tokens);
+  EXPECT_EQ(got["r0"].text, ref.text);
+  auto rec = f.requests().load("r0");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->status, RequestStatus::Done);
+  EXPECT_GE(f.processor(2).stats().takeovers, 1);
+}
+
 TEST(StageTail, DuplicateStepsAreAbsorbed) {
   MemoryFleet f;
   submit(f, 30);
