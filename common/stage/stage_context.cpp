@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "contracts/result_events.h"
+#include "stage/steps.h"
 #include "stage/worker_identity.h"
 #include "tools/tool_calls.h"
 
@@ -112,10 +113,7 @@ void StageContext::dead_letter(const bus::Message& record, const std::string& ke
 }
 
 void StageContext::send_release(const std::string& id) {
-  ActivationMsg release;
-  release.set_request_id(id);
-  release.set_step(UINT64_MAX);
-  release.set_release(true);
+  ActivationMsg release = release_message(id, false);
   send_to_stage(0, release);
 }
 

@@ -149,12 +149,7 @@ void StageProcessor::handle_control(const bus::Message& record) {
   // stage, which ends the request (once) with finish_reason "cancelled". Marked in Redis first,
   // so that a step still in flight behind it does not replay the request.
   ctx_.requests->request_cancel(id);
-  ActivationMsg cancel;
-  cancel.set_request_id(id);
-  cancel.set_step(UINT64_MAX);
-  cancel.set_release(true);
-  cancel.set_cancel(true);
-  release(cancel);
+  release(release_message(id, true));
 }
 
 int StageProcessor::micro_batch_rows() const {

@@ -39,11 +39,7 @@ int StallRedrive::sweep(int64_t now_ms) {
       continue;
     }
     if (rec->cancel_requested_ms) {  // its cancel's release was lost: send it again (the last stage ends it)
-      ActivationMsg cancel;
-      cancel.set_request_id(id);
-      cancel.set_step(UINT64_MAX);
-      cancel.set_release(true);
-      cancel.set_cancel(true);
+      ActivationMsg cancel = release_message(id, true);
       ctx_.send_to_stage(0, cancel);
       ctx_.metrics->requests_redriven.inc();
       ctx_.log_at(log::Level::Warn, id, "cancelled request %s did not end within %.0f s (timeouts.stall_s): cancelling again",

@@ -45,6 +45,15 @@ ActivationMsg replay_request(const ActivationMsg& lost, int cached, uint32_t non
   return r;
 }
 
+ActivationMsg release_message(const std::string& request_id, bool cancel) {
+  ActivationMsg r;
+  r.set_request_id(request_id);
+  r.set_step(UINT64_MAX);
+  r.set_release(true);
+  r.set_cancel(cancel);
+  return r;
+}
+
 std::vector<Step> take_batch(std::deque<Step>& ready, int max_rows) {
   std::vector<Step> batch;
   std::deque<Step> rest;

@@ -51,6 +51,10 @@ std::vector<ActivationMsg> prefill_steps(const std::string& request_id, const st
 // carries the nonce (stage 0 must not take it for a copy of the lost step).
 ActivationMsg replay_request(const ActivationMsg& lost, int cached, uint32_t nonce);
 
+// A release of the request (every stage drops its cache, passing it on from stage 0 to the last);
+// with `cancel`, the last stage ends the request "cancelled" unless it has ended.
+ActivationMsg release_message(const std::string& request_id, bool cancel);
+
 // Takes the next batch from the front of `ready`: at most one step per request (a request's
 // next step needs this one's KV entries) and at most max_rows rows (a single larger step runs
 // alone). Steps left behind keep their order.
