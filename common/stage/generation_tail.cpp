@@ -116,6 +116,7 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
                   "its end; recorded it again", id.c_str());
       if (out.ended_by_error) ctx_.requests->set_error(id, out.ended_reason);
       else ctx_.requests->finish(id, out.ended_reason);
+      ctx_.ended_undelivered.push_back(id);  // its end is out already
       mark_finished(id);
       active_.erase(id);
       continue;
@@ -136,6 +137,7 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
           ctx_.send_release(id);
         }
       }
+      ctx_.ended_undelivered.push_back(id);  // its terminal event found, or published again
       mark_finished(id);
       active_.erase(id);
     } else if (a.last.finished) {  // the worker died between its last token and finishing
@@ -211,7 +213,10 @@ void GenerationTail::cancel(const std::string& id) {
   Active* a = lookup(id, to_verify);
   if (!to_verify.empty()) verify_taken_over(to_verify);
   if (!a || !active_.count(id)) {
+    // Ended before: checked above (a worker that had not seen it end), or ended by this worker.
+    // A stall re-drive sends such a cancel for an end not known delivered (StallRedrive).
     ctx_.log_at(log::Level::Info, id, "cancel of %s: it had already ended", id.c_str());
+    if (verified_finished_.count(id)) ctx_.ended_undelivered.push_back(id);
     return;
   }
   ctx_.log_at(log::Level::Info, id, "request %s cancelled after %zu tokens", id.c_str(), a->record.generated.size());
@@ -224,6 +229,7 @@ void GenerationTail::cancel(const std::string& id) {
   ctx_.outbox->produce(ctx_.config.results_topic(), id,
                        done_event(id, a->stream->text(), FinishReason::Cancelled,
                                   {static_cast<int>(r.prompt_tokens.size()), a->stream->generated()}, t));
+  ctx_.ended_undelivered.push_back(id);
   active_.erase(id);
   mark_finished(id);
 }
@@ -354,6 +360,7 @@ void GenerationTail::finish(Active& a, const std::string& stop_reason) {
   ctx_.requests->finish(id, reason);
   ctx_.metrics->request_ended(reason);
   publish_done(a, reason, calls);
+  ctx_.ended_undelivered.push_back(id);
   active_.erase(id);
   mark_finished(id);
 }

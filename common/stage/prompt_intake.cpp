@@ -48,6 +48,7 @@ void PromptIntake::reject(const bus::Message& record, const std::string& id, con
     rec.source = source_of(record);
     if (ctx_.requests->create(rec)) {
       ctx_.requests->set_error(id, error.code + ": " + error.message);
+      ctx_.ended_undelivered.push_back(id);  // its error event is produced below
     } else if (std::optional<RequestRecord> old = ctx_.requests->load(id); old && old->source == rec.source) {
       ctx_.log_at(log::Level::Info, id, "prompt %s at %s delivered again; it was answered before", id.c_str(),
                   rec.source.c_str());

@@ -103,7 +103,9 @@ void StageContext::fail_request(const std::string& id, const ContractError& erro
   }
   metrics->request_failed(error.code);
   outbox->produce(config.results_topic(), id, error_event(id, error));
-  if (is_valid_request_id(id)) send_release(id);  // free whatever the stages cached for it
+  if (!is_valid_request_id(id)) return;
+  ended_undelivered.push_back(id);
+  send_release(id);  // free whatever the stages cached for it
 }
 
 void StageContext::dead_letter(const bus::Message& record, const std::string& key, const ContractError& error) {

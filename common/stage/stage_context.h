@@ -41,6 +41,11 @@ struct StageContext {
   // What the parts count (GET /metrics of the worker; docs/metrics.md). The worker replaces it
   // with one labelled with its model and stage.
   std::unique_ptr<StageMetrics> metrics = std::make_unique<StageMetrics>();
+  // Requests this worker ended (their terminal event produced) since the worker last took the
+  // list: once the outbox has delivered that event they leave fleet:progress
+  // (StageWorker::confirm_delivered). If the worker dies first, they stay there, and the stall
+  // re-drive has the last stage check the results topic for their end.
+  std::vector<std::string> ended_undelivered;
 
   // Publishes an activation message to stage k's topic, chunked below the broker limit.
   void send_to_stage(int k, ActivationMsg& msg);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <thread>
+#include <utility>
 
 #include "bus/admin.h"
 #include "engine/matmul.h"
@@ -334,11 +335,21 @@ void StageWorker::drop_fenced() {
 }
 
 void StageWorker::confirm_delivered() {
+  if (!ctx_.ended_undelivered.empty())
+    unconfirmed_.push_back({{}, ctx_.outbox->produced(), std::exchange(ctx_.ended_undelivered, {})});
   ctx_.outbox->poll_deliveries();
   const uint64_t delivered = ctx_.outbox->delivered_count();
+  std::vector<std::string> ended;
   while (!unconfirmed_.empty() && unconfirmed_.front().produced <= delivered) {
     processor_->offsets().processed(unconfirmed_.front().records);
+    ended.insert(ended.end(), unconfirmed_.front().ended.begin(), unconfirmed_.front().ended.end());
     unconfirmed_.pop_front();
+  }
+  try {
+    ctx_.requests->forget_progress(ended);
+  } catch (const std::exception& e) {  // left in the index: a re-drive has their ends checked
+    ctx_.log_at(log::Level::Warn, "", "cannot take %zu ended requests out of the progress index: %s", ended.size(),
+                e.what());
   }
 }
 

@@ -88,6 +88,7 @@ class StageWorker : public bus::RebalanceListener {
   struct Unconfirmed {
     std::vector<bus::Message> records;
     uint64_t produced = 0;
+    std::vector<std::string> ended;  // requests whose terminal events are among those records
   };
   std::deque<Unconfirmed> unconfirmed_;
   bool admission_paused_ = false;

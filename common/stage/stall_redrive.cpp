@@ -30,20 +30,28 @@ int StallRedrive::sweep(int64_t now_ms) {
       throw;
     } catch (const RedisError& e) {  // a request whose state cannot be read: nothing can drive it
       ctx_.log_at(log::Level::Warn, id, "stalled request %s cannot be re-driven: %s", id.c_str(), e.what());
-      ctx_.requests->forget_progress(id);
+      ctx_.requests->forget_progress({id});
       continue;
     }
-    if (!rec || rec->status == RequestStatus::Done || rec->status == RequestStatus::Error ||
-        rec->prompt_tokens.empty()) {  // ended, gone, or nothing to compute from
-      ctx_.requests->forget_progress(id);
+    const bool ended = rec && (rec->status == RequestStatus::Done || rec->status == RequestStatus::Error);
+    if (!rec || (!ended && rec->prompt_tokens.empty())) {  // gone, or nothing to compute from
+      ctx_.requests->forget_progress({id});
       continue;
     }
-    if (rec->cancel_requested_ms) {  // its cancel's release was lost: send it again (the last stage ends it)
+    if (ended || rec->cancel_requested_ms) {
+      // Ended, but the worker that ended it died before its terminal event was known delivered;
+      // or cancelled, and the cancel's release was lost. A cancel release down the pipeline: the
+      // last stage publishes the terminal event if the results topic lacks it, or ends the request.
       ActivationMsg cancel = release_message(id, true);
       ctx_.send_to_stage(0, cancel);
       ctx_.metrics->requests_redriven.inc();
-      ctx_.log_at(log::Level::Warn, id, "cancelled request %s did not end within %.0f s (timeouts.stall_s): cancelling again",
-                  id.c_str(), ctx_.config.timeouts.stall_s);
+      if (ended)
+        ctx_.log_at(log::Level::Warn, id, "request %s ended, but its end was not known delivered within %.0f s "
+                    "(timeouts.stall_s): asking the last stage to check the results topic", id.c_str(),
+                    ctx_.config.timeouts.stall_s);
+      else
+        ctx_.log_at(log::Level::Warn, id, "cancelled request %s did not end within %.0f s (timeouts.stall_s): "
+                    "cancelling again", id.c_str(), ctx_.config.timeouts.stall_s);
       ++redriven;
       continue;
     }

@@ -52,13 +52,17 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return {0, redis.call('LLEN', KEYS[2])}
 )lua";
 
-// KEYS: req, tokens, kv, progress. ARGV: ttl_ms, id, field/value pairs. Final fields, then
-// expiry of every key of the request, and out of the progress index.
+// KEYS: req, tokens, kv, progress. ARGV: ttl_ms, id, now_ms, field/value pairs. Final fields,
+// then expiry of every key of the request; it stays in the progress index, scored now_ms, until
+// its terminal event is known delivered (forget_progress).
 const char* kFinalizeScript = R"lua(
-redis.call('ZREM', KEYS[4], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[2])
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 return 1
 )lua";
 
@@ -249,7 +253,7 @@ void RequestStore::finalize(const std::string& id, RequestStatus status, const s
   std::string now = std::to_string(now_ms());
   long long ok = redis_
                      .eval(kFinalizeScript, {keys::request(id), keys::request_tokens(id), keys::kv(id), keys::progress()},
-                           {std::to_string(options_.finished_ttl.count()), id, "status", to_string(status), field,
+                           {std::to_string(options_.finished_ttl.count()), id, now, "status", to_string(status), field,
                             value, "finished_ms", now, "updated_ms", now})
                      .as_integer();
   if (ok != 1) {
@@ -265,7 +269,12 @@ std::vector<std::string> RequestStore::claim_stalled(int64_t now, std::chrono::m
       .as_string_list();
 }
 
-void RequestStore::forget_progress(const std::string& id) { redis_.command({"ZREM", keys::progress(), id}); }
+void RequestStore::forget_progress(const std::vector<std::string>& ids) {
+  if (ids.empty()) return;
+  std::vector<std::string> cmd = {"ZREM", keys::progress()};
+  cmd.insert(cmd.end(), ids.begin(), ids.end());
+  redis_.command(cmd);
+}
 
 bool RequestStore::request_cancel(const std::string& id) {
   return redis_.eval(kUpdateScript, {keys::request(id)}, {"cancel_requested_ms", std::to_string(now_ms())}).as_integer() == 1;

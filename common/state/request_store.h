@@ -88,12 +88,14 @@ class RequestStore {
   void set_error(const std::string& id, const std::string& message);
 
   // Stall detection (fleet:progress, a ZSET of the unfinished requests scored by their last
-  // progress: admission and every token stored; finishing takes a request out). Returns the
+  // progress: admission and every token stored; an ended request stays, scored at its end, until
+  // its worker knows the terminal event delivered and calls forget_progress). Returns the
   // requests whose last progress is older than `stall` at `now` (at most `limit`), claimed: their
   // score becomes `now`, so that another caller finds them only after another stall.
   std::vector<std::string> claim_stalled(int64_t now, std::chrono::milliseconds stall, size_t limit);
-  // Takes a request out of the progress index (found finished or gone when claimed).
-  void forget_progress(const std::string& id);
+  // Takes requests out of the progress index (ended and their terminal events delivered, or
+  // found gone when claimed).
+  void forget_progress(const std::vector<std::string>& ids);
 
   const RequestStoreOptions& options() const { return options_; }
 

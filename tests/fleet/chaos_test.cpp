@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@
 #include "fleet/deployment.h"
 #include "state/keys.h"
 #include "state/redis_client.h"
+#include "state/request_store.h"
 #include "state/redis_server.h"
 #include "support/stack_env.h"
 #include "support/stories_reference.h"
@@ -252,13 +254,27 @@ TEST(FleetChaos, OverlappingRandomFaults) {
   const bool all = results.wait_all_finished(ids, 240s);
   results.drain(3s, 30s);
 
+  RedisClient redis(d.config().redis.url);
+  // Where an unfinished request stands in Redis, for the failure message.
+  auto state_in_redis = [&](const std::string& id) -> std::string {
+    try {
+      std::optional<RequestRecord> rec = RequestStore(redis).load(id);
+      if (!rec) return "no state in Redis";
+      const RedisReply score = redis.command({"ZSCORE", keys::progress(), id});
+      return std::string("Redis: ") + to_string(rec->status) + ", " + std::to_string(rec->generated.size()) + " tokens" +
+             (rec->cancel_requested_ms ? ", cancel requested" : "") +
+             (score.type == RedisReply::Type::Nil ? ", not in fleet:progress" : ", in fleet:progress");
+    } catch (const std::exception& e) {
+      return std::string("Redis: ") + e.what();
+    }
+  };
   int exact = 0;
   std::vector<std::string> problems;
   std::vector<double> stalls;
   for (const Request& r : requests) {
     const RequestTrace* t = results.trace(r.id);
     if (!t || !t->finished()) {
-      problems.push_back(r.id + ": no terminal event");
+      problems.push_back(r.id + ": no terminal event (" + state_in_redis(r.id) + ")");
       continue;
     }
     for (const std::string& p : ResultCollector::delivery_problems(*t)) problems.push_back(r.id + ": " + p);
@@ -277,8 +293,9 @@ TEST(FleetChaos, OverlappingRandomFaults) {
   }
   // Nothing left behind in Redis: every request out of the progress index (a request still in it
   // would be re-driven), every key of a request expiring (a key without TTL would stay for ever).
-  RedisClient redis(d.config().redis.url);
-  if (!eventually([&] { return redis.command({"ZCARD", keys::progress()}).as_integer() == 0; }, 60s))
+  // An ended request whose worker died before taking it out is checked by a re-drive first, a
+  // stall (timeouts.stall_s, 30 s) after its end.
+  if (!eventually([&] { return redis.command({"ZCARD", keys::progress()}).as_integer() == 0; }, 150s))
     for (const std::string& id : redis.command({"ZRANGE", keys::progress(), "0", "-1"}).as_string_list())
       problems.push_back(id + ": still in fleet:progress after it ended");
   for (const std::string& key : keys_matching(redis, std::string(keys::kPrefix) + "*"))

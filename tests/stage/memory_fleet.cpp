@@ -1,6 +1,7 @@
 #include "stage/memory_fleet.h"
 
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -73,7 +74,10 @@ std::unique_ptr<StageContext> MemoryFleet::make_context(int k) {
 void MemoryFleet::restart_stage(int k, bool lose_pending) {
   ++restarts_;
   std::unique_ptr<StageContext> fresh = make_context(k);
-  if (lose_pending) static_cast<MemoryOutbox&>(*contexts_[static_cast<size_t>(k)]->outbox).pending.clear();
+  if (lose_pending) {
+    static_cast<MemoryOutbox&>(*contexts_[static_cast<size_t>(k)]->outbox).pending.clear();
+    contexts_[static_cast<size_t>(k)]->ended_undelivered.clear();  // their ends were lost with them
+  }
   collect();  // what was delivered (the other stages' outputs; the old worker's unless lost)
   if (lose_pending) {
     for (auto it = last_batch_[static_cast<size_t>(k)].rbegin(); it != last_batch_[static_cast<size_t>(k)].rend(); ++it)
@@ -89,8 +93,11 @@ void MemoryFleet::publish(const std::string& topic, const std::string& key, cons
 }
 
 void MemoryFleet::collect() {
-  for (auto& ctx : contexts_)
-    if (ctx) ctx->outbox->flush();
+  for (auto& ctx : contexts_) {  // delivered: ended requests leave the progress index (StageWorker)
+    if (!ctx) continue;
+    ctx->outbox->flush();
+    requests_->forget_progress(std::exchange(ctx->ended_undelivered, {}));
+  }
   for (; routed_ < broker_->size(); ++routed_) {
     const MemoryOutbox::Record& r = (*broker_)[routed_];
     bus::Message m;

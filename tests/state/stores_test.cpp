@@ -191,15 +191,24 @@ TEST_F(StateTest, ProgressIndexTracksUnfinishedRequestsAndClaimsEachStallOnce) {
   EXPECT_GT(std::stoll(score("b").as_string()), 5000);
   EXPECT_EQ(store.claim_stalled(6500, 1000ms, 10), std::vector<std::string>{"a"});
 
+  const int64_t before_end = now_ms();
   store.finish("a", "stop");
   store.set_error("b", "internal: gone");
-  EXPECT_EQ(redis_->command({"ZCARD", keys::progress()}).as_integer(), 0) << "finished requests leave it";
-  store.append_generated_token("a", 0, 42);  // a late duplicate of a finished request's token
-  EXPECT_EQ(score("a").type, RedisReply::Type::Nil) << "a finished request is not indexed again";
+  // Ended, they stay, scored at their end, until their terminal events are known delivered.
+  EXPECT_GE(std::stoll(score("a").as_string()), before_end);
+  EXPECT_GE(std::stoll(score("b").as_string()), before_end);
+  const std::string ended_at = score("a").as_string();
+  std::this_thread::sleep_for(2ms);  // so that a progress score would differ (not a wait for a condition)
+  store.append_generated_token("a", 0, 42);  // a late duplicate of an ended request's token
+  EXPECT_EQ(score("a").as_string(), ended_at) << "an ended request makes no progress";
+  store.forget_progress({"a", "b"});
+  EXPECT_EQ(redis_->command({"ZCARD", keys::progress()}).as_integer(), 0);
+  store.append_generated_token("a", 0, 42);
+  EXPECT_EQ(score("a").type, RedisReply::Type::Nil) << "an ended request is not indexed again";
 
   ASSERT_TRUE(store.create(sample_request("c")));
   EXPECT_EQ(redis_->pttl(keys::progress()), -1) << "the index itself never expires";
-  store.forget_progress("c");
+  store.forget_progress({"c"});
   EXPECT_EQ(score("c").type, RedisReply::Type::Nil);
 }
 
