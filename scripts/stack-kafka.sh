@@ -343,6 +343,40 @@ stop_cluster() {
   return 0
 }
 
+# node_kill DIR ID: kill -9 of cluster node ID (a crash: no controlled shutdown); returns once
+# it is gone.
+node_kill() {
+  local dir pid
+  dir=$(abs_dir "$1")
+  pid=$(pid_is "$(node_pidfile "$dir" "$2")" kafka.Kafka) || die "no kafka node $2 running in $dir"
+  kill -KILL "$pid"
+  while alive "$pid"; do sleep 0.05; done
+  echo "$(date -Is) node-kill $2" >>"$dir/stack.log"
+}
+
+# node_start DIR ID: cluster node ID again over what its directory holds (same ports); returns
+# when it answers as a broker of the whole cluster.
+node_start() {
+  local dir i k bl n t0 deadline pid
+  dir=$(abs_dir "$1"); i=$2; k=$(node_dir "$dir" "$2")
+  [ -f "$k/server.properties" ] || die "no kafka node $i in $dir"
+  pid_is "$(node_pidfile "$dir" "$i")" kafka.Kafka >/dev/null && die "kafka node $i in $dir is running"
+  IFS=, read -r -a bl <<<"$(env_get "$dir/stack.env" FLEET_KAFKA_BROKERS)"
+  n=${#bl[@]}
+  t0=$(now_ms)
+  FLEET_KAFKA_HEAP=${FLEET_KAFKA_HEAP:-$CLUSTER_HEAP} kafka_java "$dir" "$k"
+  "${KAFKA_JAVA[@]}" kafka.Kafka "$k/server.properties" </dev/null >>"$k/kafka.out" 2>&1 8>&- 9>&- &
+  pid=$!
+  echo "$pid" >"$(node_pidfile "$dir" "$i")"
+  deadline=$(( t0 + TIMEOUT * 1000 ))
+  until kafka_ok "${bl[$((i - 1))]##*:}" "$i" "$n"; do
+    alive "$pid" || die "kafka node $i exited while starting (log: $k/server.log)"
+    [ "$(now_ms)" -le "$deadline" ] || die "kafka node $i did not answer within ${TIMEOUT}s"
+    sleep 0.1
+  done
+  echo "$(date -Is) node-start $i ready_ms=$(( $(now_ms) - t0 ))" >>"$dir/stack.log"
+}
+
 broker_pid() {  # DIR ID
   local dir f
   dir=$(abs_dir "$1")

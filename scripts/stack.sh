@@ -12,6 +12,8 @@
 #       [--brokers N]             N = 1 (default) or 3: a 3-node KRaft cluster, replication
 #                                 factor 3, min.insync.replicas 2 (scripts/stack-kafka.sh)
 #   scripts/stack.sh broker-pid DIR ID   pid of Kafka node ID (1..N): for kill -9 in tests
+#   scripts/stack.sh node-kill DIR ID / node-start DIR ID   kill -9 of cluster node ID; start it
+#                                 again (same data, same ports), returning when it answers
 #   scripts/stack.sh down DIR     stop both and wait until they are gone
 #   scripts/stack.sh status DIR   exit 0 iff the stack in DIR is up and answering
 #   scripts/stack.sh kafka-stop DIR / kafka-start DIR   stop the broker, start it again (same
@@ -512,6 +514,8 @@ case "$cmd" in
   up)     [ $# -ge 2 ] || usage; d=$2; shift 2; parse_kafka_options "$@"
           parse_up_options ${UP_ARGS[@]+"${UP_ARGS[@]}"}; up "$d" ;;
   broker-pid) [ $# -eq 3 ] || usage; broker_pid "$2" "$3" ;;
+  node-kill)  [ $# -eq 3 ] || usage; node_kill "$2" "$3" ;;
+  node-start) [ $# -eq 3 ] || usage; node_start "$2" "$3" ;;
   down)   [ $# -eq 2 ] || usage; down "$2" ;;
   status) [ $# -eq 2 ] || usage; status "$2" ;;
   kafka-stop)    [ $# -eq 2 ] || usage; kafka_stop "$2" ;;

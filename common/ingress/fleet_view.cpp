@@ -16,21 +16,7 @@ nlohmann::json FleetSnapshot::to_json(const std::string& model) const {
   for (size_t k = 0; k < live_per_stage.size(); ++k)
     stages.push_back({{"stage", k}, {"live_workers", live_per_stage[k]}});
   nlohmann::json ws = nlohmann::json::array();
-  for (const WorkerInfo& w : workers)
-    ws.push_back({{"worker_id", w.worker_id},
-                  {"stage", w.stage},
-                  {"layers", {w.layer_begin, w.layer_end}},
-                  {"model", w.model},
-                  {"kernel", w.kernel},
-                  {"activations", w.activations},
-                  {"probe", w.probe},
-                  {"host", w.host},
-                  {"pid", w.pid},
-                  {"rss_bytes", w.rss_bytes},
-                  {"kv_bytes", w.kv_bytes},
-                  {"batch_stats", w.batch_stats},
-                  {"started_ms", w.started_ms},
-                  {"heartbeat_ms", w.heartbeat_ms}});
+  for (const WorkerInfo& w : workers) ws.push_back(worker_json(w, now_ms));
   nlohmann::json j = {{"model", model}, {"ready", ready()}, {"stages", stages}, {"workers", ws}};
   if (!ready()) j["why_not_ready"] = why_not_ready();
   return j;
@@ -48,6 +34,7 @@ FleetSnapshot FleetView::snapshot() {
   s.live_per_stage.assign(static_cast<size_t>(stages_), 0);
   try {
     if (!redis_) redis_.emplace(redis_url_);
+    s.now_ms = redis_->server_time_ms();
     for (WorkerInfo& w : Membership(*redis_, ttl_).live_workers()) {
       if (w.model != model_) continue;
       if (w.stage >= 0 && w.stage < stages_) ++s.live_per_stage[static_cast<size_t>(w.stage)];

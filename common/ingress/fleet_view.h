@@ -21,6 +21,7 @@ struct FleetSnapshot {
   std::vector<WorkerInfo> workers;  // this model's live workers, by (stage, id)
   std::vector<int> live_per_stage;  // index = stage
   std::string error;                // set when Redis could not be read (then nothing is live)
+  int64_t now_ms = 0;               // the Redis server's clock when read
   bool ready() const;               // every stage has a live worker
   // "stage 1 has no live worker" / the Redis error; "" when ready.
   std::string why_not_ready() const;

@@ -36,21 +36,9 @@ FleetView read_fleet_view(RedisClient& redis, const std::string& model, size_t m
   for (WorkerInfo& w : Membership(redis, std::chrono::milliseconds(1000)).live_workers())
     if (model.empty() || w.model == model) v.workers.push_back(std::move(w));
   v.now_ms = redis.server_time_ms();
-  std::vector<std::string> ids;
-  const std::string prefix = keys::request("");
-  std::string cursor = "0";
-  do {
-    RedisReply r = redis.command({"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
-    if (r.elements.size() != 2) throw RedisError("SCAN: unexpected reply");
-    cursor = r.elements[0].as_string();
-    for (const std::string& key : r.elements[1].as_string_list()) {
-      std::string id = key.substr(prefix.size());
-      if (id.size() > 7 && id.compare(id.size() - 7, 7, ":tokens") == 0) continue;
-      ids.push_back(std::move(id));
-    }
-  } while (cursor != "0");
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  // The unfinished requests: fleet:progress indexes them (and ended ones until their terminal
+  // event is delivered, which the status filter below leaves out).
+  const std::vector<std::string> ids = redis.command({"ZRANGE", keys::progress(), "0", "-1"}).as_string_list();
   for (size_t at = 0; at < ids.size(); at += 256) {  // pipelined in slices
     std::vector<RedisArgs> cmds;
     const size_t end = std::min(ids.size(), at + 256);
@@ -134,24 +122,7 @@ std::string format_fleet_view(const FleetView& v) {
 
 nlohmann::json fleet_view_json(const FleetView& v) {
   nlohmann::json workers = nlohmann::json::array(), requests = nlohmann::json::array();
-  for (const WorkerInfo& w : v.workers)
-    workers.push_back({{"worker_id", w.worker_id},
-                       {"stage", w.stage},
-                       {"layers", {w.layer_begin, w.layer_end}},
-                       {"model", w.model},
-                       {"host", w.host},
-                       {"pid", w.pid},
-                       {"kernel", w.kernel},
-                       {"activations", w.activations},
-                       {"probe", w.probe},
-                       {"metrics_port", w.metrics_port},
-                       {"heartbeat_age_ms", std::max<int64_t>(0, v.now_ms - w.heartbeat_ms)},
-                       {"rss_bytes", w.rss_bytes},
-                       {"kv_bytes", w.kv_bytes},
-                       {"rows_per_s", w.rows_per_s},
-                       {"batch_stats", w.batch_stats},
-                       {"hardware", w.hardware},
-                       {"started_ms", w.started_ms}});
+  for (const WorkerInfo& w : v.workers) workers.push_back(worker_json(w, v.now_ms));
   for (const InFlightRequest& q : v.requests)
     requests.push_back({{"id", q.id},
                         {"status", q.status},

@@ -1,7 +1,7 @@
 #pragma once
 // The live fleet as Redis holds it, for `fleet status` and `fleet plan --from-fleet`: the
 // workers of fleet:workers (state/membership.h, with their hardware) and the requests still
-// queued or running (fleet:req:<id>, found with SCAN: there is no index of requests).
+// queued or running (fleet:req:<id>, found through the fleet:progress index).
 #include <chrono>
 #include <cstdint>
 #include <string>

@@ -121,6 +121,11 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
       active_.erase(id);
       continue;
     }
+    if ((r.status == RequestStatus::Done || r.status == RequestStatus::Error) && unknown) {
+      // Not checked: it stays in fleet:progress, and a re-drive has it checked again a stall later.
+      active_.erase(id);
+      continue;
+    }
     if (r.status == RequestStatus::Done || r.status == RequestStatus::Error) {
       if (!out.terminal) {
         ++republished_;

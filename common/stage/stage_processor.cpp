@@ -354,16 +354,22 @@ void StageProcessor::update_kv_handles(const std::vector<Step*>& steps, const st
   }
 }
 
-void StageProcessor::release(const ActivationMsg& msg) {
-  const std::string& id = msg.request_id();
+void StageProcessor::forget_request(const std::string& id) {
   caches_.drop(id);
   admitted_.erase(id);
   reassembler_.forget_request(id);
-  offsets_.release_request(id);
   partition_of_.erase(id);
   std::erase_if(ready_, [&](const Step& s) { return s.msg.request_id() == id; });
+  if (tail_) tail_->forget(id);
+}
+
+void StageProcessor::release(const ActivationMsg& msg) {
+  const std::string& id = msg.request_id();
+  if (ctx_.is_last && msg.cancel()) tail_->cancel(id);  // with the sampling state it holds
+  forget_request(id);
+  offsets_.release_request(id);
   ctx_.kv_handles->remove(id, ctx_.stage);
-  if (ctx_.is_last) return msg.cancel() ? tail_->cancel(id) : tail_->forget(id);
+  if (ctx_.is_last) return;
   ActivationMsg next = msg;
   ctx_.send_to_stage(ctx_.stage + 1, next);
 }
@@ -383,15 +389,7 @@ void StageProcessor::drop_partitions(const std::vector<bus::TopicPartition>& par
   std::vector<std::string> ids;
   for (const auto& [id, p] : partition_of_)
     if (moved.count(p)) ids.push_back(id);
-  for (const std::string& id : ids) {
-    caches_.drop(id);
-    reassembler_.forget_request(id);
-    partition_of_.erase(id);
-    if (tail_) tail_->forget(id);
-  }
-  std::erase_if(ready_, [&](const Step& s) {
-    return std::find(ids.begin(), ids.end(), s.msg.request_id()) != ids.end();
-  });
+  for (const std::string& id : ids) forget_request(id);
   offsets_.forget(partitions);
   if (!ids.empty()) ctx_.log("dropped the state of %zu requests whose partitions moved", ids.size());
   publish_stats();

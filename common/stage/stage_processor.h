@@ -102,6 +102,10 @@ class StageProcessor {
   // recovery_started_us: when the loss was found (carried by the replay steps; 0: not timed).
   void replay_from_redis(const std::string& id, int from, int end, bool sample, uint32_t generation_index,
                          int64_t recovery_started_us);
+  // Drops what this worker holds for the request: cache, admission, chunks being reassembled,
+  // queued steps, sampling state (a release, or its partition moved away). Offsets are the
+  // caller's: a release frees its held ones, a partition drop forgets the partition's.
+  void forget_request(const std::string& id);
   void release(const ActivationMsg& msg);
   uint32_t next_nonce();  // nonzero, distinct per replay this worker starts
   void publish_stats();

@@ -147,4 +147,25 @@ std::vector<WorkerInfo> Membership::live_workers() {
   return out;
 }
 
+nlohmann::json worker_json(const WorkerInfo& w, int64_t now_ms) {
+  return {{"worker_id", w.worker_id},
+          {"stage", w.stage},
+          {"layers", {w.layer_begin, w.layer_end}},
+          {"model", w.model},
+          {"host", w.host},
+          {"pid", w.pid},
+          {"kernel", w.kernel},
+          {"activations", w.activations},
+          {"probe", w.probe},
+          {"metrics_port", w.metrics_port},
+          {"heartbeat_ms", w.heartbeat_ms},
+          {"heartbeat_age_ms", std::max<int64_t>(0, now_ms - w.heartbeat_ms)},
+          {"rss_bytes", w.rss_bytes},
+          {"kv_bytes", w.kv_bytes},
+          {"rows_per_s", w.rows_per_s},
+          {"batch_stats", w.batch_stats},
+          {"hardware", w.hardware},
+          {"started_ms", w.started_ms}};
+}
+
 }  // namespace fleet

@@ -71,6 +71,10 @@ class Membership {
   std::chrono::milliseconds ttl_;
 };
 
+// One worker as `fleet status --json` and the ingress's GET /v1/fleet show it; now_ms (the
+// Redis server's clock) gives heartbeat_age_ms.
+nlohmann::json worker_json(const WorkerInfo& w, int64_t now_ms);
+
 // "first-last" (inclusive) <-> [begin, end); parse throws RedisError.
 std::string format_layer_range(int layer_begin, int layer_end);
 void parse_layer_range(const std::string& text, int* layer_begin, int* layer_end);

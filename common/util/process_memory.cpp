@@ -2,11 +2,13 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 namespace fleet {
 
-size_t resident_bytes() {
-  FILE* f = std::fopen("/proc/self/status", "r");
+size_t resident_bytes(int pid) {
+  const std::string path = pid ? "/proc/" + std::to_string(pid) + "/status" : "/proc/self/status";
+  FILE* f = std::fopen(path.c_str(), "r");
   if (!f) return 0;
   char line[256];
   size_t kb = 0;

@@ -2,6 +2,7 @@
 #include <cstddef>
 
 namespace fleet {
-// Resident set size of this process in bytes, from /proc/self/status (VmRSS).
-size_t resident_bytes();
+// Resident set size in bytes from /proc/<pid>/status (VmRSS): of this process when pid is 0;
+// 0 when the process is gone.
+size_t resident_bytes(int pid = 0);
 }  // namespace fleet

@@ -3,13 +3,17 @@
 // Faults, one every 2.5-5 s: kill -9 of a random worker, of one worker in each of two stages at
 // once, of the newest worker (a replacement, likely still replaying), SIGTERM of a worker, an
 // added replica, the broker stopped and started, redis-server killed with -9 and started. Killed
-// and stopped workers are replaced at once, so faults overlap with recoveries.
+// and stopped workers are replaced at once, so faults overlap with recoveries. On a 3-broker
+// stack (FLEET_TEST_BROKERS=3) the broker fault is a kill -9 of a partition's leader, started
+// again after the outage.
 //
 // The checker reads everything the results topic carried: every request must end with exactly
 // one terminal event, each token index exactly once before it, and the text (and tokens) of
 // fleet generate with the same seed. It prints requests, faults by kind and the longest stall
 // per request (p50 / p99 / max: gaps between a request's consecutive events, Kafka timestamps).
-// Then Redis: no request left in fleet:progress, no key of a request without its TTL.
+// Then Redis: no request left in fleet:progress, no key of a request without its TTL. A soak
+// (10 minutes or more) spares the first worker of each stage from the faults and checks that
+// its RSS at the end is at most 1.05x its RSS at minute 5.
 //
 //   FLEET_CHAOS_SEED=7 FLEET_CHAOS_MINUTES=30 build/tests/fleet/fleet_chaos_test   (bench/chaos)
 //
@@ -20,9 +24,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +43,7 @@
 #include "support/stack_env.h"
 #include "support/stories_reference.h"
 #include "test_support.h"
+#include "util/process_memory.h"
 
 namespace fleet::test {
 namespace {
@@ -54,7 +61,7 @@ double env_number(const char* name, double fallback) {
   return v && *v ? std::atof(v) : fallback;
 }
 
-enum class FaultKind { KillWorker, KillTwoStages, KillNewest, Sigterm, AddReplica, BrokerRestart, RedisKill9 };
+enum class FaultKind { KillWorker, KillTwoStages, KillNewest, Sigterm, AddReplica, BrokerRestart, LeaderKill9, RedisKill9 };
 const char* name_of(FaultKind k) {
   switch (k) {
     case FaultKind::KillWorker: return "kill -9 worker";
@@ -63,6 +70,7 @@ const char* name_of(FaultKind k) {
     case FaultKind::Sigterm: return "SIGTERM worker";
     case FaultKind::AddReplica: return "add replica";
     case FaultKind::BrokerRestart: return "broker stop/start";
+    case FaultKind::LeaderKill9: return "kill -9 partition leader/start";
     case FaultKind::RedisKill9: return "redis kill -9/start";
   }
   return "?";
@@ -79,13 +87,16 @@ class Chaos {
   Chaos(Deployment& d, uint64_t seed) : d_(d), rng_(seed) {
     for (size_t i = 0; i < d_.workers().size(); ++i) alive_.push_back(true);
   }
+  // Workers no fault targets (the soak's RSS witnesses): they serve through every other fault.
+  void spare(const std::vector<size_t>& workers) { spared_.insert(workers.begin(), workers.end()); }
 
   // Applies one fault drawn from the schedule; returns its kind.
   FaultKind strike() {
     static const FaultKind kinds[] = {FaultKind::KillWorker, FaultKind::KillTwoStages, FaultKind::KillNewest,
                                       FaultKind::Sigterm,    FaultKind::AddReplica,    FaultKind::BrokerRestart,
                                       FaultKind::RedisKill9};
-    const FaultKind k = kinds[draw(std::size(kinds))];
+    FaultKind k = kinds[draw(std::size(kinds))];
+    if (k == FaultKind::BrokerRestart && stack_brokers() > 1) k = FaultKind::LeaderKill9;  // a cluster
     switch (k) {
       case FaultKind::KillWorker: kill_and_replace(pick(static_cast<int>(draw(kStages)))); break;
       case FaultKind::KillTwoStages: {
@@ -101,7 +112,8 @@ class Chaos {
       case FaultKind::KillNewest: {
         size_t newest = 0;
         for (size_t i = 0; i < alive_.size(); ++i)
-          if (alive_[i]) newest = i;
+          if (alive_[i] && !spared_.count(i)) newest = i;
+        if (spared_.count(newest)) newest = pick(static_cast<int>(draw(kStages)));
         kill_and_replace(newest);
         break;
       }
@@ -122,6 +134,21 @@ class Chaos {
         std::this_thread::sleep_for(std::chrono::milliseconds(500 + draw(2500)));  // the outage itself
         EXPECT_EQ(stack_command("kafka-start"), 0);
         break;
+      case FaultKind::LeaderKill9: {
+        // The leader of a random partition of a random topic of the fleet: a crash, then the
+        // node back on the same data (the others have elected new leaders meanwhile).
+        const std::vector<std::string> topics = {d_.config().results_topic(), d_.config().prompts_topic(),
+                                                 d_.config().stage_topic(static_cast<int>(draw(kStages)))};
+        const std::map<int, int> leaders = partition_leaders(d_.config().kafka.brokers, topics[draw(topics.size())]);
+        if (leaders.empty()) break;  // metadata not readable now (a node still starting): no fault
+        auto it = std::next(leaders.begin(), static_cast<long>(draw(leaders.size())));
+        if (it->second <= 0) break;
+        const std::string node = std::to_string(it->second);
+        EXPECT_EQ(stack_command("node-kill", node), 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(500 + draw(2500)));  // the outage itself
+        EXPECT_EQ(stack_command("node-start", node), 0);
+        break;
+      }
       case FaultKind::RedisKill9:
         EXPECT_EQ(stack_command("redis-kill"), 0);
         std::this_thread::sleep_for(std::chrono::milliseconds(200 + draw(1800)));  // the outage itself
@@ -140,10 +167,10 @@ class Chaos {
     for (size_t i = 0; i < alive_.size(); ++i) n += alive_[i] && d_.workers()[i].stage == stage;
     return n;
   }
-  size_t pick(int stage) {  // a random live worker of the stage
+  size_t pick(int stage) {  // a random live worker of the stage (not a spared one)
     std::vector<size_t> of;
     for (size_t i = 0; i < alive_.size(); ++i)
-      if (alive_[i] && d_.workers()[i].stage == stage) of.push_back(i);
+      if (alive_[i] && !spared_.count(i) && d_.workers()[i].stage == stage) of.push_back(i);
     return of.empty() ? start(stage) : of[draw(of.size())];
   }
   size_t start(int stage) {
@@ -164,6 +191,7 @@ class Chaos {
   Deployment& d_;
   std::mt19937_64 rng_;
   std::vector<bool> alive_;  // per worker index: started and not yet killed or SIGTERMed
+  std::set<size_t> spared_;
 };
 
 std::vector<std::string> keys_matching(RedisClient& redis, const std::string& pattern) {
@@ -186,8 +214,8 @@ double percentile(std::vector<double> v, double p) {
 TEST(FleetChaos, OverlappingRandomFaults) {
   const uint64_t seed = static_cast<uint64_t>(env_number("FLEET_CHAOS_SEED", 1));
   const double minutes = env_number("FLEET_CHAOS_MINUTES", 2);
-  std::printf("chaos: seed %llu, %.1f minutes of faults (FLEET_CHAOS_SEED, FLEET_CHAOS_MINUTES)\n",
-              static_cast<unsigned long long>(seed), minutes);
+  std::printf("chaos: seed %llu, %.1f minutes of faults, %d broker(s) (FLEET_CHAOS_SEED, FLEET_CHAOS_MINUTES, "
+              "FLEET_TEST_BROKERS)\n", static_cast<unsigned long long>(seed), minutes, stack_brokers());
   std::fflush(stdout);
 
   DeploymentOptions o;
@@ -196,10 +224,25 @@ TEST(FleetChaos, OverlappingRandomFaults) {
   o.tokenizer = stories_tok();
   o.stages = {{0, 2, 2}, {2, 4, 2}, {4, 5, 2}};
   o.wait_ready = false;
+  o.replication_factor = stack_brokers() > 1 ? 3 : 1;  // FLEET_TEST_BROKERS=3 (bench/chaos --brokers 3)
   Deployment d(o);
   ASSERT_NO_FATAL_FAILURE(d.wait_workers_ready());
   ResultCollector results(d.config());
   Chaos chaos(d, seed);
+  // A soak (10 minutes or more) checks that memory stays bounded: the first worker of each stage
+  // is spared by the faults, and its RSS at the end may be at most 1.05x its RSS at minute 5.
+  const bool soak = minutes >= 10;
+  std::vector<size_t> witnesses;
+  std::vector<size_t> rss_minute5;
+  if (soak) {
+    for (int k = 0; k < kStages; ++k)
+      for (size_t i = 0; i < d.workers().size(); ++i)
+        if (d.workers()[i].stage == k) {
+          witnesses.push_back(i);
+          break;
+        }
+    chaos.spare(witnesses);
+  }
 
   // The workload: story prompts, every third request sampled with a seed from the schedule's rng.
   std::vector<Request> requests;
@@ -239,6 +282,10 @@ TEST(FleetChaos, OverlappingRandomFaults) {
         std::printf("submit: %s (the prompts are kept and submitted again)\n", e.what());
         requests.resize(requests.size() - batch.size());
       }
+    }
+    if (soak && rss_minute5.empty() && Clock::now() >= start + 5min) {
+      for (size_t w : witnesses) rss_minute5.push_back(resident_bytes(d.workers()[w].pid));
+      std::printf("  %5.1f s  RSS of the spared workers recorded\n", std::chrono::duration<double>(Clock::now() - start).count());
     }
     if (Clock::now() >= next_fault) {
       const FaultKind k = chaos.strike();
@@ -301,6 +348,17 @@ TEST(FleetChaos, OverlappingRandomFaults) {
   for (const std::string& key : keys_matching(redis, std::string(keys::kPrefix) + "*"))
     if ((key.rfind(keys::request(""), 0) == 0 || key.rfind(keys::kv(""), 0) == 0) && redis.pttl(key) == -1)
       problems.push_back(key + ": no TTL after its request ended");
+
+  // Memory: the spared workers served through every fault of the soak.
+  for (size_t k = 0; k < rss_minute5.size(); ++k) {
+    const size_t w = witnesses[k], now = resident_bytes(d.workers()[w].pid);
+    const double ratio = rss_minute5[k] ? static_cast<double>(now) / static_cast<double>(rss_minute5[k]) : 0;
+    std::printf("RSS of worker %zu (stage %d, spared): %.1f MiB at minute 5, %.1f MiB at the end (%.3fx)\n", w,
+                d.workers()[w].stage, static_cast<double>(rss_minute5[k]) / (1 << 20), static_cast<double>(now) / (1 << 20),
+                ratio);
+    if (!(ratio > 0 && ratio <= 1.05))
+      problems.push_back("worker " + std::to_string(w) + ": RSS grew " + std::to_string(ratio) + "x from minute 5");
+  }
 
   std::string kinds;
   int total = 0;

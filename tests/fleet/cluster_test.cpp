@@ -15,7 +15,6 @@
 #include <map>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "fleet/deployment.h"
 #include "support/stack_env.h"
@@ -91,15 +90,10 @@ class FleetCluster : public ::testing::Test {
   }
   void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
 
-  // node id -> how many partitions of topic it leads (kcat metadata as JSON).
+  // node id -> how many partitions of topic it leads.
   static std::map<int, int> leaders(const std::string& topic) {
     std::map<int, int> led;
-    const std::string out = command_output("kcat -L -J -m 10 -b '" + brokers_ + "' -t '" + topic + "' 2>/dev/null");
-    const nlohmann::json md = nlohmann::json::parse(out, nullptr, false);
-    if (md.is_discarded() || !md.contains("topics")) return led;
-    for (const auto& t : md["topics"])
-      if (t.value("topic", "") == topic && t.contains("partitions"))
-        for (const auto& p : t["partitions"]) ++led[p.value("leader", -1)];
+    for (const auto& [partition, leader] : partition_leaders(brokers_, topic)) ++led[leader];
     return led;
   }
 

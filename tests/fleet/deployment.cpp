@@ -29,14 +29,6 @@ std::string greedy_record(const std::string& id, const std::string& prompt, int 
   return nlohmann::json{{"id", id}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}}.dump();
 }
 
-size_t process_rss_bytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
 namespace {
 // A double-quoted YAML scalar.
 std::string yaml_quoted(const std::string& s) {

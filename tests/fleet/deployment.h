@@ -184,7 +184,4 @@ class Deployment {
 // {"id": id, "prompt": prompt, "max_tokens": n, "temperature": 0}
 std::string greedy_record(const std::string& id, const std::string& prompt, int max_tokens);
 
-// Resident set size of another process, from /proc/<pid>/status.
-size_t process_rss_bytes(pid_t pid);
-
 }  // namespace fleet::test

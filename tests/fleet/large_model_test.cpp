@@ -6,6 +6,7 @@
 
 #include "bus/consumer.h"
 #include "fleet/deployment.h"
+#include "util/process_memory.h"
 #include "generate/generate.h"
 #include "model/tensor_store.h"
 #include "support/stack_env.h"
@@ -82,7 +83,7 @@ TEST(FleetLargeModel, FourStagesOfOneBillionModelLongPromptAndMemory) {
   for (size_t i = 0; i < d.workers().size(); ++i) {
     const auto& st = d.config().stages[i];
     const size_t share = stage_share(src, st.first, st.end);
-    const size_t rss = process_rss_bytes(d.workers()[i].pid);
+    const size_t rss = resident_bytes(d.workers()[i].pid);
     const double bound = 1.15 * static_cast<double>(share) + static_cast<double>(kKvBudgetBytes + kFixedOverheadBytes);
     std::printf("stage %zu layers [%d, %d): share %.1f MiB, RSS %.1f MiB, bound %.1f MiB "
                 "(1.15 x share + KV budget %zu MiB + fixed overhead %zu MiB)\n",

@@ -16,6 +16,7 @@
 #include "contracts/result_events.h"
 #include "wire/activation_codec.h"
 #include "fleet/deployment.h"
+#include "util/process_memory.h"
 #include "generate/generate.h"
 #include "model/fingerprint.h"
 #include "state/kv_handle_store.h"
@@ -394,7 +395,7 @@ TEST(FleetPipeline, FiveHundredRequestsAtOnceAreAdmittedWithinTheLimitAndAllComp
   // (queued.max.messages.kbytes, 64 MiB by default) over what it holds when idle: a bound from
   // the config that does not depend on how many requests wait on the prompts topic.
   std::vector<size_t> idle_rss, peak_rss;
-  for (const auto& w : d.workers()) idle_rss.push_back(process_rss_bytes(w.pid));
+  for (const auto& w : d.workers()) idle_rss.push_back(resident_bytes(w.pid));
   peak_rss = idle_rss;
   const size_t allowance = (size_t{4} << 20) + (size_t{64} << 20);
   std::vector<std::pair<std::string, std::string>> recs;
@@ -408,7 +409,7 @@ TEST(FleetPipeline, FiveHundredRequestsAtOnceAreAdmittedWithinTheLimitAndAllComp
   while (!results.unfinished(all).empty() && std::chrono::steady_clock::now() < deadline) {
     results.poll(200);
     for (size_t i = 0; i < d.workers().size(); ++i)
-      peak_rss[i] = std::max(peak_rss[i], process_rss_bytes(d.workers()[i].pid));
+      peak_rss[i] = std::max(peak_rss[i], resident_bytes(d.workers()[i].pid));
   }
   ASSERT_TRUE(results.unfinished(all).empty()) << results.unfinished(all).size() << " of 500 unfinished\n" << d.log_tails();
   auto got = results.completions();

@@ -13,77 +13,23 @@
 #      (removed on success, kept on failure).
 set -euo pipefail
 
-SRC=${FLEET_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-BUILD=${FLEET_BUILD_DIR:-$SRC/build}
-case "$BUILD" in /*) ;; *) BUILD="$SRC/$BUILD" ;; esac
-export FLEET_BUILD_DIR="$BUILD"
-FLEET="$BUILD/services/fleet/fleet"
-STAGE="$BUILD/services/fleet-stage/fleet-stage"
+. "$(dirname "${BASH_SOURCE[0]}")/../support/fleet_shell.sh"
+fleet_shell_init fleet_cli
 EVENTS="python3 $SRC/tests/fleet_cli/events.py"
-MODEL="$SRC/models/stories260K/stories260K.bin"
 PROMPT="Once upon a time"
 N=40
-WAIT_S=120  # bound of every polling loop
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "--- $*" >&2; }
-for x in "$FLEET" "$STAGE"; do [ -x "$x" ] || fail "$x is not built"; done
-[ -f "$MODEL" ] || fail "$MODEL missing (scripts/fetch-models)"
 command -v kcat >/dev/null || fail "kcat not found (scripts/setup installs it)"
 
-mkdir -p "$BUILD/tests/fleet_cli"
-WORK=$(mktemp -d "$BUILD/tests/fleet_cli/run.XXXXXX")
-STACK="$WORK/stack"
-PIDS=()
-cleanup() {
-  local rc=$? pid i
-  trap - EXIT
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  "$SRC/scripts/stack.sh" down "$STACK" >/dev/null 2>&1 || echo "warning: stack down failed in $STACK" >&2
-  if [ "$rc" -eq 0 ]; then
-    rm -rf "$WORK"
-  else
-    for f in "$WORK"/stage-*.log; do [ -f "$f" ] && { echo "=== tail $f" >&2; tail -n 15 "$f" >&2; }; done
-    echo "logs kept in $WORK" >&2
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-
-step "stack in $STACK"
-"$SRC/scripts/stack.sh" up "$STACK" >/dev/null
-set -a
-. "$STACK/stack.env"
-set +a
+stack_up
 B=$FLEET_KAFKA_BROKERS
-[ -n "$B" ] || fail "no FLEET_KAFKA_BROKERS in $STACK/stack.env"
 
 # A config copy with a unique topic prefix and absolute model paths.
 PREFIX="clitest-$$-$RANDOM"
 CFG="$WORK/deploy.yaml"
-sed -e "s|^\(  topic_prefix:\) fleet\$|\1 $PREFIX|" -e "s|\.\./models/|$SRC/models/|g" \
-  "$SRC/configs/stories260K-2stage.yaml" >"$CFG"
-grep -q "topic_prefix: $PREFIX\$" "$CFG" || fail "could not set topic_prefix in $CFG"
-grep -q "path: $SRC/models/stories260K/stories260K.bin" "$CFG" || fail "could not rewrite model.path in $CFG"
+config_copy "$PREFIX" "$CFG"
 
 step "2 workers, prefix $PREFIX"
-for k in 0 1; do
-  "$STAGE" --config "$CFG" --stage "$k" >"$WORK/stage-$k.log" 2>&1 &
-  PIDS+=($!)
-done
-wait_ready() {  # bounded polling of a worker's log for its "[id] ready" line
-  local k=$1 deadline=$((SECONDS + WAIT_S))
-  until grep -qs '\] ready$' "$WORK/stage-$k.log"; do
-    kill -0 "${PIDS[$k]}" 2>/dev/null || fail "stage $k worker exited before ready"
-    [ "$SECONDS" -lt "$deadline" ] || fail "stage $k worker not ready after ${WAIT_S} s"
-    sleep 0.1
-  done
-}
+for k in 0 1; do start_worker "$CFG" "$k"; done
 wait_ready 0
 wait_ready 1
 

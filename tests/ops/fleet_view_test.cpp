@@ -10,6 +10,7 @@
 #include "plan/fleet_view.h"
 #include "redis_server.h"
 #include "stage/heartbeat.h"
+#include "state/keys.h"
 #include "state/membership.h"
 
 namespace fleet {
@@ -46,11 +47,13 @@ TEST(FleetView, HardwareRoundTripsAndPlansByHost) {
   EXPECT_EQ(HardwareInfo::from_json(got->hardware).simd.names(), (std::vector<std::string>{"avx2", "fma"}));
   EXPECT_DOUBLE_EQ(got->rows_per_s, 12.5);
 
-  // Requests: queued and running are in flight; done ones and the token lists are not listed.
+  // Requests, found through fleet:progress: queued and running are in flight; an ended one still
+  // indexed (its terminal event not yet known delivered) and a vanished one are not listed.
   redis.hset("fleet:req:r1", {{"status", "running"}, {"model", "m"}, {"prompt_token_count", "7"}, {"created_ms", "1"}});
   redis.rpush("fleet:req:r1:tokens", {"1", "2", "3"});
   redis.hset("fleet:req:r2", {{"status", "queued"}, {"model", "other"}, {"prompt_token_count", "2"}});
   redis.hset("fleet:req:r3", {{"status", "done"}, {"model", "m"}});
+  redis.command({"ZADD", keys::progress(), "5", "r1", "6", "r2", "7", "r3", "8", "vanished"});
   FleetView v = read_fleet_view(redis);
   ASSERT_EQ(v.workers.size(), 3u);
   ASSERT_EQ(v.requests.size(), 2u);

@@ -12,63 +12,22 @@
 # Env: FLEET_BUILD_DIR, FLEET_SOURCE_ROOT. Scratch: $FLEET_BUILD_DIR/tests/ops/run.* (kept on failure).
 set -euo pipefail
 
-SRC=${FLEET_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-BUILD=${FLEET_BUILD_DIR:-$SRC/build}
-case "$BUILD" in /*) ;; *) BUILD="$SRC/$BUILD" ;; esac
-export FLEET_BUILD_DIR="$BUILD"
-FLEET="$BUILD/services/fleet/fleet"
-STAGE="$BUILD/services/fleet-stage/fleet-stage"
-MODEL="$SRC/models/stories260K/stories260K.bin"
+. "$(dirname "${BASH_SOURCE[0]}")/../support/fleet_shell.sh"
+fleet_shell_init ops
 PROMPT="Once upon a time"
 N=40
-WAIT_S=120
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "--- $*" >&2; }
-for x in "$FLEET" "$STAGE"; do [ -x "$x" ] || fail "$x is not built"; done
-[ -f "$MODEL" ] || fail "$MODEL missing (scripts/fetch-models)"
 
 step "(f) fleet detect names the kernel variant"
 "$FLEET" detect | grep -Eq '^kernels +(avx512|avx2|scalar) \(this CPU runs: scalar' || fail "fleet detect names no kernel variant"
 if out=$(FLEET_KERNELS=amx "$FLEET" detect 2>&1); then fail "FLEET_KERNELS=amx accepted"; fi
 grep -q "FLEET_KERNELS=amx: no such kernel variant" <<<"$out" || fail "unclear error for FLEET_KERNELS=amx: $out"
 
-mkdir -p "$BUILD/tests/ops"
-WORK=$(mktemp -d "$BUILD/tests/ops/run.XXXXXX")
-STACK="$WORK/stack"
-PIDS=()
-cleanup() {
-  local rc=$? pid i
-  trap - EXIT
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  "$SRC/scripts/stack.sh" down "$STACK" >/dev/null 2>&1 || echo "warning: stack down failed in $STACK" >&2
-  if [ "$rc" -eq 0 ]; then
-    rm -rf "$WORK"
-  else
-    for f in "$WORK"/stage-*.log; do [ -f "$f" ] && { echo "=== tail $f" >&2; tail -n 15 "$f" >&2; }; done
-    echo "logs kept in $WORK" >&2
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-
-step "stack in $STACK"
-"$SRC/scripts/stack.sh" up "$STACK" >/dev/null
-set -a
-. "$STACK/stack.env"
-set +a
+stack_up
 RPORT=${FLEET_REDIS_URL##*:}; RPORT=${RPORT%%/*}
 
 PREFIX="opstest-$$-$RANDOM"
 BASE="$WORK/base.yaml"
-sed -e "s|^\(  topic_prefix:\) fleet\$|\1 $PREFIX|" -e "s|\.\./models/|$SRC/models/|g" \
-  "$SRC/configs/stories260K-2stage.yaml" >"$BASE"
-grep -q "topic_prefix: $PREFIX\$" "$BASE" || fail "could not set topic_prefix in $BASE"
+config_copy "$PREFIX" "$BASE"
 
 step "(a) fleet plan over two unequal workers"
 # stories260K holds ~1.2 MB of f32 weights; with a stated 3 MiB overhead and a 4 MiB KV budget,
@@ -112,18 +71,9 @@ rc=0; "$FLEET" plan --model "$MODEL" --workers "$WORK/tiny.yaml" --overhead 3MiB
 [ "$rc" -eq 1 ] && grep -q "short by" "$WORK/tiny.err" || fail "plan over too little memory: rc $rc, $(cat "$WORK/tiny.err")"
 
 step "(b) workers from the planned config (layers [0, $((L0 + 1))) and [$L1, 5))"
-for k in 0 1; do
-  "$STAGE" --config "$PLANNED" --stage "$k" >"$WORK/stage-$k.log" 2>&1 &
-  PIDS+=($!)
-done
-for k in 0 1; do
-  deadline=$((SECONDS + WAIT_S))
-  until grep -qs '\] ready$' "$WORK/stage-$k.log"; do
-    kill -0 "${PIDS[$k]}" 2>/dev/null || fail "stage $k worker exited before ready"
-    [ "$SECONDS" -lt "$deadline" ] || fail "stage $k worker not ready after ${WAIT_S} s"
-    sleep 0.1
-  done
-done
+for k in 0 1; do start_worker "$PLANNED" "$k"; done
+wait_ready 0
+wait_ready 1
 "$FLEET" generate --model "$MODEL" --prompt "$PROMPT" --temperature 0 --max-tokens $N >"$WORK/ref.txt" 2>/dev/null
 [ "$(wc -c <"$WORK/ref.txt")" -gt 1 ] || fail "fleet generate printed nothing"
 "$FLEET" submit --config "$PLANNED" --prompt "$PROMPT" --max-tokens $N --temperature 0 --id plan-1 --timeout-s $WAIT_S \
@@ -135,6 +85,7 @@ step "(c) fleet status"
 redis-cli -p "$RPORT" HSET fleet:req:status-probe status running model stories260K prompt_token_count 3 \
   created_ms "$(($(date +%s) * 1000))" >/dev/null
 redis-cli -p "$RPORT" RPUSH fleet:req:status-probe:tokens 5 6 >/dev/null
+redis-cli -p "$RPORT" ZADD fleet:progress "$(($(date +%s) * 1000))" status-probe >/dev/null
 "$FLEET" status --config "$PLANNED" >"$WORK/status.txt" || fail "fleet status failed"
 cat "$WORK/status.txt" >&2
 grep -q "^2 live worker(s)" "$WORK/status.txt" || fail "status does not count 2 workers"
@@ -154,6 +105,7 @@ for x in w:
 assert [r["id"] for r in v["requests"]] == ["status-probe"], v["requests"]
 PY
 redis-cli -p "$RPORT" DEL fleet:req:status-probe fleet:req:status-probe:tokens >/dev/null
+redis-cli -p "$RPORT" ZREM fleet:progress status-probe >/dev/null
 
 step "(d) fleet manifest"
 "$FLEET" manifest show stories260K --config "$PLANNED" >"$WORK/manifest.txt" || fail "manifest show failed"

@@ -516,8 +516,16 @@ TEST(StageStall, AnEndLostWithTheLastStageIsPublishedAfterAStall) {
   EXPECT_EQ(f.context(0).redis->command({"ZCARD", keys::progress()}).as_integer(), static_cast<long long>(lost))
       << "the requests whose ends were not delivered are left in fleet:progress, no other";
   StallRedrive redrive(f.context(0));
-  EXPECT_EQ(redrive.sweep(now_ms() + static_cast<int64_t>(f.config().timeouts.stall_s * 1000) + 1000),
-            static_cast<int>(lost));
+  const int64_t now = now_ms(), stall_ms = static_cast<int64_t>(f.config().timeouts.stall_s * 1000);
+  // The first check cannot read the results topic (the broker away): nothing is published, and
+  // the requests stay in the index for the next re-drive.
+  static_cast<MemoryOutbox&>(*f.context(2).outbox).scans_fail = true;
+  EXPECT_EQ(redrive.sweep(now + stall_ms + 1000), static_cast<int>(lost));
+  f.deliver_all();
+  EXPECT_EQ(outcomes(f)["r0"].terminals, 0) << "published without knowing what the results topic holds";
+  EXPECT_EQ(f.context(0).redis->command({"ZCARD", keys::progress()}).as_integer(), static_cast<long long>(lost));
+  static_cast<MemoryOutbox&>(*f.context(2).outbox).scans_fail = false;
+  EXPECT_EQ(redrive.sweep(now + 2 * stall_ms + 2000), static_cast<int>(lost));
   f.deliver_all();
   expect_exact(f, 40);
   EXPECT_EQ(outcomes(f)["r0"].finish_reason, stories_reference(kPrompts[0], 40).finish_reason);

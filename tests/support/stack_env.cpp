@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <random>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "test_support.h"
 
@@ -51,7 +53,9 @@ class StackEnvironment : public ::testing::Environment {
     dir_ = scratch_dir(name);
     g_stack_dir = dir_;
     const std::string log = dir_ + "/stack-up.log";
-    int rc = run("'" + script_ + "' up '" + dir_ + "' >'" + log + "' 2>&1");
+    const char* brokers = std::getenv("FLEET_TEST_BROKERS");
+    const std::string options = brokers && std::string(brokers) == "3" ? " --brokers 3" : "";
+    int rc = run("'" + script_ + "' up '" + dir_ + "'" + options + " >'" + log + "' 2>&1");
     if (rc != 0) {
       g_setup_error = "scripts/stack.sh up " + dir_ + " failed (exit " + std::to_string(rc) + "):\n" + tail_of(log);
       FAIL() << g_setup_error;
@@ -113,10 +117,29 @@ namespace fleet::test {
 
 const std::string& stack_dir() { return g_stack_dir; }
 
-int stack_command(const std::string& command) {
+int stack_command(const std::string& command, const std::string& arg) {
   const std::string script = std::string(FLEET_SOURCE_ROOT) + "/scripts/stack.sh";
   const std::string log = g_stack_dir + "/stack-commands.log";
-  return std::system(("'" + script + "' " + command + " '" + g_stack_dir + "' >>'" + log + "' 2>&1").c_str());
+  return run("'" + script + "' " + command + " '" + g_stack_dir + "'" + (arg.empty() ? "" : " '" + arg + "'") +
+             " >>'" + log + "' 2>&1");
+}
+
+int stack_brokers() { return 1 + static_cast<int>(std::count(g_brokers.begin(), g_brokers.end(), ',')); }
+
+std::map<int, int> partition_leaders(const std::string& brokers, const std::string& topic) {
+  std::map<int, int> leaders;
+  std::string out;
+  if (FILE* f = popen(("kcat -L -J -m 10 -b '" + brokers + "' -t '" + topic + "' 2>/dev/null").c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    pclose(f);
+  }
+  const nlohmann::json md = nlohmann::json::parse(out, nullptr, false);
+  if (md.is_discarded() || !md.contains("topics")) return leaders;
+  for (const auto& t : md["topics"])
+    if (t.value("topic", "") == topic && t.contains("partitions"))
+      for (const auto& p : t["partitions"]) leaders[p.value("partition", -1)] = p.value("leader", -1);
+  return leaders;
 }
 
 }  // namespace fleet::test
