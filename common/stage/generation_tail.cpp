@@ -22,7 +22,8 @@ GenerationTail::GenerationTail(StageContext& ctx) : ctx_(ctx) {
   stop_tokens_ = default_stop_tokens(ctx_.engine->config(), *ctx_.tokenizer);
 }
 
-GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<std::string>& to_verify) {
+GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<std::string>& to_verify,
+                                               bool recovering) {
   auto it = active_.find(id);
   if (it != active_.end()) return it->second.get();
   std::optional<RequestRecord> rec = ctx_.requests->load(id);
@@ -47,7 +48,7 @@ GenerationTail::Active* GenerationTail::lookup(const std::string& id, std::set<s
     a->last = a->stream->push(t);
     a->replayed_texts.push_back(a->last.text);
   }
-  if (!rec->generated.empty() || finished) {
+  if (!rec->generated.empty() || finished || recovering) {
     to_verify.insert(id);
     a->taken_over = !finished;
     ++takeovers_;
@@ -163,7 +164,7 @@ void GenerationTail::on_batch(const std::vector<Sampled>& batch) {
   std::set<std::string> to_verify;
   for (const Sampled& s : batch) {
     try {
-      lookup(s.step->request_id(), to_verify);
+      lookup(s.step->request_id(), to_verify, s.step->recovery_started_us() > 0);
     } catch (const RedisUnavailable&) {
       throw;  // not the request's fault: the worker retries the batch
     } catch (const std::exception& e) {
@@ -214,8 +215,10 @@ bool GenerationTail::past_deadline(const Active& a) const {
 }
 
 void GenerationTail::cancel(const std::string& id) {
-  std::set<std::string> to_verify;  // a request taken over is checked like any other
-  Active* a = lookup(id, to_verify);
+  // A request not held here is checked against the results topic first, tokens or not: it may
+  // have ended already (a cancel sent again by a re-drive).
+  std::set<std::string> to_verify;
+  Active* a = lookup(id, to_verify, true);
   if (!to_verify.empty()) verify_taken_over(to_verify);
   if (!a || !active_.count(id)) {
     // Ended before: checked above (a worker that had not seen it end), or ended by this worker.

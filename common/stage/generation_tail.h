@@ -60,8 +60,10 @@ class GenerationTail {
   };
   // The request's response_format as a matcher advanced past `generated` (nullptr: none).
   std::unique_ptr<GrammarMatcher> grammar_for(const RequestParams& params, const std::vector<int32_t>& generated);
-  // nullptr when the request is gone (error sent) or finished.
-  Active* lookup(const std::string& id, std::set<std::string>& to_verify);
+  // nullptr when the request is gone (error sent) or finished. A request not held here is checked
+  // against the results topic (to_verify) when it has tokens out, has ended, or is `recovering`
+  // (a replay's step: it may have ended before its first token, an end Redis can lose).
+  Active* lookup(const std::string& id, std::set<std::string>& to_verify, bool recovering = false);
   void verify_taken_over(const std::set<std::string>& ids);
   // A token chosen for a request, not yet stored in Redis nor published.
   struct Chosen {

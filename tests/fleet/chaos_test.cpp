@@ -234,6 +234,8 @@ TEST(FleetChaos, OverlappingRandomFaults) {
   const bool soak = minutes >= 10;
   std::vector<size_t> witnesses;
   std::vector<size_t> rss_minute5;
+  std::vector<std::map<int, size_t>> rss_peak_per_minute(kStages);  // per witness: minute -> peak RSS
+  auto next_rss_sample = Clock::now();
   if (soak) {
     for (int k = 0; k < kStages; ++k)
       for (size_t i = 0; i < d.workers().size(); ++i)
@@ -282,6 +284,14 @@ TEST(FleetChaos, OverlappingRandomFaults) {
         std::printf("submit: %s (the prompts are kept and submitted again)\n", e.what());
         requests.resize(requests.size() - batch.size());
       }
+    }
+    if (soak && Clock::now() >= next_rss_sample) {  // the RSS timeline, printed at the end
+      const int minute = static_cast<int>(std::chrono::duration_cast<std::chrono::minutes>(Clock::now() - start).count());
+      for (size_t k = 0; k < witnesses.size(); ++k) {
+        size_t& peak = rss_peak_per_minute[k][minute];
+        peak = std::max(peak, resident_bytes(d.workers()[witnesses[k]].pid));
+      }
+      next_rss_sample = Clock::now() + 5s;
     }
     if (soak && rss_minute5.empty() && Clock::now() >= start + 5min) {
       for (size_t w : witnesses) rss_minute5.push_back(resident_bytes(d.workers()[w].pid));
@@ -356,6 +366,13 @@ TEST(FleetChaos, OverlappingRandomFaults) {
     std::printf("RSS of worker %zu (stage %d, spared): %.1f MiB at minute 5, %.1f MiB at the end (%.3fx)\n", w,
                 d.workers()[w].stage, static_cast<double>(rss_minute5[k]) / (1 << 20), static_cast<double>(now) / (1 << 20),
                 ratio);
+    std::string timeline;
+    for (const auto& [minute, peak] : rss_peak_per_minute[k]) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " %d:%.1f", minute, static_cast<double>(peak) / (1 << 20));
+      timeline += buf;
+    }
+    std::printf("  its peak RSS per minute (minute:MiB):%s\n", timeline.c_str());
     if (!(ratio > 0 && ratio <= 1.05))
       problems.push_back("worker " + std::to_string(w) + ": RSS grew " + std::to_string(ratio) + "x from minute 5");
   }

@@ -490,6 +490,41 @@ TEST(StageStall, ARedriveOfARequestWhoseEndRedisLostPublishesNothing) {
   EXPECT_EQ(redis.command({"ZCARD", keys::progress()}).as_integer(), 0);
 }
 
+// The same before the first token: a request cancelled during its prefill, whose end Redis then
+// lost, is re-driven; the last stage, which holds nothing of it, checks the results topic and
+// records the end again instead of sampling token 0 (the re-drive's replay, when the cancel mark
+// was lost too) or ending it a second time (the re-drive's repeated cancel).
+TEST(StageStall, ARedriveOfARequestThatEndedBeforeItsFirstTokenPublishesNothing) {
+  for (const bool cancel_mark_lost : {true, false}) {
+    SCOPED_TRACE(cancel_mark_lost ? "the cancel mark lost too: replayed" : "cancelled again");
+    MemoryFleet f;
+    f.publish(f.config().prompts_topic(), "c0", prompt_record("c0", kPrompts[0], 40));
+    f.deliver_once();  // stage 0 admits it and sends its prefill
+    f.publish(f.config().control_topic(), "c0", R"({"id": "c0", "cancel": true})");
+    f.deliver_all();
+    auto got = outcomes(f);
+    ASSERT_EQ(got["c0"].terminals, 1);
+    ASSERT_EQ(got["c0"].finish_reason, "cancelled");
+    ASSERT_TRUE(got["c0"].tokens.empty()) << "the cancel came after the first token";
+    RedisClient& redis = *f.context(0).redis;
+    redis.hset(keys::request("c0"), {{"status", "queued"}, {"finish_reason", ""}});  // its end lost
+    if (cancel_mark_lost) redis.command({"HDEL", keys::request("c0"), "cancel_requested_ms"});
+    redis.command({"ZADD", keys::progress(), "0", "c0"});
+    const size_t events = f.results_log().size();
+    f.restart_stage(2);  // and the last stage holds nothing of it
+    StallRedrive redrive(f.context(0));
+    EXPECT_EQ(redrive.sweep(now_ms()), 1);
+    f.deliver_all();
+    EXPECT_EQ(f.results_log().size(), events) << "something more was published for c0";
+    auto rec = f.requests().load("c0");
+    ASSERT_TRUE(rec.has_value());
+    EXPECT_EQ(rec->status, RequestStatus::Done);
+    EXPECT_EQ(rec->finish_reason, "cancelled");
+    EXPECT_TRUE(rec->generated.empty());
+    EXPECT_EQ(redis.command({"ZCARD", keys::progress()}).as_integer(), 0);
+  }
+}
+
 // The last stage records a request's end in Redis, then dies before its terminal event is
 // delivered (chaos seed 2 lost one request so). The batch read again by its successor finds no
 // cache there, and stage 0 replays nothing for an ended request: nothing would publish the end.
