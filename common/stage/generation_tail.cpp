@@ -122,12 +122,11 @@ void GenerationTail::verify_taken_over(const std::set<std::string>& ids) {
       active_.erase(id);
       continue;
     }
-    if ((r.status == RequestStatus::Done || r.status == RequestStatus::Error) && unknown) {
-      // Not checked: it stays in fleet:progress, and a re-drive has it checked again a stall later.
-      active_.erase(id);
-      continue;
-    }
     if (r.status == RequestStatus::Done || r.status == RequestStatus::Error) {
+      if (unknown) {  // not checked: it stays in fleet:progress, a re-drive has it checked a stall later
+        active_.erase(id);
+        continue;
+      }
       if (!out.terminal) {
         ++republished_;
         ctx_.log_at(log::Level::Info, id,
