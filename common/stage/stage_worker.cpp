@@ -490,6 +490,7 @@ void StageWorker::on_revoked(const std::vector<bus::TopicPartition>& removed, bo
     if (fenced_outbox_ && tp.topic == ctx_.config.stage_topic(ctx_.stage)) fenced_outbox_->disown(tp.partition, !lost);
   }
   processor_->drop_partitions(removed);
+  return_free_memory();  // the closed producers' threads and buffers
   std::vector<bus::TopicPartition> all(owned_.begin(), owned_.end());
   ctx_.log("assignment%s", describe(all).c_str());
 }

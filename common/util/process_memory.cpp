@@ -1,5 +1,7 @@
 #include "util/process_memory.h"
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -21,5 +23,9 @@ size_t resident_bytes(int pid) {
   std::fclose(f);
   return kb * 1024;
 }
+
+void limit_allocator_arenas() { mallopt(M_ARENA_MAX, 2); }
+
+void return_free_memory() { malloc_trim(0); }
 
 }  // namespace fleet

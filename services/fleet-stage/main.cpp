@@ -9,6 +9,7 @@
 #include "plan/plan_config.h"
 #include "stage/stage_worker.h"
 #include "stage/worker_identity.h"
+#include "util/process_memory.h"
 #include "util/shutdown_signals.h"
 
 namespace {
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Before any thread starts: SIGINT / SIGTERM stop the worker, within timeouts.shutdown_s.
+  fleet::limit_allocator_arenas();
   fleet::ShutdownSignals signals([] { g_stop = true; },
                                  [](const std::string& line) { fleet::log::write(fleet::log::Level::Warn, "", "", line); });
   try {
