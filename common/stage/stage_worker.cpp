@@ -339,6 +339,17 @@ void StageWorker::confirm_delivered() {
     unconfirmed_.push_back({{}, ctx_.outbox->produced(), std::exchange(ctx_.ended_undelivered, {})});
   ctx_.outbox->poll_deliveries();
   const uint64_t delivered = ctx_.outbox->delivered_count();
+  if (fenced_outbox_ && fenced_outbox_->losses() != losses_seen_) {
+    // A partition was fenced, or records dropped: some terminal events counted as settled may
+    // not be on the results topic. The requests awaiting confirmation stay in the progress
+    // index; the re-drive has their ends checked by the last stage (StallRedrive).
+    losses_seen_ = fenced_outbox_->losses();
+    size_t kept = 0;
+    for (Unconfirmed& u : unconfirmed_) kept += std::exchange(u.ended, {}).size();
+    if (kept)
+      ctx_.log_at(log::Level::Warn, "", "%zu ended requests stay in the progress index: their terminal events may "
+                  "be lost with a fenced partition's records; a re-drive has them checked", kept);
+  }
   std::vector<std::string> ended;
   while (!unconfirmed_.empty() && unconfirmed_.front().produced <= delivered) {
     processor_->offsets().processed(unconfirmed_.front().records);

@@ -91,6 +91,7 @@ class StageWorker : public bus::RebalanceListener {
     std::vector<std::string> ended;  // requests whose terminal events are among those records
   };
   std::deque<Unconfirmed> unconfirmed_;
+  uint64_t losses_seen_ = 0;  // fenced_outbox_->losses() at the last confirm_delivered
   bool admission_paused_ = false;
   std::chrono::milliseconds backoff_{100};
   // GET /metrics (config metrics.port; none when -1). Last: destroyed first, while what its

@@ -49,6 +49,7 @@ TEST(FencedOutbox, TheNextOwnerFencesTheLastOnesWrites) {
 
   FencedOutbox successor(kafka_brokers(), 1000000, {}, t.in, t.prefix);
   successor.own(2);  // the zombie does not know: it still believes it owns partition 2
+  EXPECT_EQ(zombie.losses(), 0u);
 
   zombie.produce(t.out, key, "after the fence (refused)");
   EXPECT_NO_THROW(zombie.flush()) << "a fenced partition is not a failure of the outbox";
@@ -58,10 +59,14 @@ TEST(FencedOutbox, TheNextOwnerFencesTheLastOnesWrites) {
   EXPECT_GE(zombie.dropped(), 1u);
   zombie.poll_deliveries();
   EXPECT_EQ(zombie.delivered_count(), zombie.produced()) << "every record settled, the refused and dropped ones too";
+  // ... so settled is not delivered: the losses count tells the worker to keep the ends of the
+  // requests awaiting confirmation in the progress index (StageWorker::confirm_delivered).
+  EXPECT_GE(zombie.losses(), 2u) << "the fence and the dropped record";
 
   successor.produce(t.out, key, "the successor's");
   successor.flush();
   successor.commit_due(std::chrono::milliseconds(0));
+  EXPECT_EQ(successor.losses(), 0u);
 
   // The zombie's open transaction was aborted, but read_uncommitted readers saw its record,
   // as the successor's scan does: it stays, and is not written again.
