@@ -80,7 +80,7 @@ void FencedOutbox::fenced(int partition, const std::string& why) {
             "so this one publishes nothing more for its requests", partition, input_topic_.c_str(), why.c_str());
   owned_.erase(partition);
   fenced_.push_back(partition);
-  ++losses_;
+  ++fences_;
 }
 
 std::vector<int> FencedOutbox::take_fenced() { return std::exchange(fenced_, {}); }
@@ -139,7 +139,6 @@ void FencedOutbox::drop() {  // counted as produced and settled, in order: nothi
   unsettled_.push_back({nullptr, 0});
   ++produced_;
   ++dropped_;
-  ++losses_;
 }
 
 void FencedOutbox::settle() {

@@ -64,7 +64,7 @@ class FencedOutbox : public Outbox {
   // Counts fences and dropped records: when it moves, records settled since may not be on the
   // topic (a fenced producer's records fail, and dropped ones were never sent), although
   // delivered_count() counts them as settled.
-  uint64_t losses() const { return losses_; }
+  uint64_t losses() const { return fences_ + dropped_; }
 
  private:
   struct Owned {
@@ -94,7 +94,7 @@ class FencedOutbox : public Outbox {
   std::map<int, Owned> owned_;
   std::vector<int> fenced_;
   mutable std::deque<Sent> unsettled_;
-  uint64_t produced_ = 0, dropped_ = 0, losses_ = 0;
+  uint64_t produced_ = 0, dropped_ = 0, fences_ = 0;
   mutable uint64_t settled_ = 0;
 };
 

@@ -11,7 +11,8 @@ size_t resident_bytes(int pid = 0);
 // gives threads up to 8 arenas per core, and the short-lived threads leave each arena's heap
 // fragmented: measured on a last-stage worker, 8 replica join/kill cycles took RSS from 27 to 35
 // MiB (12 cycles: 47 MiB) while the heap in use stayed under 5 MiB (heaptrack). Two arenas and a
-// trim after each change of assignment keep it at 27-29 MiB. Call once, before any thread starts.
+// trim after each revocation kept 10 cycles at 26.7-31.5 MiB (bench/churn-rss). Call once, before
+// any thread starts.
 void limit_allocator_arenas();
 // Gives the allocator's free pages back to the system (malloc_trim): after a burst of short-lived
 // clients, off the token's path.
