@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "engine/kernels/kernel_select.h"
 #include "engine/matmul.h"
@@ -161,6 +162,42 @@ TEST(KernelVariants, ActivationQuantizationRoundsHalfAwayFromZeroInEveryVariant)
       for (int j = 0; j < 32; ++j) {
         const size_t i = static_cast<size_t>(b * 32 + j);
         EXPECT_EQ(q[i], static_cast<int8_t>(std::roundf(x[i] * (want_d != 0 ? 1 / want_d : 0)))) << v << " x=" << x[i];
+      }
+    }
+  }
+}
+
+TEST(KernelVariants, AttentionFollowsItsDefinitionInEveryVariant) {
+  // The definition (kernel_types.h) written out step by step with the scalar dot; every variant's
+  // attend (keys taken several at a time, output chains interleaved) must give exactly its bits,
+  // for head sizes with and without a tail of 16 and for key counts around the tile sizes.
+  RestoreKernels restore;
+  for (int hd : {8, 64, 72, 128}) {
+    for (int n : {1, 3, 4, 5, 9, 300}) {
+      SCOPED_TRACE("hd " + std::to_string(hd) + " n " + std::to_string(n));
+      const size_t stride = static_cast<size_t>(hd) * 3;  // rows of several heads, as in the cache
+      const std::vector<float> q = random_rows(1, hd, 31), k = random_rows(n, static_cast<int64_t>(stride), 37),
+                               v = random_rows(n, static_cast<int64_t>(stride), 41);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      kernels::use_kernels("scalar");
+      std::vector<float> e(static_cast<size_t>(n)), want(static_cast<size_t>(hd));
+      float mx = -INFINITY, sum = 0;
+      for (int j = 0; j < n; ++j) {
+        e[static_cast<size_t>(j)] = dot_f32(q.data(), k.data() + static_cast<size_t>(j) * stride, hd) * scale;
+        mx = std::max(mx, e[static_cast<size_t>(j)]);
+      }
+      for (float& x : e) sum += (x = expf(x - mx));
+      const float inv = 1.0f / sum;
+      for (int d = 0; d < hd; ++d) {
+        float o = 0;
+        for (int j = 0; j < n; ++j) o = o + (e[static_cast<size_t>(j)] * inv) * v[static_cast<size_t>(j) * stride + d];
+        want[static_cast<size_t>(d)] = o;
+      }
+      for (const std::string& variant : kernels::supported_kernel_variants()) {
+        kernels::use_kernels(variant);
+        std::vector<float> scores(static_cast<size_t>(n)), got(static_cast<size_t>(hd));
+        attend_head(q.data(), k.data(), v.data(), stride, n, hd, scale, scores.data(), got.data());
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0) << variant;
       }
     }
   }
