@@ -13,19 +13,27 @@
 namespace fleet::kernels {
 namespace {
 
+// 8 lanes: a tile accumulates lanes 0..7 of every 16-lane group over all k, then lanes 8..15,
+// so that 4 rows x 3 tokens of accumulators fit the 16 ymm registers.
+struct P8 {
+  __m256 v;
+  static P8 zero() { return {_mm256_setzero_ps()}; }
+  static P8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static P8 load_bf16(const uint16_t* p) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))};
+  }
+  static P8 load_f16(const uint16_t* p) { return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))}; }
+  void fma(P8 x, P8 y) { v = _mm256_fmadd_ps(x.v, y.v, v); }
+};
+
 struct V16 {
   __m256 a, b;  // lanes 0..7 and 8..15
+  using Part = P8;
+  static constexpr int kParts = 2;
+  void set_part(int p, P8 x) { (p == 0 ? a : b) = x.v; }
   static V16 zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static V16 load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
-  static __m256 bf8(const uint16_t* p) {
-    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-  static V16 load_bf16(const uint16_t* p) { return {bf8(p), bf8(p + 8)}; }
-  static V16 load_f16(const uint16_t* p) {
-    return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
-            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
-  }
   void store(float* p) const {
     _mm256_storeu_ps(p, a);
     _mm256_storeu_ps(p + 8, b);
@@ -34,10 +42,6 @@ struct V16 {
     const __m256 k = _mm256_set1_ps(s);
     a = _mm256_add_ps(a, _mm256_mul_ps(k, x.a));
     b = _mm256_add_ps(b, _mm256_mul_ps(k, x.b));
-  }
-  void fma(V16 x, V16 y) {
-    a = _mm256_fmadd_ps(x.a, y.a, a);
-    b = _mm256_fmadd_ps(x.b, y.b, b);
   }
   float sum() const {  // s8[i] = v[i] + v[i+8], s4, s2, s1: the order kernels_scalar.cpp defines
     const __m256 s8 = _mm256_add_ps(a, b);
@@ -50,10 +54,9 @@ struct V16 {
 
 #include "engine/kernels/dequant_avx2.inc"
 inline float f16_value(uint16_t h) { return _cvtsh_ss(h); }
-constexpr int kTokBlock = 2;  // f32 tiles: 4 rows x 2 tokens of accumulators
+constexpr int kTokBlock = 3;  // f32 tiles: 4 rows x 3 tokens of 8-lane accumulators
 #include "engine/kernels/f32_kernels.inc"
 
-// One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, 8..15).
 // Rows 8h..8h+7's scale d and min m of block b of group g (kernel_types.h: f16 per block, or
 // K-quant super-block f16 times block integer, m negated).
 inline __m256 f16x8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -84,34 +87,66 @@ inline __m256i high_bits(__m256i hv, int k) {
   return _mm256_and_si256(t, _mm256_set1_epi8(static_cast<char>(((1 << kHb) - 1) << 4)));
 }
 
-// One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, 8..15).
+// How many vpmaddubsw results (each lane u0*q0 + u1*q1, |q| <= 127) may be added in int16
+// before one vpmaddwd, with no overflow: |sum| <= n * 2 * umax * 127 <= 32767.
+constexpr int pairs_per_madd(int bits) {
+  const int umax = bits == 8 ? 128 : (1 << bits) - 1;  // 8 bits: |v|, up to 128
+  return 32767 / (2 * umax * 127);
+}
+
+// One group of 16 rows against TB tokens, as two halves of 8 lanes (rows 0..7, then 8..15).
+// Per half and block, for each 4-value group j (in the order of the nibble vectors): the int16
+// products of every token are summed while they cannot overflow, then widened (vpmaddwd):
+// an exact integer block sum, as every variant computes it.
 template <int kBits, int kBlock, bool kMin, bool kK, int TB>
 inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, int64_t t0, float* Y) {
   constexpr int kNib = kBlock / 8;
   constexpr int kVecs = kBits == 8 ? kBlock / 4 : kNib + (kBits > 4 ? 1 : 0);
   constexpr int kGroups = kBlock / 4;
-  const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes;
+  constexpr int kPairs = pairs_per_madd(kBits);
+  static_assert(kPairs >= 1);
   const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const int32_t offset = kBits < 8 ? W.bias : 0;  // 8-bit vectors hold v itself here
-  __m256 acc[TB][2];
-  for (int t = 0; t < TB; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < W.blocks; ++b, qw += kVecs * 64) {
-    for (int h = 0; h < 2; ++h) {
-      __m256i w[kGroups], s[kBits < 8 ? 1 : kGroups];
+  const int64_t r0 = g * kGroupRows;
+  const int64_t n = W.rows - r0 < kGroupRows ? W.rows - r0 : kGroupRows;
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* qw = W.quants + static_cast<size_t>(g) * W.group_bytes + 32 * h;
+    __m256 acc[TB];
+    for (int t = 0; t < TB; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < W.blocks; ++b, qw += kVecs * 64) {
+      __m256i hv = _mm256_setzero_si256();
+      if constexpr (kBits > 4 && kBits < 8) hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * kNib));
+      __m256i isum[TB], p16[TB];
+      for (int t = 0; t < TB; ++t) isum[t] = p16[t] = _mm256_setzero_si256();
+      // Group j of every token: add u x q to the int16 sums; widen them every kPairs groups.
+      auto add_group = [&](int j, __m256i w, __m256i sgn) {
+        for (int t = 0; t < TB; ++t) {
+          int32_t x4;
+          std::memcpy(&x4, X.q + (t0 + t) * X.cols + b * kBlock + 4 * j, 4);
+          __m256i x = _mm256_set1_epi32(x4);
+          if constexpr (kBits == 8) x = _mm256_sign_epi8(x, sgn);
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(w, x));
+          if ((j + 1) % kPairs == 0 || j + 1 == kGroups) {
+            isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], ones));
+            p16[t] = _mm256_setzero_si256();
+          }
+        }
+      };
       if constexpr (kBits < 8) {
         for (int c = 0; c < kNib; ++c) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * c + 32 * h));
-          w[2 * c] = _mm256_and_si256(v, low);
-          w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-        }
-        if constexpr (kBits > 4) {
-          const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * kNib + 32 * h));
-          for (int k = 0; k < kGroups; ++k) w[k] = _mm256_or_si256(w[k], high_bits<kBits - 4>(hv, k));
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * c));
+          __m256i w0 = _mm256_and_si256(v, low), w1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+          if constexpr (kBits > 4) {
+            w0 = _mm256_or_si256(w0, high_bits<kBits - 4>(hv, 2 * c));
+            w1 = _mm256_or_si256(w1, high_bits<kBits - 4>(hv, 2 * c + 1));
+          }
+          add_group(2 * c, w0, w0);
+          add_group(2 * c + 1, w1, w1);
         }
       } else {
         for (int c = 0; c < kVecs; ++c) {
-          s[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * c + 32 * h));
-          w[c] = _mm256_abs_epi8(s[c]);
+          const __m256i sv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + 64 * c));
+          add_group(c, _mm256_abs_epi8(sv), sv);
         }
       }
       const __m256 d = block_d<kK>(W, g, b, h);
@@ -119,39 +154,33 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
       if constexpr (kMin) m = block_m<kK>(W, g, b, h);
       for (int t = 0; t < TB; ++t) {
         const int64_t row = (t0 + t) * X.blocks + b;
-        const int8_t* xq = X.q + (t0 + t) * X.cols + b * kBlock;
-        __m256i isum = _mm256_setzero_si256();
-        for (int j = 0; j < kGroups; ++j) {
-          int32_t x4;
-          std::memcpy(&x4, xq + 4 * j, 4);
-          __m256i x = _mm256_set1_epi32(x4);
-          if constexpr (kBits == 8) x = _mm256_sign_epi8(x, s[j]);
-          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], x), ones));
-        }
-        if (offset != 0) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(offset * X.sum[row]));
-        __m256 c = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(X.dx[row])));
+        if (offset != 0) isum[t] = _mm256_sub_epi32(isum[t], _mm256_set1_epi32(offset * X.sum[row]));
+        __m256 c = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, _mm256_set1_ps(X.dx[row])));
         if constexpr (kMin) c = _mm256_add_ps(c, _mm256_mul_ps(m, _mm256_set1_ps(X.sx[row])));
-        acc[t][h] = _mm256_add_ps(acc[t][h], c);
+        acc[t] = _mm256_add_ps(acc[t], c);
       }
     }
-  }
-  const int64_t r0 = g * kGroupRows;
-  const int64_t n = W.rows - r0 < kGroupRows ? W.rows - r0 : kGroupRows;
-  for (int t = 0; t < TB; ++t) {
-    float out[kGroupRows];
-    _mm256_storeu_ps(out, acc[t][0]);
-    _mm256_storeu_ps(out + 8, acc[t][1]);
-    std::memcpy(Y + (t0 + t) * W.rows + r0, out, static_cast<size_t>(n) * sizeof(float));
+    const int64_t nh = n - 8 * h < 0 ? 0 : (n - 8 * h > 8 ? 8 : n - 8 * h);  // rows of this half
+    for (int t = 0; t < TB; ++t) {
+      float out[8];
+      _mm256_storeu_ps(out, acc[t]);
+      std::memcpy(Y + (t0 + t) * W.rows + r0 + 8 * h, out, static_cast<size_t>(nh) * sizeof(float));
+    }
   }
 }
 
 template <int kBits, int kBlock, bool kMin, bool kK>
 void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
-  constexpr int kTile = 2;
+  constexpr int kTile = 4;
   for (int64_t g = g0; g < g1; ++g) {
     int64_t t = 0;
     for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kBits, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
-    if (t < X.tokens) q8_group_tile<kBits, kBlock, kMin, kK, 1>(W, g, X, t, Y);
+    switch (X.tokens - t) {
+      case 3: q8_group_tile<kBits, kBlock, kMin, kK, 3>(W, g, X, t, Y); break;
+      case 2: q8_group_tile<kBits, kBlock, kMin, kK, 2>(W, g, X, t, Y); break;
+      case 1: q8_group_tile<kBits, kBlock, kMin, kK, 1>(W, g, X, t, Y); break;
+      default: break;
+    }
   }
 }
 
