@@ -23,6 +23,7 @@ struct V16 {
   using Part = V16;  // one part: a tile accumulates all 16 lanes at once
   static constexpr int kParts = 1;
   void set_part(int, V16 x) { *this = x; }
+  void keep_in_register() {}
   static V16 zero() { return {_mm512_setzero_ps()}; }
   static V16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static V16 load_bf16(const uint16_t* p) {

@@ -22,6 +22,7 @@ struct V16 {
   using Part = V16;  // one part: a tile accumulates all 16 lanes at once
   static constexpr int kParts = 1;
   void set_part(int, V16 x) { *this = x; }
+  void keep_in_register() {}
   static V16 zero() { return V16{}; }
   static V16 load(const float* p) {
     V16 r;
