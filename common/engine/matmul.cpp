@@ -45,4 +45,6 @@ void attend_head(const float* q, const float* k, const float* v, size_t stride, 
   kernels::active_kernels().attend(q, k, v, stride, n, head_dim, scale, scores, out);
 }
 
+void exp_f32(const float* x, int64_t n, float* y) { kernels::active_kernels().exp_f32(x, n, y); }
+
 }  // namespace fleet

@@ -38,4 +38,7 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void attend_head(const float* q, const float* k, const float* v, size_t stride, int n, int head_dim, float scale,
                  float* scores, float* out);
 
+// y[i] = expf(x[i]) for i < n (y may be x): glibc's expf bits on any CPU, vectorized.
+void exp_f32(const float* x, int64_t n, float* y);
+
 }  // namespace fleet

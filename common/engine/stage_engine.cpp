@@ -197,7 +197,7 @@ void StageEngine::forward_layers(std::span<const SeqChunk> batch, float* hidden)
   const int64_t T = static_cast<int64_t>(pos.size());
   std::vector<float> xb(static_cast<size_t>(T * D)), q(static_cast<size_t>(T * Q)), k(static_cast<size_t>(T * KV)),
       v(static_cast<size_t>(T * KV)), att(static_cast<size_t>(T * Q)), proj(static_cast<size_t>(T * D)),
-      gate(static_cast<size_t>(T * F)), up(static_cast<size_t>(T * F));
+      gate(static_cast<size_t>(T * F)), up(static_cast<size_t>(T * F)), silu(static_cast<size_t>(T * F));
   for (size_t slot = 0; slot < w_->layers.size(); ++slot) {
     const LayerWeights& lw = w_->layers[slot];
     const LayerLinears& ll = linears_[slot];
@@ -215,9 +215,12 @@ void StageEngine::forward_layers(std::span<const SeqChunk> batch, float* hidden)
     act_cache_.reset();
     ll.w_gate.apply(xb.data(), T, gate.data(), act_cache_, pool_);
     ll.w_up.apply(xb.data(), T, up.data(), act_cache_, pool_);
+    // SiLU(gate) * up = g / (1 + expf(-g)) * u; expf vectorized (same bits as libm's)
+    for (int64_t i = 0; i < T * F; ++i) silu[static_cast<size_t>(i)] = -gate[static_cast<size_t>(i)];
+    exp_f32(silu.data(), T * F, silu.data());
     for (int64_t i = 0; i < T * F; ++i) {
-      const float g = gate[static_cast<size_t>(i)];
-      gate[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * up[static_cast<size_t>(i)];
+      const size_t j = static_cast<size_t>(i);
+      gate[j] = gate[j] / (1.0f + silu[j]) * up[j];
     }
     act_cache_.reset();
     ll.w_down.apply(gate.data(), T, proj.data(), act_cache_, pool_);

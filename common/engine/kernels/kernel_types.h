@@ -81,12 +81,14 @@ struct KernelTable {
   // d = amax / 127 (d_out[b], before any rounding to f16), q = roundf(x * (d ? 1 / d : 0)).
   void (*quantize_q8_32)(const float* x, int64_t n_blocks, int8_t* q, float* d_out);
   // Causal attention of one query head over n cached positions (rows `stride` floats apart):
-  //   s_j = dot_f32(q, k_j, hd) * scale;  m = max s_j;  e_j = expf(s_j - m);
+  //   s_j = dot_f32(q, k_j, hd) * scale;  m = max s_j;  e_j = exp_f32(s_j - m);
   //   sum = e_0 + e_1 + ... (in order);  inv = 1 / sum;
   //   out[d] = 0 + (e_0 * inv) * v_0[d] + (e_1 * inv) * v_1[d] + ...  (mul, then add; j in order)
   // scores: n floats of scratch.
   void (*attend)(const float* q, const float* k, const float* v, size_t stride, int n, int hd, float scale,
                  float* scores, float* out);
+  // y[i] = expf(x[i]) for i < n (y may be x), the bits of glibc's expf (engine/kernels/exp_kernels.inc).
+  void (*exp_f32)(const float* x, int64_t n, float* y);
 };
 
 // The variants compiled into this binary (nullptr where the compiler could not build one).

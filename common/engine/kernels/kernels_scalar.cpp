@@ -61,6 +61,11 @@ struct V16 {
 void dequantize_row(int type, const uint8_t* x, int64_t n, float* y) { dequantize_generic(type, x, n, y); }
 
 inline float f16_value(uint16_t h) { return f16_to_f32(h); }
+#include "engine/kernels/exp_kernels.inc"
+void exp_f32(const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_one(x[i]);
+}
+
 constexpr int kTokBlock = 4;  // f32 tiles: 4 rows x 4 tokens of accumulators
 #include "engine/kernels/f32_kernels.inc"
 
@@ -138,7 +143,7 @@ void quantize_q8_32(const float* x, int64_t n_blocks, int8_t* q, float* d_out) {
 }  // namespace
 
 const KernelTable* scalar_kernels() {
-  static const KernelTable table{"scalar", matmul_f32_rows, dot_f32, matmul_q8_groups, quantize_q8_32, attend};
+  static const KernelTable table{"scalar", matmul_f32_rows, dot_f32, matmul_q8_groups, quantize_q8_32, attend, exp_f32};
   return &table;
 }
 
