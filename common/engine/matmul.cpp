@@ -40,9 +40,14 @@ void matmul_q8(const kernels::PackedQ8& W, const kernels::Q8Activations& X, floa
 
 float dot_f32(const float* a, const float* b, int64_t n) { return kernels::active_kernels().dot_f32(a, b, n); }
 
+void attend_rows(const float* q, size_t q_stride, int nq, const int* n, const float* k, const float* v, size_t stride,
+                 int head_dim, float scale, float* scratch, float* out, size_t out_stride) {
+  kernels::active_kernels().attend_rows(q, q_stride, nq, n, k, v, stride, head_dim, scale, scratch, out, out_stride);
+}
+
 void attend_head(const float* q, const float* k, const float* v, size_t stride, int n, int head_dim, float scale,
-                 float* scores, float* out) {
-  kernels::active_kernels().attend(q, k, v, stride, n, head_dim, scale, scores, out);
+                 float* scratch, float* out) {
+  attend_rows(q, 0, 1, &n, k, v, stride, head_dim, scale, scratch, out, 0);
 }
 
 void exp_f32(const float* x, int64_t n, float* y) { kernels::active_kernels().exp_f32(x, n, y); }

@@ -33,10 +33,15 @@ void matmul_q8(const kernels::PackedQ8& W, const kernels::Q8Activations& X, floa
 // dot(a, b) over n floats in the same fixed order as the f32 matmul's rows.
 float dot_f32(const float* a, const float* b, int64_t n);
 
-// One query head's causal attention over n cached keys and values (rows `stride` floats
-// apart), in the fixed order kernels/kernel_types.h defines; scores: n floats of scratch.
+// Causal attention of nq query rows of one head over the cached keys and values (rows `stride`
+// floats apart; row i sees keys 0 .. n[i] - 1), in the fixed order kernels/kernel_types.h
+// defines: each row's outputs are the same alone or with others. scratch: nq * (head_dim +
+// max n + 1) floats.
+void attend_rows(const float* q, size_t q_stride, int nq, const int* n, const float* k, const float* v, size_t stride,
+                 int head_dim, float scale, float* scratch, float* out, size_t out_stride);
+// One query row over n keys (attend_rows with nq = 1); scratch: head_dim + n + 1 floats.
 void attend_head(const float* q, const float* k, const float* v, size_t stride, int n, int head_dim, float scale,
-                 float* scores, float* out);
+                 float* scratch, float* out);
 
 // y[i] = expf(x[i]) for i < n (y may be x): glibc's expf bits on any CPU, vectorized.
 void exp_f32(const float* x, int64_t n, float* y);

@@ -156,26 +156,40 @@ void StageEngine::attention(const LayerWeights& lw, int slot, std::span<const Se
     }
   }
   // Causal attention: token at position p attends to positions [0, p] of its own sequence.
-  std::vector<const KVCache*> row_cache(static_cast<size_t>(T));
+  // Rows go to the kernel in blocks of up to kAttendBlock consecutive rows of one sequence, so
+  // that each cached key and value row is read once per block; results do not depend on blocks.
+  constexpr int kAttendBlock = 16;
+  struct Block {
+    int64_t row;
+    int rows;
+    const KVCache* cache;
+  };
+  std::vector<Block> blocks;
   row = 0;
-  for (const SeqChunk& ch : batch)
-    for (int i = 0; i < ch.n_tokens; ++i) row_cache[static_cast<size_t>(row++)] = ch.cache;
+  for (const SeqChunk& ch : batch) {
+    for (int i = 0; i < ch.n_tokens; i += kAttendBlock)
+      blocks.push_back({row + i, std::min(kAttendBlock, ch.n_tokens - i), ch.cache});
+    row += ch.n_tokens;
+  }
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = nh / nkv;
   double attended = 0;  // cache rows read, for the parallelism decision
   for (int p : pos) attended += p + 1;
-  // Jobs head-major (job = h * T + r): every head has the same mix of short and long rows, so
-  // the threads' contiguous shares of jobs cost about the same under the causal mask.
-  pool_.parallel_for(static_cast<size_t>(T * nh), [&](size_t b, size_t e) {
-    thread_local std::vector<float> scores;
+  const int64_t nb = static_cast<int64_t>(blocks.size());
+  // Jobs head-major (job = h * blocks + b): every head has the same mix of short and long rows,
+  // so the threads' contiguous shares of jobs cost about the same under the causal mask.
+  pool_.parallel_for(static_cast<size_t>(nb * nh), [&](size_t b, size_t e) {
+    thread_local std::vector<float> scratch;
+    int n[kAttendBlock];
     for (size_t job = b; job < e; ++job) {
-      const int64_t r = static_cast<int64_t>(job) % T;
-      const int h = static_cast<int>(static_cast<int64_t>(job) / T), kvh = h / group;
-      const int p = pos[static_cast<size_t>(r)];
-      const KVCache* cache = row_cache[static_cast<size_t>(r)];
-      scores.resize(static_cast<size_t>(p) + 1);
-      attend_head(q.data() + r * Q + h * hd, cache->k(slot, 0) + kvh * hd, cache->v(slot, 0) + kvh * hd,
-                  static_cast<size_t>(KV), p + 1, hd, scale, scores.data(), out.data() + r * Q + h * hd);
+      const Block& blk = blocks[static_cast<size_t>(static_cast<int64_t>(job) % nb)];
+      const int h = static_cast<int>(static_cast<int64_t>(job) / nb), kvh = h / group;
+      int n_max = 0;
+      for (int i = 0; i < blk.rows; ++i) n_max = std::max(n_max, n[i] = pos[static_cast<size_t>(blk.row + i)] + 1);
+      scratch.resize(static_cast<size_t>(blk.rows) * static_cast<size_t>(hd + n_max + 1));
+      attend_rows(q.data() + blk.row * Q + h * hd, static_cast<size_t>(Q), blk.rows, n, blk.cache->k(slot, 0) + kvh * hd,
+                  blk.cache->v(slot, 0) + kvh * hd, static_cast<size_t>(KV), hd, scale, scratch.data(),
+                  out.data() + blk.row * Q + h * hd, static_cast<size_t>(Q));
     }
   }, static_cast<double>(attended) * nh * hd * 2);
 }

@@ -195,9 +195,42 @@ TEST(KernelVariants, AttentionFollowsItsDefinitionInEveryVariant) {
       }
       for (const std::string& variant : kernels::supported_kernel_variants()) {
         kernels::use_kernels(variant);
-        std::vector<float> scores(static_cast<size_t>(n)), got(static_cast<size_t>(hd));
+        std::vector<float> scores(static_cast<size_t>(hd + n + 1)), got(static_cast<size_t>(hd));
         attend_head(q.data(), k.data(), v.data(), stride, n, hd, scale, scores.data(), got.data());
         EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0) << variant;
+      }
+    }
+  }
+}
+
+TEST(KernelVariants, AttentionRowsAreTheSameAloneAndInBlocks) {
+  // Blocks of consecutive query rows (row i sees keys 0 .. first + i, as in a prompt) give each
+  // row exactly the bits it gets alone, in every variant, for any block size and head size.
+  RestoreKernels restore;
+  for (int hd : {8, 64, 72}) {
+    const size_t stride = static_cast<size_t>(hd) * 2, q_stride = static_cast<size_t>(hd) * 5;
+    const int first = 6, rows = 19, keys = first + rows;
+    const std::vector<float> q = random_rows(rows, static_cast<int64_t>(q_stride), 43),
+                             k = random_rows(keys, static_cast<int64_t>(stride), 47),
+                             v = random_rows(keys, static_cast<int64_t>(stride), 53);
+    const float scale = 0.125f;
+    for (const std::string& variant : kernels::supported_kernel_variants()) {
+      kernels::use_kernels(variant);
+      std::vector<float> alone(static_cast<size_t>(rows * hd)), scratch(static_cast<size_t>(rows * (hd + keys + 1)));
+      for (int i = 0; i < rows; ++i)
+        attend_head(q.data() + i * q_stride, k.data(), v.data(), stride, first + i + 1, hd, scale, scratch.data(),
+                    alone.data() + i * hd);
+      for (int block : {1, 3, 4, 5, 16, 19}) {
+        SCOPED_TRACE(variant + " hd " + std::to_string(hd) + " block " + std::to_string(block));
+        std::vector<float> got(static_cast<size_t>(rows * hd), -1.0f);
+        for (int i0 = 0; i0 < rows; i0 += block) {
+          const int nq = std::min(block, rows - i0);
+          std::vector<int> n(static_cast<size_t>(nq));
+          for (int i = 0; i < nq; ++i) n[static_cast<size_t>(i)] = first + i0 + i + 1;
+          attend_rows(q.data() + i0 * q_stride, q_stride, nq, n.data(), k.data(), v.data(), stride, hd, scale,
+                      scratch.data(), got.data() + i0 * hd, static_cast<size_t>(hd));
+        }
+        EXPECT_EQ(std::memcmp(got.data(), alone.data(), alone.size() * 4), 0);
       }
     }
   }

@@ -80,13 +80,15 @@ struct KernelTable {
   // Q8_0-style quantization of n_blocks blocks of 32 values (llama.cpp's quantize_row_q8_0_ref):
   // d = amax / 127 (d_out[b], before any rounding to f16), q = roundf(x * (d ? 1 / d : 0)).
   void (*quantize_q8_32)(const float* x, int64_t n_blocks, int8_t* q, float* d_out);
-  // Causal attention of one query head over n cached positions (rows `stride` floats apart):
+  // Causal attention of nq query rows of one head (row i at q + i * q_stride) over the cached
+  // keys and values (rows `stride` floats apart); row i sees keys 0 .. n[i] - 1. Each row, alone
+  // or with others:
   //   s_j = dot_f32(q, k_j, hd) * scale;  m = max s_j;  e_j = exp_f32(s_j - m);
   //   sum = e_0 + e_1 + ... (in order);  inv = 1 / sum;
   //   out[d] = 0 + (e_0 * inv) * v_0[d] + (e_1 * inv) * v_1[d] + ...  (mul, then add; j in order)
-  // scores: n floats of scratch.
-  void (*attend)(const float* q, const float* k, const float* v, size_t stride, int n, int hd, float scale,
-                 float* scores, float* out);
+  // Output row i at out + i * out_stride. scratch: nq * (hd + max n + 1) floats.
+  void (*attend_rows)(const float* q, size_t q_stride, int nq, const int* n, const float* k, const float* v,
+                      size_t stride, int hd, float scale, float* scratch, float* out, size_t out_stride);
   // y[i] = expf(x[i]) for i < n (y may be x), the bits of glibc's expf (engine/kernels/exp_kernels.inc).
   void (*exp_f32)(const float* x, int64_t n, float* y);
 };

@@ -143,7 +143,7 @@ void quantize_q8_32(const float* x, int64_t n_blocks, int8_t* q, float* d_out) {
 }  // namespace
 
 const KernelTable* scalar_kernels() {
-  static const KernelTable table{"scalar", matmul_f32_rows, dot_f32, matmul_q8_groups, quantize_q8_32, attend, exp_f32};
+  static const KernelTable table{"scalar", matmul_f32_rows, dot_f32, matmul_q8_groups, quantize_q8_32, attend_rows, exp_f32};
   return &table;
 }
 
