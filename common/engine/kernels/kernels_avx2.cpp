@@ -58,37 +58,6 @@ struct V16 {
 #include "engine/kernels/dequant_avx2.inc"
 inline float f16_value(uint16_t h) { return _cvtsh_ss(h); }
 #include "engine/kernels/exp_kernels.inc"
-// y[i] = expf(x[i]) (exp_kernels.inc): 8 values at a time as two vectors of 4 doubles.
-void exp_f32(const float* x, int64_t n, float* y) {
-  const __m256d inv = _mm256_set1_pd(exp_bits_to_double(kExpInvLn2N)), shift = _mm256_set1_pd(exp_bits_to_double(kExpShift)),
-                c0 = _mm256_set1_pd(exp_bits_to_double(kExpC0)), c1 = _mm256_set1_pd(exp_bits_to_double(kExpC1)),
-                c2 = _mm256_set1_pd(exp_bits_to_double(kExpC2)), one = _mm256_set1_pd(1.0);
-  const __m256i low5 = _mm256_set1_epi64x(31);
-  const auto* tab = reinterpret_cast<const long long*>(kExpTable);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + i);
-    __m128 half[2];
-    for (int h = 0; h < 2; ++h) {
-      const __m256d xd = _mm256_cvtps_pd(h == 0 ? _mm256_castps256_ps128(xv) : _mm256_extractf128_ps(xv, 1));
-      __m256d kd = _mm256_fmadd_pd(inv, xd, shift);
-      const __m256i ki = _mm256_castpd_si256(kd);
-      kd = _mm256_sub_pd(kd, shift);
-      const __m256d r = _mm256_fmsub_pd(inv, xd, kd);
-      const __m256i t = _mm256_add_epi64(_mm256_i64gather_epi64(tab, _mm256_and_si256(ki, low5), 8), _mm256_slli_epi64(ki, 47));
-      const __m256d z = _mm256_fmadd_pd(r, c0, c1), r2 = _mm256_mul_pd(r, r);
-      const __m256d p = _mm256_fmadd_pd(z, r2, _mm256_fmadd_pd(r, c2, one));
-      half[h] = _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(t)));
-    }
-    __m256 out = _mm256_set_m128(half[1], half[0]);
-    out = _mm256_blendv_ps(out, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(xv, _mm256_set1_ps(kExpOverflow), _CMP_GT_OQ));
-    out = _mm256_blendv_ps(out, _mm256_set1_ps(kExpTiny), _mm256_cmp_ps(xv, _mm256_set1_ps(kExpMayUnderflow), _CMP_LT_OQ));
-    out = _mm256_blendv_ps(out, _mm256_setzero_ps(), _mm256_cmp_ps(xv, _mm256_set1_ps(kExpUnderflow), _CMP_LT_OQ));
-    out = _mm256_blendv_ps(out, _mm256_add_ps(xv, xv), _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));
-    _mm256_storeu_ps(y + i, out);
-  }
-  for (; i < n; ++i) y[i] = exp_one(x[i]);
-}
 
 constexpr int kTokBlock = 3;  // f32 tiles: 4 rows x 3 tokens of 8-lane accumulators
 #include "engine/kernels/f32_kernels.inc"

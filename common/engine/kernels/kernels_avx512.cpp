@@ -48,33 +48,7 @@ struct V16 {
 
 #include "engine/kernels/dequant_avx2.inc"
 inline float f16_value(uint16_t h) { return _cvtsh_ss(h); }
-#include "engine/kernels/exp_kernels.inc"
-// y[i] = expf(x[i]) (exp_kernels.inc): 8 values at a time as one vector of 8 doubles.
-void exp_f32(const float* x, int64_t n, float* y) {
-  const __m512d inv = _mm512_set1_pd(exp_bits_to_double(kExpInvLn2N)), shift = _mm512_set1_pd(exp_bits_to_double(kExpShift)),
-                c0 = _mm512_set1_pd(exp_bits_to_double(kExpC0)), c1 = _mm512_set1_pd(exp_bits_to_double(kExpC1)),
-                c2 = _mm512_set1_pd(exp_bits_to_double(kExpC2)), one = _mm512_set1_pd(1.0);
-  const __m512i low5 = _mm512_set1_epi64(31);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + i);
-    const __m512d xd = _mm512_cvtps_pd(xv);
-    __m512d kd = _mm512_fmadd_pd(inv, xd, shift);
-    const __m512i ki = _mm512_castpd_si512(kd);
-    kd = _mm512_sub_pd(kd, shift);
-    const __m512d r = _mm512_fmsub_pd(inv, xd, kd);
-    const __m512i t = _mm512_add_epi64(_mm512_i64gather_epi64(_mm512_and_si512(ki, low5), kExpTable, 8), _mm512_slli_epi64(ki, 47));
-    const __m512d z = _mm512_fmadd_pd(r, c0, c1), r2 = _mm512_mul_pd(r, r);
-    const __m512d p = _mm512_fmadd_pd(z, r2, _mm512_fmadd_pd(r, c2, one));
-    __m256 out = _mm512_cvtpd_ps(_mm512_mul_pd(p, _mm512_castsi512_pd(t)));
-    out = _mm256_blendv_ps(out, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(xv, _mm256_set1_ps(kExpOverflow), _CMP_GT_OQ));
-    out = _mm256_blendv_ps(out, _mm256_set1_ps(kExpTiny), _mm256_cmp_ps(xv, _mm256_set1_ps(kExpMayUnderflow), _CMP_LT_OQ));
-    out = _mm256_blendv_ps(out, _mm256_setzero_ps(), _mm256_cmp_ps(xv, _mm256_set1_ps(kExpUnderflow), _CMP_LT_OQ));
-    out = _mm256_blendv_ps(out, _mm256_add_ps(xv, xv), _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));
-    _mm256_storeu_ps(y + i, out);
-  }
-  for (; i < n; ++i) y[i] = exp_one(x[i]);
-}
+#include "engine/kernels/exp_kernels.inc"  // its AVX2 loop: 8 floats per step are plenty here
 
 constexpr int kTokBlock = 6;  // f32 tiles: 4 rows x 6 tokens of accumulators
 #include "engine/kernels/f32_kernels.inc"

@@ -62,9 +62,6 @@ void dequantize_row(int type, const uint8_t* x, int64_t n, float* y) { dequantiz
 
 inline float f16_value(uint16_t h) { return f16_to_f32(h); }
 #include "engine/kernels/exp_kernels.inc"
-void exp_f32(const float* x, int64_t n, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = exp_one(x[i]);
-}
 
 constexpr int kTokBlock = 4;  // f32 tiles: 4 rows x 4 tokens of accumulators
 #include "engine/kernels/f32_kernels.inc"
