@@ -45,11 +45,6 @@ void attend_rows(const float* q, size_t q_stride, int nq, const int* n, const fl
   kernels::active_kernels().attend_rows(q, q_stride, nq, n, k, v, stride, head_dim, scale, scratch, out, out_stride);
 }
 
-void attend_head(const float* q, const float* k, const float* v, size_t stride, int n, int head_dim, float scale,
-                 float* scratch, float* out) {
-  attend_rows(q, 0, 1, &n, k, v, stride, head_dim, scale, scratch, out, 0);
-}
-
 void exp_f32(const float* x, int64_t n, float* y) { kernels::active_kernels().exp_f32(x, n, y); }
 
 }  // namespace fleet

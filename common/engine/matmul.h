@@ -39,9 +39,6 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // max n + 1) floats.
 void attend_rows(const float* q, size_t q_stride, int nq, const int* n, const float* k, const float* v, size_t stride,
                  int head_dim, float scale, float* scratch, float* out, size_t out_stride);
-// One query row over n keys (attend_rows with nq = 1); scratch: head_dim + n + 1 floats.
-void attend_head(const float* q, const float* k, const float* v, size_t stride, int n, int head_dim, float scale,
-                 float* scratch, float* out);
 
 // y[i] = expf(x[i]) for i < n (y may be x): glibc's expf bits on any CPU, vectorized.
 void exp_f32(const float* x, int64_t n, float* y);

@@ -168,9 +168,10 @@ TEST(KernelVariants, ActivationQuantizationRoundsHalfAwayFromZeroInEveryVariant)
 }
 
 TEST(KernelVariants, AttentionFollowsItsDefinitionInEveryVariant) {
-  // The definition (kernel_types.h) written out step by step with the scalar dot; every variant's
-  // attend (keys taken several at a time, output chains interleaved) must give exactly its bits,
-  // for head sizes with and without a tail of 16 and for key counts around the tile sizes.
+  // The definition (kernel_types.h) written out step by step with the scalar dot; one query row
+  // through every variant's attend_rows (keys taken several at a time, output chains
+  // interleaved) must give exactly its bits, for head sizes with and without a tail of 16 and
+  // for key counts around the tile sizes.
   RestoreKernels restore;
   for (int hd : {8, 64, 72, 128}) {
     for (int n : {1, 3, 4, 5, 9, 300}) {
@@ -196,7 +197,7 @@ TEST(KernelVariants, AttentionFollowsItsDefinitionInEveryVariant) {
       for (const std::string& variant : kernels::supported_kernel_variants()) {
         kernels::use_kernels(variant);
         std::vector<float> scores(static_cast<size_t>(hd + n + 1)), got(static_cast<size_t>(hd));
-        attend_head(q.data(), k.data(), v.data(), stride, n, hd, scale, scores.data(), got.data());
+        attend_rows(q.data(), 0, 1, &n, k.data(), v.data(), stride, hd, scale, scores.data(), got.data(), 0);
         EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0) << variant;
       }
     }
@@ -217,9 +218,11 @@ TEST(KernelVariants, AttentionRowsAreTheSameAloneAndInBlocks) {
     for (const std::string& variant : kernels::supported_kernel_variants()) {
       kernels::use_kernels(variant);
       std::vector<float> alone(static_cast<size_t>(rows * hd)), scratch(static_cast<size_t>(rows * (hd + keys + 1)));
-      for (int i = 0; i < rows; ++i)
-        attend_head(q.data() + i * q_stride, k.data(), v.data(), stride, first + i + 1, hd, scale, scratch.data(),
-                    alone.data() + i * hd);
+      for (int i = 0; i < rows; ++i) {
+        const int n = first + i + 1;
+        attend_rows(q.data() + i * q_stride, 0, 1, &n, k.data(), v.data(), stride, hd, scale, scratch.data(),
+                    alone.data() + i * hd, 0);
+      }
       for (int block : {1, 3, 4, 5, 16, 19}) {
         SCOPED_TRACE(variant + " hd " + std::to_string(hd) + " block " + std::to_string(block));
         std::vector<float> got(static_cast<size_t>(rows * hd), -1.0f);
@@ -249,11 +252,13 @@ TEST(KernelVariants, ExpEqualsLibmExpfInEveryVariant) {
     x.push_back(f);
   }
   for (float edge : {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.0f, -88.0f, 0x1.62e42ep6f, -0x1.9fe368p6f,
-                     -0x1.9d1d9ep6f, 1e-45f, -1e-45f, 0.5f, -0.5f})
-  {
-    x.push_back(edge);
+                     -0x1.9d1d9ep6f, 1e-45f, -1e-45f, 0.5f, -0.5f}) {
+    x.push_back(edge);  // and its three neighbours on each side
     float up = edge, down = edge;
-    for (int d = 0; d < 3; ++d) x.push_back(up = std::nextafter(up, INFINITY)), x.push_back(down = std::nextafter(down, -INFINITY));
+    for (int d = 0; d < 3; ++d) {
+      x.push_back(up = std::nextafter(up, INFINITY));
+      x.push_back(down = std::nextafter(down, -INFINITY));
+    }
   }
   x.resize(x.size() + 5, -1.0f);  // a length that leaves a tail for the scalar loop
   for (const std::string& variant : kernels::supported_kernel_variants()) {
