@@ -118,23 +118,27 @@ TEST(KernelVariants, EveryVariantGivesTheScalarBitsInBothModesForEveryType) {
 }
 
 TEST(KernelVariants, ATokensOutputsAreTheSameAloneAndInAnyBatch) {
+  RestoreKernels restore;
   ThreadPool pool(2);
-  for (DType t : kAll)
-    for (bool q8 : {false, true}) {
-      if (q8 && !dtype_is_quantized(t)) continue;
-      SCOPED_TRACE(std::string(dtype_name(t)) + (q8 ? " q8" : " f32"));
-      const int64_t rows = 40, cols = 256, n = 64;
-      const Matrix W = random_matrix(t, rows, cols, 17u + static_cast<uint32_t>(t));
-      const std::vector<float> X = random_rows(n, cols, 23);
-      const std::vector<float> all = run(W, X, n, q8, pool);
-      for (int64_t batch : {1, 2, 7, 32}) {
-        for (int64_t t0 = 0; t0 + batch <= n; t0 += batch + 3) {
-          const std::vector<float> part(X.begin() + t0 * cols, X.begin() + (t0 + batch) * cols);
-          const std::vector<float> y = run(W, part, batch, q8, pool);
-          EXPECT_EQ(std::memcmp(y.data(), all.data() + t0 * rows, y.size() * 4), 0) << "batch " << batch << " at " << t0;
+  for (const std::string& v : kernels::supported_kernel_variants()) {
+    kernels::use_kernels(v);
+    for (DType t : kAll)
+      for (bool q8 : {false, true}) {
+        if (q8 && !dtype_is_quantized(t)) continue;
+        SCOPED_TRACE(v + " " + dtype_name(t) + (q8 ? " q8" : " f32"));
+        const int64_t rows = 40, cols = 256 + (dtype_is_quantized(t) ? 0 : 7), n = 64;
+        const Matrix W = random_matrix(t, rows, cols, 17u + static_cast<uint32_t>(t));
+        const std::vector<float> X = random_rows(n, cols, 23);
+        const std::vector<float> all = run(W, X, n, q8, pool);
+        for (int64_t batch : {1, 2, 7, 32}) {
+          for (int64_t t0 = 0; t0 + batch <= n; t0 += batch + 3) {
+            const std::vector<float> part(X.begin() + t0 * cols, X.begin() + (t0 + batch) * cols);
+            const std::vector<float> y = run(W, part, batch, q8, pool);
+            EXPECT_EQ(std::memcmp(y.data(), all.data() + t0 * rows, y.size() * 4), 0) << "batch " << batch << " at " << t0;
+          }
         }
       }
-    }
+  }
 }
 
 TEST(KernelVariants, ActivationQuantizationRoundsHalfAwayFromZeroInEveryVariant) {

@@ -135,20 +135,7 @@ inline void q8_group_tile(const PackedQ8View& W, int64_t g, const Q8ActView& X, 
   for (int t = 0; t < TB; ++t) _mm512_mask_storeu_ps(Y + (t0 + t) * W.rows + r0, mask, acc[t]);
 }
 
-template <int kBits, int kBlock, bool kMin, bool kK>
-void q8_groups(const PackedQ8View& W, int64_t g0, int64_t g1, const Q8ActView& X, float* Y) {
-  constexpr int kTile = 4;
-  for (int64_t g = g0; g < g1; ++g) {
-    int64_t t = 0;
-    for (; t + kTile <= X.tokens; t += kTile) q8_group_tile<kBits, kBlock, kMin, kK, kTile>(W, g, X, t, Y);
-    switch (X.tokens - t) {
-      case 3: q8_group_tile<kBits, kBlock, kMin, kK, 3>(W, g, X, t, Y); break;
-      case 2: q8_group_tile<kBits, kBlock, kMin, kK, 2>(W, g, X, t, Y); break;
-      case 1: q8_group_tile<kBits, kBlock, kMin, kK, 1>(W, g, X, t, Y); break;
-      default: break;
-    }
-  }
-}
+#include "engine/kernels/q8_tiles.inc"
 
 #include "engine/kernels/q8_dispatch.inc"
 
