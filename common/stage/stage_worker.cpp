@@ -263,6 +263,7 @@ void StageWorker::run_until(const std::atomic<bool>& stop) {
     }
     if (Clock::now() - last_sweep > std::chrono::seconds(5)) {
       processor_->sweep();
+      return_free_memory();  // what the Kafka clients' fetch buffers left free (util/process_memory.h)
       last_sweep = Clock::now();
     }
     if (stall_redrive_ && Clock::now() - last_redrive > std::chrono::milliseconds(stall_redrive_->interval_ms())) {
