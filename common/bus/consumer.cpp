@@ -43,13 +43,6 @@ namespace {
 // How long close() serves a group member's callbacks while it leaves (normally a few ms).
 constexpr int kLeaveTimeoutMs = 5000;
 
-using TpList = std::vector<RdKafka::TopicPartition*>;
-
-struct TpListGuard {
-  TpList list;
-  ~TpListGuard() { RdKafka::TopicPartition::destroy(list); }
-};
-
 std::string name_of(RdKafka::ErrorCode code) { return rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)); }
 
 }  // namespace
@@ -122,7 +115,7 @@ struct Consumer::Impl : RdKafka::OffsetCommitCb {
       n = std::max(n, m->offset + 1);
     }
     if (next.empty()) return;
-    TpListGuard offsets;
+    detail::PartitionListGuard offsets;
     for (const auto& [tp, off] : next) offsets.list.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition, off));
     if (!sync) {
       RdKafka::ErrorCode err = c.commitAsync(offsets.list);
@@ -256,7 +249,7 @@ namespace {
 void pause_or_resume(RdKafka::KafkaConsumer& c, const std::vector<TopicPartition>& partitions, bool pause,
                      const std::string& group_id) {
   if (partitions.empty()) return;
-  TpListGuard parts;
+  detail::PartitionListGuard parts;
   for (const TopicPartition& tp : partitions) parts.list.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition));
   RdKafka::ErrorCode err = pause ? c.pause(parts.list) : c.resume(parts.list);
   if (err != RdKafka::ERR_NO_ERROR)
@@ -284,7 +277,7 @@ void Consumer::seek(const TopicPartition& partition, int64_t offset, int timeout
 }
 
 std::vector<TopicPartition> Consumer::assignment() const {
-  TpListGuard parts;
+  detail::PartitionListGuard parts;
   RdKafka::ErrorCode err = impl_->live().assignment(parts.list);
   if (err != RdKafka::ERR_NO_ERROR) {
     throw BusError("bus: assignment of group '" + impl_->group_id + "': " + detail::describe(err), err);
@@ -294,7 +287,7 @@ std::vector<TopicPartition> Consumer::assignment() const {
 
 std::map<TopicPartition, int64_t> Consumer::lag() const {
   std::map<TopicPartition, int64_t> out;
-  TpListGuard parts;
+  detail::PartitionListGuard parts;
   if (impl_->live().assignment(parts.list) != RdKafka::ERR_NO_ERROR || parts.list.empty()) return out;
   if (impl_->live().position(parts.list) != RdKafka::ERR_NO_ERROR) return out;
   for (const RdKafka::TopicPartition* tp : parts.list) {
@@ -309,7 +302,7 @@ std::map<TopicPartition, int64_t> Consumer::lag() const {
 }
 
 int64_t Consumer::committed(const TopicPartition& tp, int timeout_ms) const {
-  TpListGuard parts;
+  detail::PartitionListGuard parts;
   parts.list.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition));
   RdKafka::ErrorCode err = impl_->live().committed(parts.list, timeout_ms);
   if (err == RdKafka::ERR_NO_ERROR) err = parts.list[0]->err();
@@ -376,7 +369,7 @@ Consumer::Consumer(AssignTag, const std::string& brokers, const std::string& top
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 
-  TpListGuard parts;
+  detail::PartitionListGuard parts;
   for (int p = 0; p < partitions; ++p) {
     int64_t offset = RdKafka::Topic::OFFSET_BEGINNING;
     if (at_end) {

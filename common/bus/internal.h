@@ -39,6 +39,12 @@ std::string describe(RdKafka::ErrorCode code);
 // Overrides merged over defaults.
 Config merged(const Config& defaults, const Config& overrides);
 
+// A list of librdkafka partitions that destroys them when it goes out of scope.
+struct PartitionListGuard {
+  std::vector<RdKafka::TopicPartition*> list;
+  ~PartitionListGuard() { RdKafka::TopicPartition::destroy(list); }
+};
+
 }  // namespace fleet::bus::detail
 
 // ---------------------------------------------------------------- group consumer rebalances

@@ -15,11 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct TpList {
-  std::vector<RdKafka::TopicPartition*> list;
-  ~TpList() { RdKafka::TopicPartition::destroy(list); }
-};
-
 [[noreturn]] void fail(const std::string& topic, const std::string& what, RdKafka::ErrorCode err) {
   throw BusError("bus: scan of '" + topic + "': " + what + ": " + detail::describe(err), err, detail::is_retriable(err));
 }
@@ -63,12 +58,12 @@ void scan_topic_since(const std::string& brokers, const std::string& topic, int6
   if (partitions == 0) fail(topic, "no partitions", RdKafka::ERR_UNKNOWN_TOPIC_OR_PART);
 
   // Start: the first offset at or after since_ms; end: the high watermark now.
-  TpList starts;
+  detail::PartitionListGuard starts;
   for (int p = 0; p < partitions; ++p) starts.list.push_back(RdKafka::TopicPartition::create(topic, p, since_ms));
   rc = c->offsetsForTimes(starts.list, ms_left());
   if (rc != RdKafka::ERR_NO_ERROR) fail(topic, "offsets for time " + std::to_string(since_ms), rc);
   std::map<int, int64_t> end;
-  TpList assign;
+  detail::PartitionListGuard assign;
   for (RdKafka::TopicPartition* tp : starts.list) {
     int64_t low = 0, high = 0;
     rc = c->query_watermark_offsets(topic, tp->partition(), &low, &high, ms_left());

@@ -38,11 +38,6 @@ GgmlType ggml_of(DType d) {
   }
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw GgufError(path.string() + ": write failed");
-}
 
 // Rope heads of a Q/K weight or bias of a llama model (0: not permuted).
 int64_t rope_heads_of(const std::string& hf_name, const ModelConfig& c, bool llama) {
@@ -134,7 +129,7 @@ void convert_gguf_to_hf(const std::string& gguf_path, const std::string& out_dir
   progress.done();
   nlohmann::json cfg = c.to_hf_json(all_bf16 ? "bfloat16" : all_f16 ? "float16" : "float32");
   cfg["fleet_converted_from"] = fs::path(gguf_path).filename().string();
-  write_text(fs::path(out_dir) / "config.json", cfg.dump(2) + "\n");
+  write_text_file((fs::path(out_dir) / "config.json").string(), cfg.dump(2) + "\n");
 
   const std::string model = f.get_or<std::string>("tokenizer.ggml.model", "");
   if (model == "llama") {
@@ -146,7 +141,7 @@ void convert_gguf_to_hf(const std::string& gguf_path, const std::string& out_dir
   nlohmann::json tc = nlohmann::json::object();
   if (const std::string tpl = f.get_or<std::string>("tokenizer.chat_template", ""); !tpl.empty()) tc["chat_template"] = tpl;
   if (f.find("tokenizer.ggml.add_bos_token")) tc["add_bos_token"] = f.get<bool>("tokenizer.ggml.add_bos_token");
-  if (!tc.empty()) write_text(fs::path(out_dir) / "tokenizer_config.json", tc.dump(2) + "\n");
+  if (!tc.empty()) write_text_file((fs::path(out_dir) / "tokenizer_config.json").string(), tc.dump(2) + "\n");
 }
 
 void convert_hf_to_gguf(const std::string& dir, const std::string& out_path, bool keep_type, GgmlType type,

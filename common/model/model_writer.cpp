@@ -10,21 +10,12 @@
 #include "model/safetensors_writer.h"
 #include "model/tensor_store.h"
 #include "tokenizer/tokenizer.h"
+#include "util/json_file.h"
 #include "util/progress.h"
 
 namespace fleet {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error(path.string() + ": write failed");
-}
-
-}  // namespace
 
 void permute_rope_rows(const uint8_t* in, uint8_t* out, int64_t n_heads, int64_t head_dim, size_t row_bytes,
                        bool to_half_split) {
@@ -95,9 +86,9 @@ void convert_llama2c_to_hf(const std::string& model_file, const std::string& tok
   track_fills(progress, specs, [](const TensorSpec& s) { return shape_bytes(s.shape, dtype_block_bytes(s.dtype)); });
   write_safetensors((fs::path(out_dir) / "model.safetensors").string(), specs);
   progress.done();
-  write_text(fs::path(out_dir) / "config.json", c.to_hf_json("float32").dump(2) + "\n");
-  write_text(fs::path(out_dir) / "tokenizer.json", tok->to_hf_tokenizer_json());
-  write_text(fs::path(out_dir) / "tokenizer_config.json", tok->to_hf_tokenizer_config_json());
+  write_text_file((fs::path(out_dir) / "config.json").string(), c.to_hf_json("float32").dump(2) + "\n");
+  write_text_file((fs::path(out_dir) / "tokenizer.json").string(), tok->to_hf_tokenizer_json());
+  write_text_file((fs::path(out_dir) / "tokenizer_config.json").string(), tok->to_hf_tokenizer_config_json());
 }
 
 }  // namespace fleet

@@ -15,4 +15,10 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error(path + ": write failed");
+}
+
 }  // namespace fleet

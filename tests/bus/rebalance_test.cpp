@@ -34,7 +34,7 @@ using fleet::test::unique_name;
 using Clock = std::chrono::steady_clock;
 using Parts = std::set<TopicPartition>;
 
-constexpr auto kDeadline = std::chrono::seconds(60);
+constexpr auto kRebalanceDeadline = std::chrono::seconds(60);
 
 Parts all_of(const std::string& topic, int partitions) {
   Parts out;
@@ -96,7 +96,7 @@ Parts assignment_of(const Consumer& c) {
 // Polls the consumers (discarding messages, which these tests do not produce unless
 // noted) until done() or the deadline.
 template <typename Done>
-bool poll_until(const std::vector<Consumer*>& consumers, Done done, std::chrono::milliseconds limit = kDeadline,
+bool poll_until(const std::vector<Consumer*>& consumers, Done done, std::chrono::milliseconds limit = kRebalanceDeadline,
                 std::vector<Message>* got = nullptr) {
   const auto deadline = Clock::now() + limit;
   while (!done()) {
@@ -173,14 +173,14 @@ TEST(BusRebalance, OnRevokedAndCloseCommitWhatWasProcessed) {
   Consumer c1(brokers, group, {topic}, {}, &l1);
   l1.consumer = &c1;
   std::vector<Message> got1;
-  ASSERT_TRUE(poll_until({&c1}, [&] { return got1.size() >= static_cast<std::size_t>(n); }, kDeadline, &got1));
+  ASSERT_TRUE(poll_until({&c1}, [&] { return got1.size() >= static_cast<std::size_t>(n); }, kRebalanceDeadline, &got1));
   ASSERT_EQ(got1.size(), static_cast<std::size_t>(n));
   for (const auto& m : got1) l1.processed[{m.topic, m.partition}] = m;  // processed, not committed
   for (const auto& tp : all) EXPECT_EQ(c1.committed(tp), -1);
 
   Consumer c2(brokers, group, {topic}, {}, &l2);
   std::vector<Message> got2;
-  ASSERT_TRUE(poll_until({&c1, &c2}, [&] { return split_settled(all, l1.owned, l2.owned); }, kDeadline, &got2))
+  ASSERT_TRUE(poll_until({&c1, &c2}, [&] { return split_settled(all, l1.owned, l2.owned); }, kRebalanceDeadline, &got2))
       << "never split: c1 " << text(l1.owned) << " c2 " << text(l2.owned);
   // What moved was committed by c1's on_revoked before c2 started reading it.
   EXPECT_EQ(l1.revoked, l2.owned);
@@ -197,7 +197,7 @@ TEST(BusRebalance, OnRevokedAndCloseCommitWhatWasProcessed) {
     EXPECT_EQ(c2.committed(tp), l1.committed_in_revoke[tp]) << "partition " << tp.partition;
   }
   // c2 ends up with everything and, everything being committed, reads nothing again.
-  ASSERT_TRUE(poll_until({&c2}, [&] { return l2.owned == all; }, kDeadline, &got2)) << "c2 owned " << text(l2.owned);
+  ASSERT_TRUE(poll_until({&c2}, [&] { return l2.owned == all; }, kRebalanceDeadline, &got2)) << "c2 owned " << text(l2.owned);
   poll_until({&c2}, [] { return false; }, std::chrono::milliseconds(1000), &got2);  // 1 s of polling
   EXPECT_TRUE(got2.empty()) << got2.size() << " committed message(s) delivered again, first at partition "
                             << got2.front().partition << " offset " << got2.front().offset;
@@ -235,7 +235,7 @@ TEST(BusRebalance, CloseDuringARebalanceLeavesCleanly) {
   auto l_old = std::make_unique<Recorder>();
   auto c_old = std::make_unique<Consumer>(brokers, group, std::vector<std::string>{topic}, Config{}, l_old.get());
   l_old->consumer = c_old.get();
-  ASSERT_TRUE(pump({{c_old.get(), l_old.get()}}, kDeadline, [&] { return l_old->owned == all; }));
+  ASSERT_TRUE(pump({{c_old.get(), l_old.get()}}, kRebalanceDeadline, [&] { return l_old->owned == all; }));
   double slowest = 0;
   for (int i = 0; i < 8; ++i) {
     auto l_new = std::make_unique<Recorder>();
@@ -257,7 +257,7 @@ TEST(BusRebalance, CloseDuringARebalanceLeavesCleanly) {
       std::swap(l_old, l_new);
     }
     c_new.reset();
-    ASSERT_TRUE(pump({{c_old.get(), l_old.get()}}, kDeadline, [&] { return l_old->owned == all; }))
+    ASSERT_TRUE(pump({{c_old.get(), l_old.get()}}, kRebalanceDeadline, [&] { return l_old->owned == all; }))
         << "round " << i << ": the remaining member owns " << text(l_old->owned);
     for (const auto& [removed, lost] : l_old->revoked_calls) EXPECT_FALSE(lost) << "round " << i;
   }
@@ -277,7 +277,7 @@ TEST(BusRebalance, ListenerExceptionIsThrownByPollAndTheAssignmentStands) {
   Thrower l;
   Consumer c(brokers, unique_name("g-rb-throw"), {topic}, {}, &l);
   std::string err;
-  const auto deadline = Clock::now() + kDeadline;
+  const auto deadline = Clock::now() + kRebalanceDeadline;
   while (err.empty() && Clock::now() < deadline) {
     try {
       c.poll(100);
@@ -388,7 +388,7 @@ TEST(BusRebalance, SurvivorTakesOverAKilledMembersPartitionsQuickly) {
   const Parts all = all_of(topic, partitions);
 
   ChildMember child(brokers, group, topic);
-  const auto deadline = Clock::now() + kDeadline;
+  const auto deadline = Clock::now() + kRebalanceDeadline;
   while (child.owned != all.size()) {  // the child alone owns everything
     ASSERT_LT(Clock::now(), deadline) << "the child never got the partitions (owns " << child.owned << ")";
     pollfd pfd{child.fd, POLLIN, 0};
@@ -426,7 +426,7 @@ TEST(BusRebalance, AMemberFrozenPastItsSessionIsToldItsPartitionsWereLost) {
   const Parts all = all_of(topic, partitions);
   ChildMember child(brokers, group, topic);
   auto wait_child = [&](auto done, const char* what) {
-    const auto deadline = Clock::now() + kDeadline;
+    const auto deadline = Clock::now() + kRebalanceDeadline;
     for (child.read_reports(); !done(); child.read_reports()) {
       if (Clock::now() >= deadline) return ::testing::AssertionFailure() << "child never " << what;
       pollfd pfd{child.fd, POLLIN, 0};

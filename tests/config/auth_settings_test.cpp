@@ -16,7 +16,7 @@ using test::error_of;
 
 const std::string kModel = "model: {path: /m.bin}\nstages: [{layers: [0, 2]}]\n";
 
-EnvLookup env_of(std::map<std::string, std::string> vars = {}) {
+EnvLookup auth_env(std::map<std::string, std::string> vars = {}) {
   return [vars](const std::string& k) -> std::optional<std::string> {
     auto it = vars.find(k);
     if (it == vars.end()) return std::nullopt;
@@ -24,11 +24,11 @@ EnvLookup env_of(std::map<std::string, std::string> vars = {}) {
   };
 }
 
-DeploymentConfig parse(const std::string& kafka, const std::string& redis, const EnvLookup& env = env_of()) {
+DeploymentConfig parse(const std::string& kafka, const std::string& redis, const EnvLookup& env = auth_env()) {
   return parse_config("kafka: " + kafka + "\nredis: " + redis + "\n" + kModel, "auth.yaml", "/", env);
 }
 
-std::string parse_error(const std::string& kafka, const std::string& redis, const EnvLookup& env = env_of()) {
+std::string parse_error(const std::string& kafka, const std::string& redis, const EnvLookup& env = auth_env()) {
   return error_of([&] { parse(kafka, redis, env); });
 }
 
@@ -158,9 +158,9 @@ TEST(RedisPassword, FromTheFileTheUrlOrTheEnvironment) {
 
   // FLEET_REDIS_PASSWORD wins over redis.password, which wins over the URL's.
   c = parse("{brokers: k:1}", "{url: 'redis://:inurl@r:1/0', password: infile}",
-            env_of({{"FLEET_REDIS_PASSWORD", "inenv"}}));
+            auth_env({{"FLEET_REDIS_PASSWORD", "inenv"}}));
   EXPECT_EQ(parse_redis_url(c.redis.url).password, "inenv");
-  c = parse("{brokers: k:1}", "{url: 'redis://:inurl@r:1/0', password: infile}", env_of({{"FLEET_REDIS_PASSWORD", ""}}));
+  c = parse("{brokers: k:1}", "{url: 'redis://:inurl@r:1/0', password: infile}", auth_env({{"FLEET_REDIS_PASSWORD", ""}}));
   EXPECT_EQ(parse_redis_url(c.redis.url).password, "infile");
 
   // A unix socket takes a password too.
@@ -215,7 +215,7 @@ TEST(KafkaProperties, EnvironmentOverrides) {
   EXPECT_EQ(kafka_property_env_var("client.id"), "FLEET_KAFKA_CLIENT_ID");
   // The listed properties come from the environment even when the file does not name them;
   // any property the file names can be overridden; empty values do not override.
-  auto env = env_of({{"FLEET_KAFKA_SASL_PASSWORD", "fromenv"},
+  auto env = auth_env({{"FLEET_KAFKA_SASL_PASSWORD", "fromenv"},
                      {"FLEET_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"},
                      {"FLEET_KAFKA_CLIENT_ID", "env-client"},
                      {"FLEET_KAFKA_LINGER_MS", "7"},

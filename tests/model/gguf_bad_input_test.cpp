@@ -13,7 +13,7 @@
 namespace fleet {
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool mentions(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Little-endian GGUF bytes; each writer returns the offset of what it wrote.
 struct Image {
@@ -111,7 +111,7 @@ std::string parse_error(const std::vector<uint8_t>& bytes, const std::string& na
 #define EXPECT_BAD(bytes, part)                                                        \
   do {                                                                                 \
     const std::string msg_ = parse_error(bytes);                                       \
-    EXPECT_TRUE(contains(msg_, "bad.gguf: ") && contains(msg_, part)) << "message: " << msg_; \
+    EXPECT_TRUE(mentions(msg_, "bad.gguf: ") && mentions(msg_, part)) << "message: " << msg_; \
   } while (0)
 
 TEST(GgufBadInput, TheValidImageParses) {
@@ -130,8 +130,8 @@ TEST(GgufBadInput, TruncatedAtEveryByte) {
   const std::vector<uint8_t> full = make_valid().img.b;
   for (size_t cut = 0; cut < full.size(); ++cut) {
     const std::string msg = parse_error(std::vector<uint8_t>(full.begin(), full.begin() + cut));
-    EXPECT_TRUE(contains(msg, "bad.gguf: ") && (contains(msg, "truncated") || contains(msg, "too short") ||
-                                                contains(msg, "past the end")))
+    EXPECT_TRUE(mentions(msg, "bad.gguf: ") && (mentions(msg, "truncated") || mentions(msg, "too short") ||
+                                                mentions(msg, "past the end")))
         << "cut at " << cut << ": " << msg;
   }
 }
@@ -163,7 +163,7 @@ TEST(GgufBadInput, SmolLM2TruncatedInMetadataAndData) {
     } catch (const GgufError& e) {
       msg = e.what();
     }
-    EXPECT_TRUE(contains(msg, "smol.gguf: ")) << "cut at " << cut << ": " << msg;
+    EXPECT_TRUE(mentions(msg, "smol.gguf: ")) << "cut at " << cut << ": " << msg;
   }
 }
 
@@ -179,10 +179,10 @@ TEST(GgufBadInput, WrongMagic) {
   const std::string path = test::scratch_dir("gguf-bad") + "/model.safetensors.gguf";
   std::ofstream(path, std::ios::binary) << "{\"__metadata__\":{}}";
   const std::string msg = test::error_of([&] { GgufFile::open(path); });
-  EXPECT_TRUE(contains(msg, path + ": not a GGUF file")) << msg;
-  EXPECT_TRUE(contains(test::error_of([&] { GgufFile::open(path + ".missing"); }), path + ".missing"));
+  EXPECT_TRUE(mentions(msg, path + ": not a GGUF file")) << msg;
+  EXPECT_TRUE(mentions(test::error_of([&] { GgufFile::open(path + ".missing"); }), path + ".missing"));
   std::ofstream(path, std::ios::binary | std::ios::trunc).close();  // empty: nothing to map
-  EXPECT_TRUE(contains(test::error_of([&] { GgufFile::open(path); }), path + ": not a GGUF file: 0 bytes"));
+  EXPECT_TRUE(mentions(test::error_of([&] { GgufFile::open(path); }), path + ": not a GGUF file: 0 bytes"));
 }
 
 TEST(GgufBadInput, BadVersion) {
@@ -311,7 +311,7 @@ TEST(GgufBadInput, BadAlignmentDuplicateKeysDeepNesting) {
     if (depth <= 16) {
       EXPECT_EQ(msg, "");
     } else {
-      EXPECT_TRUE(contains(msg, "bad.gguf: metadata entry 0 (deep): arrays nested deeper than 16")) << msg;
+      EXPECT_TRUE(mentions(msg, "bad.gguf: metadata entry 0 (deep): arrays nested deeper than 16")) << msg;
     }
   }
 }
@@ -350,7 +350,7 @@ TEST(GgufBadInput, RandomCorruptionNeverCrashes) {
         if (ggml_traits(t.type).dequantizable && t.numel < (1 << 20)) (void)f.dequantize(t);
       ++parsed;
     } catch (const GgufError& e) {
-      EXPECT_TRUE(contains(e.what(), "fuzz.gguf: ")) << e.what();
+      EXPECT_TRUE(mentions(e.what(), "fuzz.gguf: ")) << e.what();
       ++refused;
     }
   }
