@@ -38,7 +38,6 @@ GgmlType ggml_of(DType d) {
   }
 }
 
-
 // Rope heads of a Q/K weight or bias of a llama model (0: not permuted).
 int64_t rope_heads_of(const std::string& hf_name, const ModelConfig& c, bool llama) {
   if (!llama) return 0;
